@@ -1,0 +1,3 @@
+from rollout_cli.cli.app import main
+
+main()

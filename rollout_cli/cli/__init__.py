@@ -1,0 +1,1 @@
+"""The Typer layer: parse arguments, call the library, hand results to render/."""

@@ -1,0 +1,54 @@
+"""The `rollout` command. Command modules stay light: heavy imports live inside commands."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from rollout_cli import __version__
+from rollout_cli.cli import plan_commands, sandbox_command
+from rollout_cli.errors import RolloutError
+
+app = typer.Typer(
+    name="rollout",
+    help="Progressive rollouts for any HTTP-controlled service, driven by a YAML plan.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rollout {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Progressive rollouts for any HTTP-controlled service, driven by a YAML plan.
+
+    Exit codes: 0 done/healthy, 1 failed or rolled back, 2 invalid input,
+    3 waiting on a person, 4 locked, 5 unreachable or rollback incomplete.
+    """
+
+
+plan_commands.register(app)
+sandbox_command.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except RolloutError as exc:
+        from rollout_cli.render.console import print_error
+
+        print_error(exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,58 @@
+"""Secrets never leave the process: one redactor for every printed or stored string."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MASK = "***"
+SECRET_NAME = re.compile(
+    r"authorization|token|api[-_]?key|(^|[-_])key$|secret|password|passwd|cookie|webhook|credential",
+    re.IGNORECASE,
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """True for a header or variable name that conventionally holds a secret."""
+    return bool(SECRET_NAME.search(name))
+
+
+class Redactor:
+    """Replaces every known secret value, wherever it appears, with ``***``."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        # Very short values would mask innocent text ("1", "a"); they are still masked
+        # where they stand whole in a secret-named header.
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def add(self, value: str) -> None:
+        if value and len(value) >= 4 and value not in self._secrets:
+            self._secrets.append(value)
+            self._secrets.sort(key=len, reverse=True)
+
+    def text(self, value: str) -> str:
+        for secret in self._secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return {
+            name: (MASK if is_secret_name(name) and value else self.text(value))
+            for name, value in headers.items()
+        }
+
+    def data(self, value: Any) -> Any:
+        """Redact a JSON-like structure: strings by value, mapping entries by key name."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {
+                k: (MASK if isinstance(k, str) and is_secret_name(k) and isinstance(v, str) and v
+                    else self.data(v))
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
