@@ -16,18 +16,23 @@ def _no_color() -> bool:
     return bool(os.environ.get("NO_COLOR")) or os.environ.get("ROLLOUT_NO_COLOR") == "1"
 
 
-@cache
-def stdout() -> Console:
+def _make(stderr: bool) -> Console:
     from rich.console import Console
 
-    return Console(no_color=_no_color(), highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr, no_color=_no_color(), highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 120  # logs and pipes are wider than rich's default of 80
+    return console
+
+
+@cache
+def stdout() -> Console:
+    return _make(stderr=False)
 
 
 @cache
 def stderr() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, no_color=_no_color(), highlight=False, soft_wrap=True)
+    return _make(stderr=True)
 
 
 def print_error(exc: RolloutError) -> None:

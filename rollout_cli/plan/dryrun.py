@@ -1,0 +1,169 @@
+"""`rollout plan`: the whole rollout laid out in order, templates filled, nothing sent."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rollout_cli.plan.calls import resolve_command, resolve_request, variables_for
+from rollout_cli.plan.durations import format_duration
+from rollout_cli.plan.loader import LoadedPlan
+from rollout_cli.plan.models import Plan, RequestStep, Stage
+
+ROLLOUT_ID = "<rollout-id>"
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    stage: str
+    percentage: float | None
+    bake_min: float
+    bake_max: float
+    gate: str
+    checks: list[str]
+    start_earliest: float
+    start_latest: float
+    end_earliest: float
+    end_latest: float
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    phase: str          # a stage name, or "rollback"
+    kind: str           # request | run | traffic
+    label: str
+    line: str           # the redacted request line or command
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    idempotent: bool | None = None
+    expect: str | None = None
+    capture: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlannedCheck:
+    name: str
+    metric: str
+    rule: str
+    used_by: list[str]
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class DryRun:
+    plan: str
+    file: str
+    target: str
+    timeline: list[TimelineRow]
+    calls: list[PlannedCall]
+    checks: list[PlannedCheck]
+    rollback: list[PlannedCall]
+    total_earliest: float
+    total_latest: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build(loaded: LoadedPlan) -> DryRun:
+    plan = loaded.plan
+    redact = loaded.redactor
+    placeholders = {name: f"<captured:{name}>" for name in plan.captured_names}
+    calls: list[PlannedCall] = []
+    for stage in plan.stages:
+        variables = variables_for(plan, stage, ROLLOUT_ID, placeholders)
+        calls.extend(_stage_calls(plan, stage, variables, redact))
+    rollback_vars = variables_for(plan, None, ROLLOUT_ID, placeholders)
+    rollback = [_call(plan, "rollback", step, rollback_vars, redact) for step in plan.rollback]
+    timeline = _timeline(plan)
+    return DryRun(
+        plan=plan.name, file=loaded.file, target=redact.text(plan.target.base_url),
+        timeline=timeline, calls=calls, checks=_checks(plan), rollback=rollback,
+        total_earliest=timeline[-1].end_earliest, total_latest=timeline[-1].end_latest,
+    )
+
+
+def _stage_calls(plan: Plan, stage: Stage, variables: dict[str, Any], redact) -> list[PlannedCall]:  # type: ignore[no-untyped-def]
+    calls = [_call(plan, stage.name, step, variables, redact) for step in stage.steps]
+    if stage.percentage is not None and plan.traffic is not None:
+        traffic = _call(plan, stage.name, plan.traffic, variables, redact)
+        calls.append(PlannedCall(**{**asdict(traffic), "kind": "traffic",
+                                    "label": f"set traffic to {stage.percentage:g}%"}))
+    return calls
+
+
+def _call(plan: Plan, phase: str, step: Any, variables: dict[str, Any], redact) -> PlannedCall:  # type: ignore[no-untyped-def]
+    if isinstance(step, RequestStep):
+        request = resolve_request(plan, step, variables)
+        expect = None
+        if step.expect:
+            parts = []
+            if step.expect.status:
+                parts.append("status " + "|".join(str(s) for s in step.expect.status))
+            if step.expect.condition:
+                parts.append(step.expect.condition)
+            expect = ", ".join(parts) or None
+        return PlannedCall(
+            phase=phase, kind="request", label=step.name or "",
+            line=redact.text(f"{request.method} {request.url}"),
+            headers=redact.headers(request.headers),
+            body=redact.data(request.json if request.json is not None else request.body),
+            idempotent=request.idempotent, expect=expect, capture=dict(step.capture),
+        )
+    command = resolve_command(step, variables)
+    return PlannedCall(phase=phase, kind="run", label=step.name or "",
+                       line=redact.text(str(command)),
+                       expect=f"exit {command.expect_exit}")
+
+
+def _timeline(plan: Plan) -> list[TimelineRow]:
+    rows = []
+    earliest = latest = 0.0
+    for stage in plan.stages:
+        low = stage.bake.min if stage.bake else 0.0
+        high = stage.bake.max if stage.bake else 0.0
+        analysis = plan.analysis_for(stage)
+        rows.append(TimelineRow(
+            stage=stage.name, percentage=stage.percentage, bake_min=low, bake_max=high,
+            gate=stage.gate, checks=list(analysis.checks) if analysis else [],
+            start_earliest=earliest, start_latest=latest,
+            end_earliest=earliest + low, end_latest=latest + high,
+        ))
+        earliest, latest = earliest + low, latest + high
+    return rows
+
+
+def _checks(plan: Plan) -> list[PlannedCheck]:
+    users: dict[str, list[str]] = {name: [] for name in plan.checks}
+    for stage in plan.stages:
+        analysis = plan.analysis_for(stage)
+        for name in analysis.checks if analysis else ():
+            users[name].append(stage.name)
+    if plan.background_analysis:
+        for name in plan.background_analysis.checks:
+            users[name].append("background")
+    return [PlannedCheck(name, check.metric, describe_check(check), users[name], check.dry_run)
+            for name, check in plan.checks.items()]
+
+
+def describe_check(check: Any) -> str:
+    """One line: what is measured and the bands, e.g. 'mean(30m) pass >= 0.95, fail < 0.90'."""
+    if check.trend:
+        subject = f"slope over {format_duration(check.trend)}"
+    else:
+        subject = check.effective_aggregate
+        if check.window:
+            subject += f"({format_duration(check.window)})"
+        if check.baseline:
+            subject += f" vs {check.baseline}"
+    bands = []
+    if check.pass_:
+        bands.append(f"pass {check.pass_}")
+    if check.fail:
+        bands.append(f"fail {check.fail}")
+    extra = [f"min {check.min_samples} samples"] if check.min_samples > 1 else []
+    extra.append(f"no data: {check.no_data}")
+    return f"{subject} " + ", ".join(bands) + "; " + ", ".join(extra)
+
+
+__all__ = ["DryRun", "build", "describe_check", "format_duration"]

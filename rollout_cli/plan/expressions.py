@@ -1,0 +1,71 @@
+"""The check-expression grammar. Parsed, never evaluated with ``eval``.
+
+    expression := operator number [unit]
+    operator   := ">=" | "<=" | "==" | "!=" | ">" | "<"
+    number     := ["+" | "-"] digits ["." digits] [("e"|"E") ["+"|"-"] digits]
+    unit       := "%"                 relative to a baseline metric
+                | "/s" | "/m" | "/h" | "/d"   a slope, for trend checks
+
+Examples: ``>= 0.95``, ``< 0.90``, ``> +20%``, ``<= +0%``, ``> 50/h``, ``== 0``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+_GRAMMAR = re.compile(
+    r"\s*(?P<op>>=|<=|==|!=|>|<)\s*"
+    r"(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*"
+    r"(?P<unit>%|/[smhd])?\s*"
+)
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, "<=": operator.le, "==": operator.eq,
+    "!=": operator.ne, ">": operator.gt, "<": operator.lt,
+}
+_PER_HOUR = {"/s": 3600.0, "/m": 60.0, "/h": 1.0, "/d": 1 / 24}
+
+Kind = Literal["absolute", "relative", "slope"]
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A parsed comparison. ``value`` is a ratio for relative (20% -> 0.2), per hour for slopes."""
+
+    op: str
+    value: float
+    kind: Kind
+    text: str
+
+    def holds(self, observed: float) -> bool:
+        return _OPERATORS[self.op](observed, self.value)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_threshold(text: object) -> Threshold:
+    """Parse ``text``; raises ValueError with a hint when it is not in the grammar."""
+    if isinstance(text, bool):
+        raise ValueError(f"expected a comparison like '>= 0.95', got {text!r}")
+    if isinstance(text, int | float):
+        raise ValueError(f"expected a comparison like '>= {text}', got a bare number")
+    if not isinstance(text, str):
+        raise ValueError(f"expected a comparison like '>= 0.95', got {text!r}")
+    match = _GRAMMAR.fullmatch(text)
+    if not match:
+        raise ValueError(f"bad expression {text!r}; write an operator and a number, "
+                         "like '>= 0.95', '> +20%' or '> 50/h'")
+    number = float(match["number"])
+    if not math.isfinite(number):
+        raise ValueError(f"bad expression {text!r}: the number must be finite")
+    unit = match["unit"]
+    if unit == "%":
+        return Threshold(match["op"], number / 100.0, "relative", text.strip())
+    if unit:
+        return Threshold(match["op"], number * _PER_HOUR[unit], "slope", text.strip())
+    return Threshold(match["op"], number, "absolute", text.strip())

@@ -1,0 +1,74 @@
+"""Warnings about plans that are valid but probably not what their author meant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from rollout_cli.errors import Problem
+from rollout_cli.plan.durations import format_duration
+from rollout_cli.plan.loader import LoadedPlan
+from rollout_cli.plan.models import Analysis, Plan, Stage
+
+MAX_CHECKS = 12
+
+
+def lint(loaded: LoadedPlan) -> list[Problem]:
+    plan, positions = loaded.plan, loaded.positions
+
+    def warn(path: tuple[str | int, ...], message: str, hint: str | None = None) -> Problem:
+        return positions.problem(path, message, hint, severity="warning")
+
+    found: list[Problem] = []
+    for index, stage in enumerate(plan.stages):
+        found.extend(_stage(plan, index, stage, warn))
+    found.extend(_percentages(plan, warn))
+    if plan.background_analysis and len(plan.background_analysis.checks) > MAX_CHECKS:
+        found.append(warn(("background", "checks"), _too_many(plan.background_analysis)))
+    if not plan.rollback:
+        found.append(warn(("stages",), "the plan has no rollback steps",
+                          "add `rollback:` with the calls that undo the change"))
+    for index, notify in enumerate(plan.notify):
+        if not notify.webhook:
+            found.append(warn(("notify", index, "webhook"),
+                              "notify webhook is empty; these notifications are off"))
+    return sorted(found)
+
+
+def _too_many(analysis: Analysis) -> str:
+    return (f"{len(analysis.checks)} checks in one analysis (more than {MAX_CHECKS}); "
+            "consider splitting them between stage and background analysis")
+
+
+def _stage(plan: Plan, index: int, stage: Stage, warn) -> Iterator[Problem]:  # type: ignore[no-untyped-def]
+    analysis = plan.analysis_for(stage)
+    here = ("stages", index)
+    if stage.percentage is not None and analysis is None and stage.gate != "manual":
+        yield warn((*here, "percentage"), f"stage {stage.name!r} moves traffic with no "
+                   "analysis and no manual gate", "add checks or `gate: manual`")
+    if analysis is None or stage.bake is None:
+        return
+    if len(analysis.checks) > MAX_CHECKS:
+        yield warn((*here, "name"), _too_many(analysis))
+    bake = stage.bake.max
+    if analysis.interval > bake:
+        yield warn((*here, "bake"), f"stage {stage.name!r}: analysis interval "
+                   f"{format_duration(analysis.interval)} is longer than its bake "
+                   f"{format_duration(bake)}", "the stage may end before one measurement")
+    for name in analysis.checks:
+        check = plan.checks[name]
+        if check.span > bake:
+            yield warn((*here, "bake"), f"stage {stage.name!r}: check {name!r} looks at "
+                       f"{format_duration(check.span)}, longer than the bake "
+                       f"{format_duration(bake)}", "its window will hold earlier stages' data")
+
+
+def _percentages(plan: Plan, warn) -> Iterator[Problem]:  # type: ignore[no-untyped-def]
+    previous: float | None = None
+    for index, stage in enumerate(plan.stages):
+        if stage.percentage is None:
+            continue
+        if previous is not None and stage.percentage <= previous:
+            yield warn(("stages", index, "percentage"),
+                       f"stage {stage.name!r}: percentage {stage.percentage:g} does not "
+                       f"increase on the previous {previous:g}")
+        previous = stage.percentage

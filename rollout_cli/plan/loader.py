@@ -1,0 +1,79 @@
+"""From a plan file to a validated, immutable Plan, or one PlanError listing every problem."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from typing import Any
+
+from pydantic import ValidationError
+
+from rollout_cli.errors import PlanError, Problem
+from rollout_cli.plan import semantics
+from rollout_cli.plan.env import interpolate
+from rollout_cli.plan.models import Plan
+from rollout_cli.plan.problems import to_problems
+from rollout_cli.plan.yaml_source import Positions, read_document
+from rollout_cli.redact import Redactor
+
+
+@dataclass(frozen=True)
+class LoadedPlan:
+    plan: Plan
+    file: str
+    digest: str
+    positions: Positions
+    redactor: Redactor
+    env_names: frozenset[str]
+
+
+def load_plan(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> LoadedPlan:
+    file = str(path)
+    try:
+        raw = FsPath(path).read_bytes()
+    except OSError as exc:
+        raise PlanError([Problem(file, 1, 1, f"cannot read plan: {exc.strerror or exc}")]) \
+            from exc
+    return load_text(raw, file, os.environ if env is None else env)
+
+
+def load_text(raw: bytes | str, file: str, env: Mapping[str, str]) -> LoadedPlan:
+    data, positions = read_document(raw, file)
+    if not isinstance(data, dict):
+        raise PlanError([positions.problem((), "a plan is a mapping of keys",
+                                           "start with `version: 1` and `name: ...`")])
+    secret_names = {s for s in data.get("secrets") or [] if isinstance(s, str)} \
+        if isinstance(data.get("secrets"), list) else set()
+    job = interpolate(data, positions, env, secret_names)
+    resolved: dict[str, Any] = job.data  # type: ignore[attr-defined]
+    problems = list(job.problems)
+    plan: Plan | None = None
+    try:
+        plan = Plan.model_validate(resolved)
+    except ValidationError as exc:
+        problems.extend(to_problems(exc, positions))
+    problems.extend(semantics.check(resolved, positions))
+    if problems:
+        raise PlanError(_unique(problems))
+    assert plan is not None
+    redactor = Redactor(job.secret_values)
+    for notify in plan.notify:
+        redactor.add(notify.webhook)
+    digest = hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode()).hexdigest()
+    return LoadedPlan(plan, file, digest, positions, redactor, frozenset(job.used))
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    """One problem per place: a missing variable also breaks the value it was in."""
+    seen: set[tuple[int, int]] = set()
+    kept = []
+    for problem in problems:
+        where = (problem.line, problem.column)
+        if where in seen:
+            continue
+        seen.add(where)
+        kept.append(problem)
+    return kept

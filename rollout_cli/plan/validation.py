@@ -1,0 +1,48 @@
+"""`rollout validate`: load each plan, collect errors and lint warnings, never raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rollout_cli.errors import PlanError, Problem
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    file: str
+    problems: list[Problem]
+    summary: str | None  # set when the plan is valid
+
+    @property
+    def valid(self) -> bool:
+        return self.summary is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        from rollout_cli.render.plan_view import problem_dict
+
+        return {"file": self.file, "valid": self.valid,
+                "errors": [problem_dict(p) for p in self.problems if p.severity == "error"],
+                "warnings": [problem_dict(p) for p in self.problems if p.severity == "warning"]}
+
+
+def validate_file(path: Path) -> ValidationReport:
+    from rollout_cli.plan.dryrun import build
+    from rollout_cli.plan.durations import format_duration
+    from rollout_cli.plan.lint import lint
+    from rollout_cli.plan.loader import load_plan
+
+    try:
+        loaded = load_plan(path)
+    except PlanError as exc:
+        return ValidationReport(str(path), exc.problems, None)
+    dry = build(loaded)
+    stages = len(loaded.plan.stages)
+    summary = (f"{stages} stage{'s' if stages != 1 else ''}, bake "
+               f"{format_duration(dry.total_earliest)}..{format_duration(dry.total_latest)}")
+    return ValidationReport(str(path), lint(loaded), summary)
+
+
+def validate_files(paths: list[Path]) -> list[ValidationReport]:
+    return [validate_file(path) for path in paths]
