@@ -84,7 +84,9 @@ def to_problems(error: ValidationError, positions: Positions) -> list[Problem]:
             problems.append(positions.problem(path, f"unknown key {key!r}", hint, key=True))
             continue
         path, _ = walk(loc)
-        problems.append(positions.problem(path, _message(item, path), _hint(item)))
+        # A complaint about a whole mapping reads best at its key ("checks.ok:" on line 13).
+        on_key = isinstance(item.get("input"), dict) and path in positions.keys
+        problems.append(positions.problem(path, _message(item, path), _hint(item), key=on_key))
     return problems
 
 
@@ -92,7 +94,8 @@ def _message(item: Any, path: Path) -> str:
     kind, msg = item["type"], item["msg"]
     where = ".".join(str(p) for p in path) or "plan"
     if kind == "missing":
-        return f"{where}: missing required key {str(path[-1])!r}" if path else "missing key"
+        parent = ".".join(str(p) for p in path[:-1]) or "plan"
+        return f"{parent}: missing required key {str(path[-1])!r}"
     if kind == "value_error":
         return f"{where}: {msg.removeprefix('Value error, ')}"
     if kind == "step_kind":

@@ -1,0 +1,179 @@
+"""Every broken plan is refused with exit 2 and a message at its file:line:column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+BASE = """\
+version: 1
+name: demo
+target:
+  base_url: http://127.0.0.1:9
+traffic:
+  request: POST /weights
+  json: {modern: "{{ percentage }}"}
+metrics:
+  ok_rate:
+    http: {get: /stats}
+    select: ok
+checks:
+  ok:
+    metric: ok_rate
+    pass: ">= 0.95"
+    fail: "< 0.90"
+analysis:
+  interval: 1m
+  checks: [ok]
+stages:
+  - name: one
+    percentage: 10
+    bake: 5m
+rollback:
+  - request: POST /off
+"""
+
+
+def variant(old: str, new: str) -> str:
+    assert old in BASE, old
+    return BASE.replace(old, new, 1)
+
+
+# (id, plan text, expected "line:column: message fragment")
+CASES = [
+    ("unknown-top-key", BASE + "stagez: []\n", "26:1: unknown key 'stagez' (hint: did you mean 'stages'?)"),
+    ("unknown-stage-key", variant("    bake: 5m", "    bake: 5m\n    bakee: 1h"),
+     "24:5: unknown key 'bakee' (hint: did you mean 'bake'?)"),
+    ("unknown-step-key", variant("  - request: POST /off", "  - request: POST /off\n    timout: 1s"),
+     "26:5: unknown key 'timout' (hint: did you mean 'timeout'?)"),
+    ("missing-version", BASE.replace("version: 1\n", ""),
+     "1:1: plan: missing required key 'version'"),
+    ("wrong-version", variant("version: 1", "version: 2"), "1:10: version: must be 1, got 2"),
+    ("bad-duration", variant("bake: 5m", "bake: 5 minutes"),
+     "23:11: stages.0.bake: bad duration '5 minutes'"),
+    ("duration-without-unit", variant("interval: 1m", "interval: 60"),
+     "18:13: analysis.interval: duration 60 has no unit; write 60s"),
+    ("bake-range-backwards", variant("bake: 5m", "bake: 2h..1h"),
+     "23:11: stages.0.bake: bake range '2h..1h' ends before it starts"),
+    ("bad-expression", variant('pass: ">= 0.95"', 'pass: "about 0.95"'),
+     "15:11: checks.ok.pass: bad expression 'about 0.95'"),
+    ("percent-without-baseline", variant('pass: ">= 0.95"', 'pass: ">= 95%"'),
+     "15:11: checks.ok.pass: '>= 95%' is relative (%), but the check has no `baseline:`"),
+    ("slope-without-trend", variant('fail: "< 0.90"', 'fail: "> 5/h"'),
+     "16:11: checks.ok.fail: '> 5/h' is a slope, but the check has no `trend:` window"),
+    ("check-without-bands", variant('    pass: ">= 0.95"\n    fail: "< 0.90"\n', ""),
+     "13:3: checks.ok: a check needs `pass:`, `fail:` or both"),
+    ("percentage-over-100", variant("percentage: 10", "percentage: 120"),
+     "22:17: stages.0.percentage: must be less than or equal to 100, got 120"),
+    ("percentage-negative", variant("percentage: 10", "percentage: -5"),
+     "22:17: stages.0.percentage: must be greater than or equal to 0, got -5"),
+    ("unknown-template-variable", variant('"{{ percentage }}"', '"{{ pct }}"'),
+     "7:18: unknown template variable 'pct'"),
+    ("template-expression", variant('"{{ percentage }}"', '"{{ percentage * 2 }}"'),
+     "7:18: template {{ percentage * 2 }} is not a name"),
+    ("missing-env-var", variant("http://127.0.0.1:9", "${ROLLOUT_TEST_SURELY_UNSET}"),
+     "4:13: environment variable ROLLOUT_TEST_SURELY_UNSET is not set"),
+    ("duplicate-stage", variant("    bake: 5m", "    bake: 5m\n  - name: one\n    percentage: 20"),
+     "24:11: duplicate stage name 'one' (hint: first used on line 21"),
+    ("unknown-check", variant("checks: [ok]", "checks: [ok, okay]"),
+     "19:16: unknown check 'okay' (hint: did you mean 'ok'?)"),
+    ("unknown-metric", variant("metric: ok_rate", "metric: ok_ratio"),
+     "14:13: check 'ok': unknown metric 'ok_ratio' (hint: did you mean 'ok_rate'?)"),
+    ("unknown-baseline", variant("metric: ok_rate", "metric: ok_rate\n    baseline: nope"),
+     "15:15: check 'ok': unknown metric 'nope'"),
+    ("bad-method", variant("POST /off", "YEET /off"),
+     "25:14: rollback.0.request: unknown HTTP method 'YEET'"),
+    ("step-without-action", variant("  - request: POST /off", "  - name: nothing"),
+     "25:5: rollback.0: a step needs a `request:` or a `run:` key"),
+    ("json-and-body", variant("  - request: POST /off", "  - request: POST /off\n    json: {}\n    body: x"),
+     "25:5: rollback.0: give either `json:` or `body:`, not both"),
+    ("bad-gate", variant("    bake: 5m", "    bake: 5m\n    gate: sometimes"),
+     "24:11: stages.0.gate: must be 'auto' or 'manual', got 'sometimes'"),
+    ("bad-jmespath", variant("select: ok", "select: 'ok[['"), "11:13: metrics.ok_rate.select: bad JMESPath"),
+    ("two-providers", variant("    select: ok", "    select: ok\n    prometheus: {url: 'http://127.0.0.1:9090', query: up}"),
+     "9:3: metrics.ok_rate: a metric needs exactly one provider"),
+    ("percentage-without-traffic", BASE.replace(BASE[BASE.index("traffic:"):BASE.index("metrics:")], ""),
+     "19:17: stage 'one' sets a percentage, but the plan has no `traffic:` request"),
+    ("bad-base-url", variant("http://127.0.0.1:9", "ftp://example"),
+     "4:13: target.base_url: base_url 'ftp://example' must be an http:// or https:// URL"),
+    ("no-stages", variant("stages:\n  - name: one\n    percentage: 10\n    bake: 5m\n", "stages: []\n"),
+     "20:9: stages: list should have at least 1 item after validation, not 0, got []"),
+    ("bad-stage-name", variant("- name: one", "- name: Stage One"),
+     "21:11: stages.0.name: string should match pattern"),
+    ("duplicate-key", variant("    bake: 5m", "    bake: 5m\n    bake: 6m"),
+     "24:5: duplicate key 'bake' (hint: first given on line 23)"),
+    ("yaml-syntax", variant("  checks: [ok]", "  checks: [ok"), "20:7: YAML syntax"),
+    ("python-tag", variant("name: demo", "name: !!python/object/apply:os.system ['true']"),
+     "2:7: tag tag:yaml.org,2002:python/object/apply:os.system is not allowed"),
+    ("not-a-mapping", "- just\n- a list\n", "1:1: a plan is a mapping of keys"),
+    ("empty-file", "", "1:1: expected one YAML document, found an empty file"),
+    ("billion-laughs", "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 10) + "]\n"
+        for i in range(8)), "1:26: document expands to more than 100000 values"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_broken_plan_is_refused_with_location(tmp_path: Path, rollout, text: str, expected: str):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(text)
+
+    result = rollout("validate", str(plan))
+
+    assert result.code == 2
+    assert f"{plan}:{expected}" in result.err, result.err
+    assert "Traceback" not in result.err + result.out
+
+
+def test_base_plan_is_valid(tmp_path: Path, rollout):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(BASE)
+
+    result = rollout("validate", str(plan))
+
+    assert result.code == 0, result.err
+    assert "valid, 1 stage" in result.out
+
+
+def test_all_errors_reported_at_once(tmp_path: Path, rollout):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(variant("bake: 5m", "bake: soon").replace("checks: [ok]", "checks: [nope]")
+                    .replace('"{{ percentage }}"', '"{{ pct }}"'))
+
+    result = rollout("validate", str(plan))
+
+    assert result.code == 2
+    assert "invalid, 3 errors" in result.err
+    assert ":23:11: stages.0.bake: bad duration 'soon'" in result.err
+    assert ":19:12: unknown check 'nope'" in result.err
+    assert ":7:18: unknown template variable 'pct'" in result.err
+
+
+def test_plan_command_refuses_invalid_plan_without_running(tmp_path: Path, rollout):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(variant("bake: 5m", "bake: soon"))
+
+    result = rollout("plan", str(plan))
+
+    assert result.code == 2
+    assert ":23:11: stages.0.bake: bad duration 'soon'" in result.err
+    assert "1 error; nothing was run." in result.err
+    assert result.out == ""
+
+
+def test_huge_file_is_refused(tmp_path: Path, rollout):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(BASE + "# " + "x" * (1024 * 1024) + "\n")
+
+    result = rollout("validate", str(plan))
+
+    assert result.code == 2
+    assert ":1:1: plan file is" in result.err and "the limit is 1048576" in result.err
+
+
+def test_missing_file(tmp_path: Path, rollout):
+    result = rollout("validate", str(tmp_path / "nope.yaml"))
+
+    assert result.code == 2
+    assert "nope.yaml:1:1: cannot read plan: No such file or directory" in result.err

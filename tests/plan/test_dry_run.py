@@ -1,0 +1,136 @@
+"""`rollout plan`, `validate` lint warnings, `--help`, `--version`: what CI jobs read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PLANS
+from tests.plan.test_broken_plans import BASE
+
+BRAIN = str(PLANS / "brain-api.yaml")
+TOKEN = "s3cr3t-token-value-42"
+WEBHOOK = "http://127.0.0.1:9/hooks/T000/B000/XXXXsecret"
+
+
+@pytest.fixture
+def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRAIN_API_TOKEN", TOKEN)
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", WEBHOOK)
+
+
+def test_dry_run_shows_timeline_calls_checks_and_rollback(rollout, secrets):
+    result = rollout("plan", BRAIN)
+
+    assert result.code == 0, result.err
+    out = result.out
+    assert "Total bake time: 36h30m..46h30m" in out
+    for row in ("canary-10", "canary-25", "canary-50", "canary-75", "full", "legacy-cleanup"):
+        assert f"│ {row}" in out
+    assert "POST http://127.0.0.1:8080/api/admin/ab-testing/update" in out
+    assert 'body: {"rolloutPercentage": 25}' in out
+    assert 'body: {"testId": "<captured:test_id>"}' in out
+    assert "mean(30m) vs legacy_p95_ms pass <= +0%, fail > +20%" in out
+    rollback = out[out.index("Rollback, in order:"):]
+    assert rollback.index("feature-flags/disable") < rollback.index("emergency-stop") \
+        < rollback.index("memory/cleanup") < rollback.index("alerts/emergency")
+
+
+def test_dry_run_json_lists_calls_in_order_with_percentages(rollout, secrets):
+    result = rollout("plan", BRAIN, "--output", "json")
+
+    data = json.loads(result.out)
+    traffic = [c["body"]["rolloutPercentage"] for c in data["calls"] if c["kind"] == "traffic"]
+    assert traffic == [10, 25, 50, 75, 100]
+    assert data["total_latest"] == 46.5 * 3600
+    assert [row["stage"] for row in data["timeline"]][:3] == ["deploy", "initialize", "validate"]
+    assert data["calls"][0] == {**data["calls"][0], "kind": "run", "line": "npm run build"}
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_secrets_never_appear_in_dry_run(rollout, secrets, output):
+    result = rollout("plan", BRAIN, "--output", output)
+
+    assert result.code == 0
+    assert TOKEN not in result.out + result.err
+    assert WEBHOOK not in result.out + result.err
+    assert "Authorization" in result.out and "***" in result.out
+
+
+def test_env_var_marked_secret_is_masked_wherever_it_lands(rollout, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TENANT", "acme-tenant-9")
+    plan = tmp_path / "p.yaml"
+    plan.write_text(BASE.replace("POST /off", "POST /off/${TENANT}") + "secrets: [TENANT]\n")
+
+    result = rollout("plan", str(plan), "-o", "json")
+
+    assert result.code == 0
+    assert "acme-tenant-9" not in result.out
+    assert "/off/***" in result.out
+
+
+def test_lint_warnings_do_not_fail_validation_unless_strict(rollout, tmp_path: Path):
+    plan = tmp_path / "p.yaml"
+    plan.write_text(BASE.replace("interval: 1m", "interval: 10m")
+                    .replace("    bake: 5m", "    bake: 5m\n  - {name: two, percentage: 5}")
+                    .replace("rollback:\n  - request: POST /off\n", ""))
+
+    result = rollout("validate", str(plan))
+    strict = rollout("validate", "--strict", str(plan))
+
+    assert result.code == 0 and strict.code == 2
+    assert "warning: stage 'one': analysis interval 10m is longer than its bake 5m" in result.out
+    assert "warning: stage 'two': percentage 5 does not increase on the previous 10" in result.out
+    assert "warning: the plan has no rollback steps" in result.out
+
+
+def test_lint_warns_on_window_longer_than_bake_and_unguarded_traffic(rollout, tmp_path: Path):
+    plan = tmp_path / "p.yaml"
+    plan.write_text(BASE.replace("    metric: ok_rate\n", "    metric: ok_rate\n    window: 1h\n")
+                    .replace("    bake: 5m", "    bake: 5m\n  - name: two\n    percentage: 50\n"
+                             "    analysis: {checks: []}"))
+
+    result = rollout("validate", str(plan), "-o", "json")
+
+    report = json.loads(result.out)[0]
+    messages = [w["message"] for w in report["warnings"]]
+    assert report["valid"] is True
+    assert "stage 'one': check 'ok' looks at 1h, longer than the bake 5m" in messages
+    assert "stage 'two' moves traffic with no analysis and no manual gate" in messages
+    assert report["warnings"][0]["line"] > 0
+
+
+def test_validate_many_plans(rollout, tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\n")
+
+    both = rollout("validate", BRAIN, str(PLANS / "brain-api-demo.yaml"))
+    mixed = rollout("validate", BRAIN, str(bad))
+
+    assert both.code == 0 and both.out.count(": valid,") == 2
+    assert mixed.code == 2 and "bad.yaml: invalid" in mixed.err
+
+
+@pytest.mark.parametrize("command", [[], ["validate"], ["plan"], ["schema"]])
+def test_every_command_has_help(rollout, command):
+    result = rollout(*command, "--help")
+
+    assert result.code == 0
+    assert "Usage: rollout" in result.out
+    assert len(result.out.splitlines()) > 4
+
+
+def test_version(rollout):
+    from rollout_cli import __version__
+
+    result = rollout("--version")
+
+    assert (result.code, result.out.strip()) == (0, f"rollout {__version__}")
+
+
+def test_unknown_flag_is_a_usage_error(rollout):
+    result = rollout("plan", BRAIN, "--output", "yaml")
+
+    assert result.code == 2
