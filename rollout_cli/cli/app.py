@@ -44,7 +44,7 @@ sandbox_command.register(app)
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="rollout")
     except RolloutError as exc:
         from rollout_cli.render.console import print_error
 

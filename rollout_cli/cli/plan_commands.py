@@ -17,7 +17,8 @@ OUTPUT = typer.Option(Output.text, "--output", "-o", help="text for people, json
 
 
 def validate(
-    plans: list[Path] = typer.Argument(..., help="Plan files to check.", show_default=False),
+    plans: list[Path] = typer.Argument(..., metavar="PLAN...", help="Plan files to check.",
+                                       show_default=False),
     output: Output = OUTPUT,
     strict: bool = typer.Option(False, "--strict", help="Treat lint warnings as errors."),
 ) -> None:

@@ -1,0 +1,114 @@
+"""Durable file primitives: a file is either wholly there or not there at all.
+
+State may name internal URLs, so files are created 0o600 and directories 0o700.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rollout_cli.errors import StateError
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+@contextmanager
+def state_io(action: str) -> Iterator[None]:
+    """Map an OSError onto StateError at the store's edge: the message says what failed."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise StateError(f"could not {action}{where}: {exc.strerror or exc}") from exc
+
+
+def ensure_dir(path: Path) -> None:
+    """Create ``path`` and missing parents as private directories."""
+    if path.is_dir():
+        return
+    ensure_dir(path.parent)
+    try:
+        path.mkdir(mode=DIR_MODE)
+    except FileExistsError:
+        return  # another process made it in between: fine
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Persist a directory entry (a create, rename or unlink) across a crash."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_fully(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def encode_json(data: Mapping[str, Any]) -> bytes:
+    """Compact, strict JSON: NaN and Infinity are not JSON and would not read back elsewhere."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def _write_temp(directory: Path, name: str, data: bytes) -> Path:
+    # Hidden and randomised so readers never mistake it for the real file, and a
+    # temp file left by a crash is simply ignored.
+    temp = directory / f".{name}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    try:
+        write_fully(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return temp
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: after a crash a reader sees the old or the new file."""
+    temp = _write_temp(path.parent, path.name, data)
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def create_exclusive(path: Path, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` unless it exists; True when this call created it.
+
+    Exclusive like O_CREAT|O_EXCL, but the file appears with its whole content (a hard
+    link of a complete temp file), so a crash can never leave an empty claim or lock
+    that names no one and cannot be released by id.
+    """
+    temp = _write_temp(path.parent, path.name, data)
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        return False
+    finally:
+        temp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return True
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ValueError saying what is wrong if it is not one."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"holds a JSON {type(data).__name__}, not an object")
+    return data

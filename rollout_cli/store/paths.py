@@ -1,0 +1,55 @@
+"""Where rollout state lives on disk.
+
+<root>/                               default ./.rollout, or --state-dir, or $ROLLOUT_STATE_DIR
+  rollouts/<rollout-id>/
+    rollout.json                      metadata (atomic)
+    journal.jsonl                     append-only events, one JSON object a line
+    journal.jsonl.corrupt-<time>      a damaged tail moved aside by Journal.repair()
+    snapshot.json                     folded state up to a seq (atomic)
+    lock.json                         present while a command changes the rollout
+  active/<plan-name>                  the id of the plan's running rollout
+  plan-locks/<plan-name>.json         lock for commands that have no rollout yet
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from rollout_cli.errors import StateError
+
+STATE_DIR_ENV = "ROLLOUT_STATE_DIR"
+DEFAULT_STATE_DIR = ".rollout"
+
+ROLLOUTS_DIR = "rollouts"
+ACTIVE_DIR = "active"
+PLAN_LOCKS_DIR = "plan-locks"
+META_FILE = "rollout.json"
+JOURNAL_FILE = "journal.jsonl"
+SNAPSHOT_FILE = "snapshot.json"
+LOCK_FILE = "lock.json"
+
+# Plan names and rollout ids become file names: nothing that could climb out of the root.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def resolve_state_dir(
+    flag: str | None, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Path:
+    """The state root: ``--state-dir`` flag, else $ROLLOUT_STATE_DIR, else ./.rollout."""
+    environ = os.environ if env is None else env
+    chosen = flag or environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR
+    path = Path(chosen).expanduser()
+    return path if path.is_absolute() else (cwd or Path.cwd()) / path
+
+
+def check_name(kind: str, name: str) -> str:
+    """``name`` unchanged if it is safe as a file name, else a StateError saying why."""
+    if not _SAFE_NAME.fullmatch(name):
+        raise StateError(
+            f"{kind} {name!r} cannot name a state file: use up to 128 letters, digits,"
+            " '.', '_' and '-', starting with a letter or digit"
+        )
+    return name

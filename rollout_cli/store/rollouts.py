@@ -1,0 +1,371 @@
+"""The state store: rollouts by id, their metadata, and the one-active-rollout-per-plan rule."""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rollout_cli.errors import StateError
+from rollout_cli.store.atomic import (
+    DIR_MODE,
+    create_exclusive,
+    encode_json,
+    ensure_dir,
+    fsync_dir,
+    read_json_object,
+    state_io,
+    write_atomic,
+)
+from rollout_cli.store.identity import who
+from rollout_cli.store.journal import Event, Journal
+from rollout_cli.store.locks import Lock, LockRecord
+from rollout_cli.store.paths import (
+    ACTIVE_DIR,
+    JOURNAL_FILE,
+    LOCK_FILE,
+    META_FILE,
+    PLAN_LOCKS_DIR,
+    ROLLOUTS_DIR,
+    SNAPSHOT_FILE,
+    check_name,
+)
+from rollout_cli.store.snapshot import Snapshot, SnapshotUnreadable, load_snapshot, save_snapshot
+
+_SHOWN_IDS = 10
+
+
+def new_rollout_id(plan_name: str, now: datetime) -> str:
+    """``<plan-name>-<yyyymmdd-hhmmss>-<4 hex>``: sorts by time within a plan, easy to type."""
+    check_name("plan name", plan_name)
+    if now.tzinfo is not None:
+        now = now.astimezone(UTC)  # ids made on different machines must sort together
+    return f"{plan_name}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def plan_digest(path: Path) -> str:
+    """The sha256 of the plan file's bytes, in hex: which plan a rollout ran."""
+    with state_io(f"read plan file {path}"), path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+@dataclass(frozen=True)
+class RolloutMeta:
+    id: str
+    plan_name: str
+    plan_path: str
+    plan_digest: str
+    created: datetime
+    created_by: str
+
+    @classmethod
+    def for_plan(cls, plan_name: str, plan_path: Path, now: datetime) -> RolloutMeta:
+        """The metadata of a new rollout of the plan in ``plan_path``, started ``now``."""
+        return cls(
+            id=new_rollout_id(plan_name, now),
+            plan_name=plan_name,
+            plan_path=str(plan_path.resolve()),
+            plan_digest=plan_digest(plan_path),
+            created=now if now.tzinfo else now.replace(tzinfo=UTC),
+            created_by=who(),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "plan_name": self.plan_name,
+            "plan_path": self.plan_path,
+            "plan_digest": self.plan_digest,
+            "created": self.created.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "created_by": self.created_by,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], source: Path) -> RolloutMeta:
+        fields = ("id", "plan_name", "plan_path", "plan_digest", "created", "created_by")
+        missing = [name for name in fields if not isinstance(data.get(name), str)]
+        if missing:
+            raise StateError(f"rollout metadata {source} lacks {', '.join(missing)}")
+        try:
+            created = datetime.fromisoformat(data["created"])
+        except ValueError as exc:
+            raise StateError(f"rollout metadata {source} has a bad 'created': {exc}") from exc
+        return cls(**{**{name: data[name] for name in fields}, "created": created})
+
+
+@dataclass
+class SavedState:
+    """What the engine folds into the current state: the snapshot, then the later events.
+
+    ``tail_events`` streams from disk; it raises JournalCorrupt where a line is damaged.
+    """
+
+    snapshot: Snapshot | None
+    tail_events: Iterator[Event]
+    warnings: list[str]
+
+
+class RolloutDir:
+    """One rollout's directory: metadata, journal, snapshot and lock."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.id = path.name
+        self.journal = Journal(path / JOURNAL_FILE)
+
+    @property
+    def meta(self) -> RolloutMeta:
+        return _read_meta(self.path / META_FILE)
+
+    def save_snapshot(self, state: Mapping[str, Any], seq: int) -> None:
+        """Save the engine's state after folding every event up to ``seq``."""
+        save_snapshot(self.path / SNAPSHOT_FILE, state, seq)
+
+    def load(self) -> SavedState:
+        """The snapshot (if usable) and a stream of the journal events after it."""
+        warnings: list[str] = []
+        try:
+            snapshot = load_snapshot(self.path / SNAPSHOT_FILE)
+        except SnapshotUnreadable as exc:
+            snapshot = None
+            warnings.append(f"{exc}; replaying the whole journal instead")
+        after = snapshot.seq if snapshot else 0
+        return SavedState(snapshot, self.journal.events(after_seq=after), warnings)
+
+    def lock(
+        self,
+        operation: str,
+        *,
+        timeout: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> Lock:
+        return Lock(
+            self.path / LOCK_FILE,
+            f"rollout {self.id}",
+            operation,
+            timeout=timeout,
+            sleep=sleep,
+            monotonic=monotonic,
+        )
+
+
+class StateStore:
+    """Every rollout under one state root (see ``paths`` for the layout)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._rollouts = root / ROLLOUTS_DIR
+        self._active = root / ACTIVE_DIR
+        self._plan_locks = root / PLAN_LOCKS_DIR
+
+    def create(self, meta: RolloutMeta) -> RolloutDir:
+        """Make the rollout's directory with its metadata; it appears whole or not at all."""
+        check_name("rollout id", meta.id)
+        final = self._rollouts / meta.id
+        with state_io(f"create rollout {final}"):
+            ensure_dir(self._rollouts)
+            staging = self._rollouts / f".creating-{meta.id}-{secrets.token_hex(4)}"
+            staging.mkdir(mode=DIR_MODE)
+            try:
+                write_atomic(staging / META_FILE, encode_json(meta.to_json()))
+                self._publish(staging, final)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return RolloutDir(final)
+
+    def start(self, meta: RolloutMeta) -> RolloutDir:
+        """``create`` and ``claim_active`` as one step: a losing start leaves nothing behind."""
+        rollout = self.create(meta)
+        try:
+            self.claim_active(meta.plan_name, meta.id)
+        except BaseException:
+            shutil.rmtree(rollout.path, ignore_errors=True)
+            raise
+        return rollout
+
+    def open(self, rollout_id: str) -> RolloutDir:
+        """The rollout with this id, or with the one id that starts with it."""
+        ids = self._ids()
+        if rollout_id in ids:
+            return RolloutDir(self._rollouts / rollout_id)
+        matches = [known for known in ids if rollout_id and known.startswith(rollout_id)]
+        if len(matches) == 1:
+            return RolloutDir(self._rollouts / matches[0])
+        if matches:
+            raise StateError(
+                f"rollout id {rollout_id!r} is ambiguous under {self.root}:"
+                f" it starts {_some(matches)}"
+            )
+        known = f"known rollouts: {_some(ids)}" if ids else "there are no rollouts yet"
+        raise StateError(f"no rollout {rollout_id!r} under {self.root}; {known}")
+
+    def list(self) -> builtins.list[RolloutMeta]:
+        """Every rollout's metadata, oldest first."""
+        metas = [_read_meta(self._rollouts / rollout_id / META_FILE) for rollout_id in self._ids()]
+        return sorted(metas, key=lambda meta: (meta.created, meta.id))
+
+    def claim_active(self, plan_name: str, rollout_id: str) -> None:
+        """Make ``rollout_id`` the plan's active rollout; StateError naming the one that is."""
+        check_name("plan name", plan_name)
+        if rollout_id not in self._ids():
+            raise StateError(f"no rollout {rollout_id!r} under {self.root} to make active")
+        claim = self._active / plan_name
+        with state_io(f"claim {claim}"):
+            ensure_dir(self._active)
+            if create_exclusive(claim, f"{rollout_id}\n".encode()):
+                return
+            holder = _read_claim(claim)
+        if holder == rollout_id:
+            return  # claiming twice is what a retried start does
+        gone = "" if holder in self._ids() else ", which no longer exists (remove that file)"
+        raise StateError(
+            f"plan {plan_name!r} already has an active rollout, {holder}{gone};"
+            f" finish or roll it back first ({claim})"
+        )
+
+    def release_active(self, plan_name: str, rollout_id: str) -> bool:
+        """End ``rollout_id``'s claim on its plan; False if it held none (safe to repeat)."""
+        check_name("plan name", plan_name)
+        claim = self._active / plan_name
+        with state_io(f"release {claim}"):
+            if _read_claim(claim) != rollout_id:
+                return False
+            claim.unlink(missing_ok=True)
+            fsync_dir(self._active)
+        return True
+
+    def find_active(self) -> builtins.list[RolloutMeta]:
+        """The metadata of each plan's active rollout, by plan name."""
+        active = []
+        for claim in _entries(self._active):
+            rollout_id = _read_claim(claim)
+            if rollout_id is None:
+                continue  # released while we looked
+            meta_file = self._rollouts / rollout_id / META_FILE
+            if not meta_file.exists():
+                raise StateError(
+                    f"{claim} names rollout {rollout_id!r}, which does not exist under"
+                    f" {self.root}; remove that file if the rollout is gone"
+                )
+            active.append(_read_meta(meta_file))
+        return active
+
+    def lock(
+        self,
+        rollout_id: str,
+        operation: str,
+        *,
+        timeout: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> Lock:
+        """The lock of a rollout, to use as ``with store.lock(id, "advance"):``."""
+        rollout = self.open(rollout_id)
+        return rollout.lock(operation, timeout=timeout, sleep=sleep, monotonic=monotonic)
+
+    def lock_plan(
+        self,
+        plan_name: str,
+        operation: str,
+        *,
+        timeout: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> Lock:
+        """The lock of a plan, for commands that act without a rollout (rollback --plan)."""
+        check_name("plan name", plan_name)
+        with state_io(f"create {self._plan_locks}"):
+            ensure_dir(self._plan_locks)
+        return Lock(
+            self._plan_locks / f"{plan_name}.json",
+            f"plan {plan_name}",
+            operation,
+            timeout=timeout,
+            sleep=sleep,
+            monotonic=monotonic,
+        )
+
+    def held_locks(self) -> builtins.list[LockRecord]:
+        """The record of every lock held under the root, unreadable ones left out."""
+        records = []
+        for lock_file in self._lock_files():
+            try:
+                records.append(read_json_object(lock_file))
+            except (OSError, ValueError):
+                continue
+        return records
+
+    def unlock(self, lock_id: str) -> LockRecord:
+        """Release the lock with this id, whoever holds it; returns its record."""
+        for lock_file in self._lock_files():
+            try:
+                record = read_json_object(lock_file)
+            except (OSError, ValueError):
+                continue
+            if record.get("id") == lock_id:
+                with state_io(f"remove lock {lock_file}"):
+                    lock_file.unlink(missing_ok=True)
+                    fsync_dir(lock_file.parent)
+                return record
+        held = [str(record.get("id")) for record in self.held_locks()]
+        known = f"held locks: {_some(held)}" if held else "no locks are held"
+        raise StateError(f"no lock with id {lock_id!r} under {self.root}; {known}")
+
+    def _publish(self, staging: Path, final: Path) -> None:
+        try:
+            os.rename(staging, final)
+        except OSError as exc:
+            if not final.exists():
+                raise
+            raise StateError(f"rollout {final.name} already exists under {self.root}") from exc
+        fsync_dir(self._rollouts)
+
+    def _ids(self) -> builtins.list[str]:
+        return [entry.name for entry in _entries(self._rollouts) if entry.is_dir()]
+
+    def _lock_files(self) -> Iterator[Path]:
+        for rollout in _entries(self._rollouts):
+            if (rollout / LOCK_FILE).exists():
+                yield rollout / LOCK_FILE
+        yield from (entry for entry in _entries(self._plan_locks) if entry.suffix == ".json")
+
+
+def _entries(directory: Path) -> list[Path]:
+    """The directory's entries, sorted, without hidden ones (temp files of atomic writes)."""
+    with state_io(f"list {directory}"):
+        try:
+            return sorted(p for p in directory.iterdir() if not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+
+def _read_meta(path: Path) -> RolloutMeta:
+    try:
+        data = read_json_object(path)
+    except FileNotFoundError:
+        raise StateError(f"rollout metadata {path} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise StateError(f"rollout metadata {path} is unreadable: {exc}") from exc
+    return RolloutMeta.from_json(data, path)
+
+
+def _read_claim(claim: Path) -> str | None:
+    try:
+        return claim.read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _some(names: list[str]) -> str:
+    shown = ", ".join(names[-_SHOWN_IDS:])
+    hidden = len(names) - _SHOWN_IDS
+    return f"{shown} (and {hidden} more)" if hidden > 0 else shown

@@ -1,0 +1,259 @@
+"""Locks: exclusive across processes, loud about their holder, never stolen."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta
+from multiprocessing.context import ForkContext
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+import pytest
+
+from rollout_cli.errors import EXIT_LOCKED, LockedError, StateError
+from rollout_cli.store import RolloutDir, StateStore
+from rollout_cli.store.identity import who
+from rollout_cli.store.locks import POLL_INTERVAL
+
+
+class FakeClock:
+    """monotonic() and sleep() for the lock's retry loop, with no real waiting."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def _hold_lock(root: str, rollout_id: str, held: Event, release: Event) -> None:
+    with StateStore(Path(root)).lock(rollout_id, "advance"):
+        held.set()
+        release.wait(timeout=60)
+
+
+def _dead_pid() -> int:
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True
+    )
+    return int(finished.stdout)
+
+
+def _plant_lock(rollout_dir: RolloutDir, **fields: object) -> dict[str, object]:
+    record: dict[str, object] = {
+        "id": str(uuid.uuid4()),
+        "path": str(rollout_dir.path / "lock.json"),
+        "operation": "advance",
+        "who": who(),
+        "pid": os.getpid(),
+        "version": "0.1.0",
+        "created": "2024-05-01T10:00:00Z",
+        **fields,
+    }
+    (rollout_dir.path / "lock.json").write_text(json.dumps(record))
+    return record
+
+
+def test_lock_record_names_its_holder(store: StateStore, rollout_dir: RolloutDir) -> None:
+    with store.lock(rollout_dir.id, "advance") as lock:
+        record = json.loads((rollout_dir.path / "lock.json").read_text())
+        assert record == lock.record
+        assert uuid.UUID(record["id"])
+        assert record["who"] == who()
+        assert record["pid"] == os.getpid()
+        assert record["operation"] == "advance"
+        assert record["version"] == "0.1.0"
+        assert datetime.fromisoformat(record["created"]).utcoffset() == timedelta(0)
+        assert (rollout_dir.path / "lock.json").stat().st_mode & 0o777 == 0o600
+    assert not (rollout_dir.path / "lock.json").exists()
+
+
+def test_a_lock_held_by_another_process_is_refused_with_its_record(
+    store: StateStore, rollout_dir: RolloutDir, processes: ForkContext
+) -> None:
+    held, release = processes.Event(), processes.Event()
+    holder = processes.Process(
+        target=_hold_lock, args=(str(store.root), rollout_dir.id, held, release)
+    )
+    holder.start()
+    try:
+        assert held.wait(timeout=60)
+        with pytest.raises(LockedError) as caught:
+            store.lock(rollout_dir.id, "rollback").acquire()
+    finally:
+        release.set()
+        holder.join()
+    assert holder.exitcode == 0
+
+    error = caught.value
+    assert error.exit_code == EXIT_LOCKED
+    assert error.record["pid"] == holder.pid
+    assert error.record["operation"] == "advance"
+    assert error.record["stale"] is False
+    message = str(error)
+    assert message.startswith(f"rollout {rollout_dir.id} is locked by another command.")
+    for line in ("Lock Info:", f"ID:        {error.record['id']}", "Operation: advance"):
+        assert line in message
+    assert f"Who:       {who()}" in message
+    assert f"rollout unlock {error.record['id']}" in message
+    assert "STALE" not in message
+
+    with store.lock(rollout_dir.id, "rollback"):  # the holder is gone and released it
+        pass
+
+
+def test_a_lock_is_not_reentrant_within_one_process(
+    store: StateStore, rollout_dir: RolloutDir
+) -> None:
+    with store.lock(rollout_dir.id, "advance"), pytest.raises(LockedError):
+        store.lock(rollout_dir.id, "status").acquire()
+
+
+def test_a_dead_holder_on_this_host_is_reported_stale_but_not_stolen(
+    store: StateStore, rollout_dir: RolloutDir
+) -> None:
+    dead = _dead_pid()
+    planted = _plant_lock(rollout_dir, pid=dead)
+
+    with pytest.raises(LockedError) as caught:
+        store.lock(rollout_dir.id, "advance").acquire()
+
+    message = str(caught.value)
+    assert "STALE" in message
+    assert f"Pid:       {dead} (STALE: not running on this host)" in message
+    assert f"safe to release it with: rollout unlock {planted['id']}" in message
+    assert caught.value.record["stale"] is True
+    assert json.loads((rollout_dir.path / "lock.json").read_text()) == planted
+
+
+def test_a_holder_on_another_host_is_never_called_stale(
+    store: StateStore, rollout_dir: RolloutDir
+) -> None:
+    _plant_lock(rollout_dir, pid=_dead_pid(), who="bob@ci-runner-7")
+
+    with pytest.raises(LockedError) as caught:
+        store.lock(rollout_dir.id, "advance").acquire()
+    assert "STALE" not in str(caught.value)
+    assert "Who:       bob@ci-runner-7" in str(caught.value)
+
+
+def test_unlock_by_id_releases_the_lock(store: StateStore, rollout_dir: RolloutDir) -> None:
+    planted = _plant_lock(rollout_dir, pid=_dead_pid())
+
+    assert store.unlock(str(planted["id"])) == planted
+    assert not (rollout_dir.path / "lock.json").exists()
+    with store.lock(rollout_dir.id, "advance"):
+        pass
+
+
+def test_unlock_of_an_unknown_id_names_the_held_locks(
+    store: StateStore, rollout_dir: RolloutDir
+) -> None:
+    with pytest.raises(StateError, match=r"no lock with id 'nope' .*; no locks are held"):
+        store.unlock("nope")
+    planted = _plant_lock(rollout_dir)
+    with pytest.raises(StateError, match=f"held locks: {planted['id']}"):
+        store.unlock("nope")
+
+
+def test_releasing_does_not_remove_a_lock_someone_else_took_since(
+    store: StateStore, rollout_dir: RolloutDir
+) -> None:
+    first = store.lock(rollout_dir.id, "advance")
+    first.acquire()
+    assert first.id is not None
+    store.unlock(first.id)  # an operator force-unlocked it...
+    second = store.lock(rollout_dir.id, "rollback")
+    second.acquire()  # ...and another command took it
+
+    first.release()
+
+    assert json.loads((rollout_dir.path / "lock.json").read_text())["id"] == second.id
+    second.release()
+    assert not (rollout_dir.path / "lock.json").exists()
+
+
+def test_timeout_retries_until_the_deadline_then_gives_up(
+    store: StateStore, rollout_dir: RolloutDir
+) -> None:
+    clock = FakeClock()
+    _plant_lock(rollout_dir)
+    lock = store.lock(
+        rollout_dir.id, "advance", timeout=1.0, sleep=clock.sleep, monotonic=clock.monotonic
+    )
+
+    with pytest.raises(LockedError, match=r"locked by another command \(gave up after 1s\)"):
+        lock.acquire()
+    assert sum(clock.sleeps) == pytest.approx(1.0)
+    assert all(0 < seconds <= POLL_INTERVAL for seconds in clock.sleeps)
+
+
+def test_timeout_acquires_once_the_holder_releases(
+    store: StateStore, rollout_dir: RolloutDir
+) -> None:
+    clock = FakeClock()
+    planted = _plant_lock(rollout_dir)
+
+    def sleep_then_holder_finishes(seconds: float) -> None:
+        clock.sleep(seconds)
+        if len(clock.sleeps) == 2:
+            store.unlock(str(planted["id"]))
+
+    lock = store.lock(
+        rollout_dir.id,
+        "advance",
+        timeout=30.0,
+        sleep=sleep_then_holder_finishes,
+        monotonic=clock.monotonic,
+    )
+    with lock:
+        assert json.loads((rollout_dir.path / "lock.json").read_text())["id"] == lock.id
+    assert len(clock.sleeps) == 2
+
+
+def test_no_timeout_means_no_sleeping(store: StateStore, rollout_dir: RolloutDir) -> None:
+    clock = FakeClock()
+    _plant_lock(rollout_dir)
+
+    with pytest.raises(LockedError):
+        store.lock(
+            rollout_dir.id, "advance", sleep=clock.sleep, monotonic=clock.monotonic
+        ).acquire()
+    assert clock.sleeps == []
+
+
+def test_an_unreadable_lock_record_is_reported_not_stolen(
+    store: StateStore, rollout_dir: RolloutDir
+) -> None:
+    (rollout_dir.path / "lock.json").write_text("{")
+
+    with pytest.raises(LockedError, match=r"record is unreadable .*delete that file by hand"):
+        store.lock(rollout_dir.id, "advance").acquire()
+    assert (rollout_dir.path / "lock.json").read_text() == "{"
+
+
+def test_plan_locks_exclude_each_other_and_unlock_by_id(store: StateStore) -> None:
+    with store.lock_plan("brain-api", "rollback") as first:
+        with pytest.raises(LockedError, match="plan brain-api is locked") as caught:
+            store.lock_plan("brain-api", "rollback").acquire()
+        assert caught.value.record["id"] == first.id
+        with store.lock_plan("other-plan", "rollback"):
+            pass
+        assert first.id is not None
+        store.unlock(first.id)
+    with store.lock_plan("brain-api", "rollback"):
+        pass
+
+
+def test_locking_an_unknown_rollout_is_a_state_error(store: StateStore) -> None:
+    with pytest.raises(StateError, match="no rollout 'ghost'"):
+        store.lock("ghost", "advance")

@@ -1,0 +1,230 @@
+"""The store: rollout ids, metadata, lookup by prefix, and one active rollout per plan."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from multiprocessing.context import ForkContext
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+
+import pytest
+
+from rollout_cli.errors import StateError
+from rollout_cli.store import RolloutMeta, StateStore, new_rollout_id, plan_digest
+
+NOW = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
+MakeMeta = Callable[..., RolloutMeta]
+
+
+def _claim(
+    root: str, plan: str, rollout_id: str, start: Barrier, results: Queue[tuple[str, bool]]
+) -> None:
+    store = StateStore(Path(root))
+    start.wait(timeout=60)
+    try:
+        store.claim_active(plan, rollout_id)
+    except StateError:
+        results.put((rollout_id, False))
+    else:
+        results.put((rollout_id, True))
+
+
+def test_rollout_id_is_plan_time_and_four_hex() -> None:
+    rollout_id = new_rollout_id("brain-api", datetime(2024, 5, 1, 9, 5, 7))
+
+    assert re.fullmatch(r"brain-api-20240501-090507-[0-9a-f]{4}", rollout_id)
+
+
+def test_rollout_ids_from_different_time_zones_sort_by_utc() -> None:
+    paris = timezone(timedelta(hours=2))
+    earlier = new_rollout_id("p", datetime(2024, 5, 1, 11, 0, tzinfo=paris))  # 09:00 UTC
+    later = new_rollout_id("p", datetime(2024, 5, 1, 10, 0, tzinfo=UTC))
+
+    assert earlier.startswith("p-20240501-090000-")
+    assert earlier < later
+
+
+@pytest.mark.parametrize("name", ["../etc", "a/b", "", ".hidden", "with space"])
+def test_a_plan_name_that_cannot_be_a_file_name_is_refused(name: str) -> None:
+    with pytest.raises(StateError, match="cannot name a state file"):
+        new_rollout_id(name, NOW)
+
+
+def test_plan_digest_is_the_sha256_of_the_file_bytes(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_bytes(b"version: 1\nname: brain-api\n")
+
+    assert plan_digest(plan) == hashlib.sha256(b"version: 1\nname: brain-api\n").hexdigest()
+
+
+def test_plan_digest_of_a_missing_file_is_a_state_error(tmp_path: Path) -> None:
+    with pytest.raises(StateError, match=r"could not read plan file .*missing.yaml"):
+        plan_digest(tmp_path / "missing.yaml")
+
+
+def test_create_writes_private_metadata_that_reads_back(
+    store: StateStore, tmp_path: Path, make_meta: MakeMeta
+) -> None:
+    meta = make_meta()
+
+    rollout = store.create(meta)
+
+    assert rollout.path == store.root / "rollouts" / meta.id
+    assert rollout.meta == meta
+    assert meta.created_by.count("@") == 1
+    assert meta.plan_path == str((tmp_path / "brain-api.yaml").resolve())
+    on_disk = json.loads((rollout.path / "rollout.json").read_text())
+    assert on_disk["created"] == "2024-05-01T10:00:00Z"
+    assert on_disk["plan_digest"] == plan_digest(tmp_path / "brain-api.yaml")
+    for private_dir in (store.root, store.root / "rollouts", rollout.path):
+        assert private_dir.stat().st_mode & 0o777 == 0o700
+    assert (rollout.path / "rollout.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_creating_an_existing_id_is_refused(store: StateStore, make_meta: MakeMeta) -> None:
+    meta = make_meta()
+    store.create(meta)
+
+    with pytest.raises(StateError, match=f"rollout {meta.id} already exists"):
+        store.create(meta)
+    assert [p.name for p in (store.root / "rollouts").iterdir()] == [meta.id]
+
+
+def test_a_half_created_rollout_is_invisible(store: StateStore, make_meta: MakeMeta) -> None:
+    meta = make_meta()
+    store.create(meta)
+    (store.root / "rollouts" / f".creating-{meta.id}x-0000").mkdir()  # a crash mid-create
+
+    assert [m.id for m in store.list()] == [meta.id]
+    assert store.open(meta.id[:-1]).id == meta.id
+
+
+def test_open_accepts_an_unambiguous_prefix(store: StateStore, make_meta: MakeMeta) -> None:
+    first = store.create(make_meta("brain-api"))
+    second = store.create(make_meta("search-api"))
+
+    assert store.open(first.id).path == first.path
+    assert store.open("search").id == second.id
+    assert store.open("brain-api-2024").id == first.id
+
+
+def test_an_ambiguous_prefix_names_the_candidates(store: StateStore, make_meta: MakeMeta) -> None:
+    first = store.create(make_meta())
+    second = store.create(make_meta(now=NOW + timedelta(hours=1)))
+
+    with pytest.raises(StateError, match="'brain' is ambiguous") as caught:
+        store.open("brain")
+    assert first.id in str(caught.value) and second.id in str(caught.value)
+
+
+def test_an_unknown_id_names_the_known_ones(store: StateStore, make_meta: MakeMeta) -> None:
+    with pytest.raises(StateError, match="there are no rollouts yet"):
+        store.open("brain")
+    known = store.create(make_meta())
+
+    with pytest.raises(StateError, match=f"no rollout 'search' .*known rollouts: {known.id}"):
+        store.open("search")
+    with pytest.raises(StateError, match="no rollout ''"):
+        store.open("")
+
+
+def test_list_is_oldest_first(store: StateStore, make_meta: MakeMeta) -> None:
+    late = store.create(make_meta("a-plan", now=NOW + timedelta(days=1)))
+    early = store.create(make_meta("z-plan", now=NOW))
+
+    assert [meta.id for meta in store.list()] == [early.id, late.id]
+    assert StateStore(store.root / "nowhere").list() == []
+
+
+def test_damaged_metadata_is_named_in_the_error(store: StateStore, make_meta: MakeMeta) -> None:
+    rollout = store.create(make_meta())
+    (rollout.path / "rollout.json").write_text('{"id": "x"}')
+
+    with pytest.raises(StateError, match=r"rollout\.json lacks plan_name, plan_path"):
+        store.list()
+
+
+def test_one_active_rollout_per_plan(store: StateStore, make_meta: MakeMeta) -> None:
+    first = store.create(make_meta())
+    second = store.create(make_meta(now=NOW + timedelta(hours=1)))
+    store.claim_active("brain-api", first.id)
+
+    with pytest.raises(StateError, match=f"already has an active rollout, {first.id};"):
+        store.claim_active("brain-api", second.id)
+    store.claim_active("brain-api", first.id)  # a retried start is not a conflict
+    assert [meta.id for meta in store.find_active()] == [first.id]
+
+    assert store.release_active("brain-api", second.id) is False
+    assert store.release_active("brain-api", first.id) is True
+    assert store.release_active("brain-api", first.id) is False
+    assert store.find_active() == []
+    store.claim_active("brain-api", second.id)
+    assert [meta.id for meta in store.find_active()] == [second.id]
+
+
+def test_only_an_existing_rollout_can_be_made_active(store: StateStore) -> None:
+    with pytest.raises(StateError, match=r"no rollout 'ghost' .* to make active"):
+        store.claim_active("brain-api", "ghost")
+
+
+def test_find_active_lists_one_rollout_per_plan(store: StateStore, make_meta: MakeMeta) -> None:
+    brain = store.start(make_meta("brain-api"))
+    search = store.start(make_meta("search-api"))
+    store.create(make_meta("idle-plan"))
+
+    assert [meta.id for meta in store.find_active()] == [brain.id, search.id]
+
+
+def test_a_losing_start_leaves_nothing_behind(store: StateStore, make_meta: MakeMeta) -> None:
+    winner = store.start(make_meta())
+    loser = make_meta(now=NOW + timedelta(minutes=1))
+
+    with pytest.raises(StateError, match=winner.id):
+        store.start(loser)
+    assert [meta.id for meta in store.list()] == [winner.id]
+
+
+def test_an_active_claim_on_a_vanished_rollout_is_explained(
+    store: StateStore, make_meta: MakeMeta
+) -> None:
+    (store.root / "active").mkdir(parents=True)
+    (store.root / "active" / "brain-api").write_text("brain-api-20240101-000000-dead\n")
+    meta = store.create(make_meta())
+
+    with pytest.raises(StateError, match="which does not exist"):
+        store.find_active()
+    with pytest.raises(StateError, match="which no longer exists"):
+        store.claim_active("brain-api", meta.id)
+
+
+def test_concurrent_claims_have_exactly_one_winner(
+    store: StateStore, make_meta: MakeMeta, processes: ForkContext
+) -> None:
+    for round_no in range(5):
+        plan = f"plan-{round_no}"
+        ids = [store.create(make_meta(plan, now=NOW + timedelta(seconds=n))).id for n in range(2)]
+        start, results = processes.Barrier(2), processes.Queue()
+        racers = [
+            processes.Process(target=_claim, args=(str(store.root), plan, i, start, results))
+            for i in ids
+        ]
+        for racer in racers:
+            racer.start()
+        outcomes = dict(results.get(timeout=60) for _ in racers)
+        for racer in racers:
+            racer.join()
+
+        winners = [rollout_id for rollout_id, won in outcomes.items() if won]
+        assert len(winners) == 1
+        assert (store.root / "active" / plan).read_text() == f"{winners[0]}\n"
+
+
+def test_meta_round_trips_through_json(tmp_path: Path, make_meta: MakeMeta) -> None:
+    meta = make_meta()
+
+    assert RolloutMeta.from_json(meta.to_json(), tmp_path / "rollout.json") == meta
