@@ -1,0 +1,537 @@
+"""HTTP actions: one shared client, policy-driven retries, outcomes instead of exceptions.
+
+``HttpDriver.send`` turns every HTTP status and every transport failure into an
+``HttpOutcome``; deciding whether a status is acceptable is the caller's job (see
+``rollout_cli.drivers.expect``).
+
+Retry rules. A retry is only safe when repeating the request cannot apply it twice:
+
+==========================================  ==========  ==============  =======================
+what happened                               idempotent  non-idempotent  may_have_reached_server
+==========================================  ==========  ==============  =======================
+ConnectError, ConnectTimeout, PoolTimeout   retry       retry           False (never sent)
+429, 503                                    retry       retry           False (declined)
+502, 504                                    retry       final           True
+ReadTimeout, WriteTimeout, ReadError,
+WriteError, RemoteProtocolError             retry       final           True (ambiguous)
+any other status, an undecodable response   final       final           True
+invalid URL, unsupported scheme             final       final           False
+==========================================  ==========  ==============  =======================
+
+429 and 503 are retried even for non-idempotent requests because both say that the server
+declined the request without processing it (rate limited, overloaded, in maintenance); that
+is how the APIs we drive use them, and a rollout that gives up on the first 503 of a
+restarting admin API is worse than the small risk of a server that applies a request and
+then answers 503. The same trust makes them not count towards ``may_have_reached_server``.
+A 500/502/504 or a lost connection after the request was written may hide an applied
+change, so a non-idempotent request stops there and the outcome says so.
+``may_have_reached_server`` is true when any attempt may have been applied; the journal
+uses it to decide whether an unfinished non-idempotent step may be replayed.
+
+Waits use exponential backoff with full jitter (``random() * min(max_backoff, backoff *
+2**n)``). A ``Retry-After`` on 429/503 replaces the backoff, capped at ``max_backoff``; when
+the server asks for more time than the policy's deadline has left, we stop instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import json as jsonlib
+import math
+import random as random_module
+import re
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
+
+import httpx
+from tenacity import RetryCallState, Retrying
+
+from rollout_cli import __version__
+from rollout_cli.redact import MASK, Redactor, is_secret_name
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+TEXT_LIMIT = 64 * 1024
+DESCRIBE_BODY_LIMIT = 200
+
+# Sized so that a fan-out of 50 requests (send_many) never waits for a free connection.
+POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+DECLINED_STATUSES = frozenset({429, 503})
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+AMBIGUOUS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+# Query parameters that carry credentials but escape redact.is_secret_name (signed URLs).
+_SECRET_QUERY_NAME = re.compile(r"sig(nature)?$|auth|session", re.IGNORECASE)
+
+_ERROR_LABELS: tuple[tuple[type[Exception], str], ...] = (
+    (httpx.ConnectTimeout, "connect timeout"),
+    (httpx.ConnectError, "connect error"),
+    (httpx.PoolTimeout, "connection pool timeout"),
+    (httpx.ReadTimeout, "read timeout"),
+    (httpx.WriteTimeout, "write timeout"),
+    (httpx.RemoteProtocolError, "connection dropped"),
+    (httpx.ReadError, "read error"),
+    (httpx.WriteError, "write error"),
+    (httpx.UnsupportedProtocol, "unsupported protocol"),
+    (httpx.DecodingError, "undecodable response"),
+    (httpx.InvalidURL, "invalid URL"),
+)
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One fully resolved request: absolute URL, final headers, at most one body.
+
+    ``idempotent`` defaults from the method (RFC 9110); a plan can declare a POST
+    idempotent or a PUT not.
+    """
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any | None = None
+    body: str | bytes | None = None
+    timeout: float = 10.0
+    idempotent: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.json is not None and self.body is not None:
+            raise ValueError("an HTTP request takes json or body, not both")
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("an HTTP request needs an absolute http(s) URL")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {self.timeout}")
+        object.__setattr__(self, "method", self.method.upper())
+        if self.idempotent is None:
+            object.__setattr__(self, "idempotent", self.method in IDEMPOTENT_METHODS)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: ``attempts`` counts every try, the first one included."""
+
+    attempts: int = 1
+    backoff: float = 1.0
+    max_backoff: float = 30.0
+    deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be >= 1, got {self.attempts}")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise ValueError("backoff and max_backoff must be >= 0")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ValueError(f"deadline must be positive, got {self.deadline}")
+
+
+NO_RETRY = RetryPolicy()
+
+
+@dataclass
+class HttpOutcome:
+    """What happened, redacted. ``status`` is None when no response arrived; ``error`` is
+    set only for transport failures (a 500 is a status for ``expect`` to judge)."""
+
+    status: int | None
+    headers: dict[str, str]
+    json: Any | None
+    text: str
+    elapsed: float
+    attempts: int
+    error: str | None
+    may_have_reached_server: bool
+
+    @property
+    def responded(self) -> bool:
+        return self.status is not None
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One try's raw result plus the retry decision that belongs to it."""
+
+    response: httpx.Response | None
+    failure: Exception | None
+    retryable: bool
+    may_have_applied: bool
+    retry_after: float | None = None
+
+
+class _Schedule:
+    """Tenacity's wait and stop decisions for one ``send``, sharing one drawn delay."""
+
+    def __init__(self, policy: RetryPolicy, rand: Callable[[], float], clock: Callable[[], float]):
+        self._policy = policy
+        self._random = rand
+        self._clock = clock
+        self.started = clock()
+        self._delays: dict[int, float] = {}
+
+    def remaining(self) -> float | None:
+        if self._policy.deadline is None:
+            return None
+        return self._policy.deadline - (self._clock() - self.started)
+
+    def wait(self, state: RetryCallState) -> float:
+        # Memoised per attempt: tenacity asks wait and stop in a version-dependent order.
+        number = state.attempt_number
+        if number >= self._policy.attempts:
+            return 0.0  # no attempt follows; don't spend a random draw on it
+        if number not in self._delays:
+            self._delays[number] = self._delay(_last(state), number)
+        return self._delays[number]
+
+    def stop(self, state: RetryCallState) -> bool:
+        if state.attempt_number >= self._policy.attempts:
+            return True
+        remaining = self.remaining()
+        if remaining is None:
+            return False
+        retry_after = _last(state).retry_after
+        if retry_after is not None and retry_after > remaining:
+            return True
+        return self.wait(state) >= remaining
+
+    def _delay(self, attempt: _Attempt, number: int) -> float:
+        cap = self._policy.max_backoff
+        if attempt.retry_after is not None:
+            return min(attempt.retry_after, cap)
+        exponential = self._policy.backoff * 2 ** min(number - 1, 62)
+        return self._random() * min(cap, exponential)
+
+
+def _last(state: RetryCallState) -> _Attempt:
+    assert state.outcome is not None  # tenacity only consults wait/stop after an attempt
+    result: _Attempt = state.outcome.result()
+    return result
+
+
+def _retry_wanted(state: RetryCallState) -> bool:
+    return _last(state).retryable
+
+
+def _final_attempt(state: RetryCallState) -> _Attempt:
+    # Called instead of raising RetryError: the last attempt becomes the outcome.
+    return _last(state)
+
+
+class HttpDriver:
+    """Sends ``HttpRequest``s over one shared ``httpx.Client``.
+
+    ``transport`` is the test seam (``httpx.MockTransport``, a WSGI transport for the
+    sandbox); ``sleep``, ``random`` and ``clock`` drive backoff so tests never wait.
+    """
+
+    def __init__(
+        self,
+        *,
+        redactor: Redactor | None = None,
+        transport: httpx.BaseTransport | None = None,
+        verify: bool | str = True,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = random_module.random,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._redactor = redactor or Redactor()
+        self._sleep = sleep
+        self._random = random
+        self._clock = clock
+        self._client = httpx.Client(
+            transport=transport,
+            verify=_ssl_verify(verify) if transport is None else True,  # unused with a transport
+            limits=POOL_LIMITS,
+            # A redirected POST to an admin API should be seen, not silently followed.
+            follow_redirects=False,
+            headers={"User-Agent": f"rollout/{__version__}"},
+        )
+
+    def __enter__(self) -> HttpDriver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def send(self, request: HttpRequest, policy: RetryPolicy = NO_RETRY) -> HttpOutcome:
+        """Send with retries; never raises for HTTP or transport failures."""
+        schedule = _Schedule(policy, self._random, self._clock)
+        attempts: list[_Attempt] = []
+
+        def attempt() -> _Attempt:
+            attempts.append(self._attempt(request, schedule.remaining()))
+            return attempts[-1]
+
+        retrying = Retrying(
+            retry=_retry_wanted,
+            wait=schedule.wait,
+            stop=schedule.stop,
+            sleep=self._sleep,
+            retry_error_callback=_final_attempt,
+        )
+        last: _Attempt = retrying(attempt)
+        elapsed = self._clock() - schedule.started
+        return _outcome(last, attempts, elapsed, _RequestRedactor(request, self._redactor))
+
+    def send_many(
+        self, requests: list[tuple[HttpRequest, RetryPolicy]], max_workers: int = 16
+    ) -> list[HttpOutcome]:
+        """Send concurrently, in input order; identical requests go out once.
+
+        Identity is method, URL, headers and body; the first occurrence's policy is used
+        and every duplicate gets its own copy of the shared outcome.
+        """
+        keys = [_identity(request) for request, _ in requests]
+        unique: dict[tuple[Any, ...], tuple[HttpRequest, RetryPolicy]] = {}
+        for key, pair in zip(keys, requests, strict=True):
+            unique.setdefault(key, pair)
+        if not unique:
+            return []
+        with ThreadPoolExecutor(max_workers=min(max_workers, len(unique))) as pool:
+            futures = {key: pool.submit(self.send, *pair) for key, pair in unique.items()}
+            outcomes = {key: future.result() for key, future in futures.items()}
+        return [replace(outcomes[key]) for key in keys]
+
+    def _attempt(self, request: HttpRequest, remaining: float | None) -> _Attempt:
+        timeout = request.timeout
+        if remaining is not None:  # an attempt must not outlive the policy's deadline
+            timeout = max(min(timeout, remaining), 0.001)
+        try:
+            response = self._client.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                json=request.json,
+                content=request.body,
+                timeout=timeout,
+            )
+        except (httpx.HTTPError, httpx.InvalidURL) as failure:
+            return _failed_attempt(failure, bool(request.idempotent))
+        return _answered_attempt(response, bool(request.idempotent))
+
+
+def _answered_attempt(response: httpx.Response, idempotent: bool) -> _Attempt:
+    status = response.status_code
+    declined = status in DECLINED_STATUSES
+    retry_after = parse_retry_after(response.headers.get("Retry-After")) if declined else None
+    return _Attempt(
+        response=response,
+        failure=None,
+        retryable=declined or (idempotent and status in RETRYABLE_STATUSES),
+        may_have_applied=not declined,
+        retry_after=retry_after,
+    )
+
+
+def _failed_attempt(failure: Exception, idempotent: bool) -> _Attempt:
+    if isinstance(failure, NEVER_SENT):
+        return _Attempt(None, failure, retryable=True, may_have_applied=False)
+    if isinstance(failure, AMBIGUOUS):
+        return _Attempt(None, failure, retryable=idempotent, may_have_applied=True)
+    # A response that arrived but could not be decoded was certainly processed; the rest
+    # (invalid URL, unsupported scheme, proxy refusal) failed before anything was sent.
+    answered = isinstance(failure, httpx.DecodingError)
+    return _Attempt(None, failure, retryable=False, may_have_applied=answered)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP-dates are GMT by definition
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def _outcome(
+    last: _Attempt, attempts: list[_Attempt], elapsed: float, redact: _RequestRedactor
+) -> HttpOutcome:
+    reached = any(attempt.may_have_applied for attempt in attempts)
+    if last.response is None:
+        assert last.failure is not None
+        return HttpOutcome(
+            status=None,
+            headers={},
+            json=None,
+            text="",
+            elapsed=elapsed,
+            attempts=len(attempts),
+            error=redact.text(_error_text(last.failure)),
+            may_have_reached_server=reached,
+        )
+    response = last.response
+    return HttpOutcome(
+        status=response.status_code,
+        headers=redact.headers(response.headers),
+        json=redact.data(_json_body(response)),
+        text=redact.text(response.text[:TEXT_LIMIT]),
+        elapsed=elapsed,
+        attempts=len(attempts),
+        error=None,
+        may_have_reached_server=reached,
+    )
+
+
+def _json_body(response: httpx.Response) -> Any | None:
+    content_type = response.headers.get("Content-Type", "")
+    looks_like_json = response.content.lstrip()[:1] in (b"{", b"[")
+    if "json" not in content_type and not looks_like_json:
+        return None
+    try:
+        return jsonlib.loads(response.content)
+    except ValueError:
+        return None
+
+
+def _error_text(failure: Exception) -> str:
+    label = next(
+        (text for kind, text in _ERROR_LABELS if isinstance(failure, kind)),
+        type(failure).__name__,
+    )
+    return f"{label}: {failure}" if str(failure) else label
+
+
+def _ssl_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    # httpx 0.28 deprecates a CA path string; build the context it asks for.
+    if verify is False:
+        return False
+    if isinstance(verify, str) and verify:
+        return ssl.create_default_context(cafile=verify)
+    return _default_tls()
+
+
+@lru_cache(maxsize=1)
+def _default_tls() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~50 ms; every driver in the process can share one context.
+    return httpx.create_ssl_context()
+
+
+def _identity(request: HttpRequest) -> tuple[Any, ...]:
+    headers = tuple(sorted((name.lower(), value) for name, value in request.headers.items()))
+    if request.json is not None:
+        body: Any = ("json", jsonlib.dumps(request.json, sort_keys=True, default=str))
+    elif isinstance(request.body, str):
+        body = ("body", request.body.encode())
+    else:
+        body = ("body", request.body)
+    return (request.method, request.url, headers, body)
+
+
+class _RequestRedactor:
+    """The shared redactor plus the secrets this one request carries (URL, auth headers),
+    which the plan loader may not have registered, e.g. a token typed into a URL."""
+
+    def __init__(self, request: HttpRequest, redactor: Redactor):
+        self._shared = redactor
+        self._own = Redactor(_request_secrets(request))
+        self._url = request.url
+        self._safe_url = redact_url(request.url, redactor)
+
+    def text(self, value: str) -> str:
+        value = value.replace(self._url, self._safe_url)
+        return self._own.text(self._shared.text(value))
+
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return {name: self.text(value) for name, value in self._shared.headers(headers).items()}
+
+    def data(self, value: Any) -> Any:
+        return self._own.data(self._shared.data(value))
+
+
+def _request_secrets(request: HttpRequest) -> list[str]:
+    secrets = _url_secrets(request.url)
+    for name, value in request.headers.items():
+        if is_secret_name(name) and value:
+            secrets.append(value)
+            secrets.extend(value.split()[1:])  # the token of "Bearer <token>"
+    return secrets
+
+
+def _is_secret_query(name: str) -> bool:
+    return is_secret_name(name) or bool(_SECRET_QUERY_NAME.search(name))
+
+
+def _url_secrets(url: str) -> list[str]:
+    parts = urlsplit(url)
+    secrets = [value for value in (parts.username, parts.password) if value]
+    if parts.username is not None:
+        # httpx turns userinfo into Basic auth; an echoing server would show the encoded pair.
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        secrets.append(base64.b64encode(pair.encode()).decode())
+    for pair in parts.query.split("&"):
+        name, _, value = pair.partition("=")
+        if value and _is_secret_query(unquote_plus(name)):
+            secrets.extend({value, unquote_plus(value)})
+    return secrets
+
+
+def redact_url(url: str, redactor: Redactor) -> str:
+    """The URL with userinfo and secret-looking query values masked, then redacted."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        # A bare user part is usually a token (https://TOKEN@host), so it goes too.
+        netloc = f"{user}:{MASK}@{host}" if has_password else f"{MASK}@{host}"
+    query = "&".join(_redact_query_pair(pair) for pair in parts.query.split("&"))
+    query = query if parts.query else ""
+    safe = urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return redactor.text(safe)
+
+
+def _redact_query_pair(pair: str) -> str:
+    name, has_value, value = pair.partition("=")
+    if has_value and value and _is_secret_query(unquote_plus(name)):
+        return f"{name}={MASK}"
+    return pair
+
+
+def describe(request: HttpRequest, redactor: Redactor) -> str:
+    """One redacted line for logs, errors and dry runs: ``METHOD URL [body preview]``."""
+    redact = _RequestRedactor(request, redactor)
+    line = f"{request.method} {redact_url(request.url, redactor)}"
+    preview = _body_preview(request, redact)
+    return f"{line} {preview}" if preview else line
+
+
+def _body_preview(request: HttpRequest, redact: _RequestRedactor) -> str:
+    if request.json is not None:
+        text = jsonlib.dumps(redact.data(request.json), ensure_ascii=False, default=str)
+    elif isinstance(request.body, bytes):
+        try:
+            text = request.body.decode()
+        except UnicodeDecodeError:
+            return f"<{len(request.body)} bytes>"
+    else:
+        text = request.body or ""
+    text = redact.text(" ".join(text.split()))
+    return text if len(text) <= DESCRIBE_BODY_LIMIT else text[: DESCRIBE_BODY_LIMIT - 1] + "…"
