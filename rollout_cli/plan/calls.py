@@ -64,13 +64,20 @@ def resolve_request(plan: Plan, step: RequestStep, variables: Mapping[str, Any])
     return ResolvedRequest(
         method=step.request.method,
         url=join_url(plan.target.base_url, render_text(step.request.target, variables)),
-        headers={k: render_text(v, variables) for k, v in headers.items()},
+        headers=_headers(headers, variables),
         json=render(step.json_body, variables),
         body=render_text(step.body, variables) if step.body is not None else None,
         timeout=step.timeout or plan.target.timeout,
         retry=step.retry or plan.target.retry,
         idempotent=step.is_idempotent,
     )
+
+
+def _headers(headers: Mapping[str, str], variables: Mapping[str, Any]) -> dict[str, str]:
+    """Filled headers; one that ends up empty (``Bearer ${TOKEN:-}`` unset) is left out."""
+    filled = {name: render_text(value, variables).strip() for name, value in headers.items()}
+    return {name: value for name, value in filled.items()
+            if value and value.lower() != "bearer"}
 
 
 def resolve_command(step: RunStep, variables: Mapping[str, Any]) -> ResolvedCommand:

@@ -169,7 +169,7 @@ def _argv_or_command(value: object) -> str | tuple[str, ...]:
     raise ValueError("expected a command string or a non-empty list of arguments")
 
 
-CommandSpec = Annotated[
+CommandLine = Annotated[
     str | tuple[str, ...], PlainValidator(_argv_or_command),
     PlainSerializer(lambda v: v if isinstance(v, str) else list(v)),
     WithJsonSchema({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
@@ -252,12 +252,13 @@ class RequestStep(Model):
 
 class RunStep(Model):
     name: str | None = None
-    run: CommandSpec
+    run: CommandLine
     shell: bool = Field(False, description="Run through /bin/sh; off unless asked.")
     timeout: Duration = 600.0
     expect_exit: int = 0
     cwd: str | None = None
     env: dict[str, str] = {}
+    idempotent: bool = Field(False, description="Safe to run twice after a crash?")
 
     @model_validator(mode="after")
     def _shell_needs_string(self) -> RunStep:

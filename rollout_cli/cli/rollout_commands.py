@@ -1,0 +1,264 @@
+"""Commands that run and steer rollouts: start, run, advance, status, pause, resume,
+rollback, list, history, unlock."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from rollout_cli.cli.plan_commands import OUTPUT, Output
+
+STATE_DIR = typer.Option(None, "--state-dir", envvar="ROLLOUT_STATE_DIR",
+                         help="Where rollout state lives [default: ./.rollout].")
+LOCK_TIMEOUT = typer.Option("0s", "--lock-timeout",
+                            help="Wait this long for another process's lock (e.g. 30s).")
+ROLLOUT = typer.Argument(None, metavar="[ROLLOUT]",
+                         help="Rollout id or unique prefix; optional when one is active.")
+FOLLOW = typer.Option(False, "--follow", "-f", help="Keep running until the rollout ends.")
+ACCEPT = typer.Option(False, "--accept-plan-change",
+                      help="Continue even though the plan file changed since the start.")
+
+
+def _context(state_dir: str | None, lock_timeout: str, output: Output, quiet: bool = False):  # type: ignore[no-untyped-def]
+    from rollout_cli.errors import UsageError
+    from rollout_cli.operations import Context
+    from rollout_cli.plan.durations import parse_duration
+    from rollout_cli.render.rollout_view import EventPrinter
+    from rollout_cli.store import resolve_state_dir
+
+    try:
+        timeout = parse_duration(lock_timeout)
+    except ValueError as exc:
+        raise UsageError(f"--lock-timeout: {exc}") from None
+    return Context(resolve_state_dir(state_dir), timeout,
+                   on_event=EventPrinter(quiet=quiet or output is Output.json))
+
+
+def _finish(result: Any, output: Output) -> None:
+    from rollout_cli.render.rollout_view import print_result
+
+    print_result(result.rollout_id, result.state, result.decision, result.exit_code, output.value)
+    raise typer.Exit(result.exit_code)
+
+
+class _Terminated(KeyboardInterrupt):
+    pass
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+def _interruptible(ctx: Any, run: Any, output: Output) -> None:
+    """Ctrl-C or SIGTERM: journal a note and leave the rollout resumable, no rollback."""
+    from rollout_cli.operations import find, note_interrupted
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        result = run()
+    except KeyboardInterrupt as stop:
+        name = "SIGTERM" if isinstance(stop, _Terminated) else "Ctrl-C"
+        try:
+            rollout = find(ctx, None)
+            note_interrupted(ctx, rollout.id, name)
+            print(f"interrupted ({name}); `rollout resume {rollout.id}` continues",
+                  file=sys.stderr)
+        except Exception:
+            print(f"interrupted ({name}); `rollout resume` continues", file=sys.stderr)
+        raise typer.Exit(130) from None
+    _finish(result, output)
+
+
+def start(
+    plan: Path = typer.Argument(..., metavar="PLAN", help="The plan file.", show_default=False),
+    follow: bool = FOLLOW,
+    output: Output = OUTPUT,
+    state_dir: str | None = STATE_DIR,
+    lock_timeout: str = LOCK_TIMEOUT,
+) -> None:
+    """Start a rollout: run until it must wait (bake, gate, pause), then exit 3.
+
+    The rollout id is printed; `--follow` keeps going until the rollout ends. Only one
+    rollout of a plan may be active at a time.
+    """
+    from rollout_cli import operations
+
+    ctx = _context(state_dir, lock_timeout, output)
+    _interruptible(ctx, lambda: operations.start(ctx, plan, follow), output)
+
+
+def run(
+    plan: Path = typer.Argument(..., metavar="PLAN", help="The plan file.", show_default=False),
+    auto_approve: bool = typer.Option(False, "--auto-approve",
+                                      help="Open manual gates automatically (CI)."),
+    output: Output = OUTPUT,
+    state_dir: str | None = STATE_DIR,
+    lock_timeout: str = LOCK_TIMEOUT,
+) -> None:
+    """Start a rollout and follow it to the end (exit 0 succeeded, 1 rolled back).
+
+    Manual gates wait for `rollout advance` from another terminal unless --auto-approve.
+    """
+    from rollout_cli import operations
+
+    ctx = _context(state_dir, lock_timeout, output)
+    _interruptible(ctx, lambda: operations.start(ctx, plan, True, auto_approve), output)
+
+
+def advance(
+    rollout: str | None = ROLLOUT,
+    force: bool = typer.Option(False, "--force", help="Skip an unfinished bake or analysis."),
+    reason: str | None = typer.Option(None, "--reason", help="Why; recorded in the journal."),
+    full: bool = typer.Option(False, "--full",
+                              help="Promote through all remaining stages (skip bakes, gates)."),
+    follow: bool = FOLLOW,
+    accept_plan_change: bool = ACCEPT,
+    output: Output = OUTPUT,
+    state_dir: str | None = STATE_DIR,
+    lock_timeout: str = LOCK_TIMEOUT,
+) -> None:
+    """Open the current gate and continue. Refuses mid-bake unless --force --reason."""
+    from rollout_cli import operations
+    from rollout_cli.errors import UsageError
+
+    if force and not reason:
+        raise UsageError("--force needs --reason TEXT: it is recorded with who forced it")
+    ctx = _context(state_dir, lock_timeout, output)
+    _interruptible(ctx, lambda: operations.advance(ctx, rollout, force, reason, full, follow,
+                                                   accept_plan_change), output)
+
+
+def pause(
+    rollout: str | None = ROLLOUT,
+    reason: str | None = typer.Option(None, "--reason", help="Why; shown in status."),
+    output: Output = OUTPUT,
+    state_dir: str | None = STATE_DIR,
+    lock_timeout: str = LOCK_TIMEOUT,
+) -> None:
+    """Pause a rollout: nothing more is sent until `rollout resume` or `advance`."""
+    from rollout_cli import operations
+
+    ctx = _context(state_dir, lock_timeout, output)
+    _finish(operations.pause(ctx, rollout, reason), output)
+
+
+def resume(
+    rollout: str | None = ROLLOUT,
+    follow: bool = FOLLOW,
+    assume_applied: bool = typer.Option(False, "--assume-applied",
+                                         help="An uncertain call did reach the target."),
+    resend: bool = typer.Option(False, "--resend", help="Send an uncertain call again."),
+    accept_plan_change: bool = ACCEPT,
+    plan: Path | None = typer.Option(None, "--plan", help="Plan file, if it moved."),
+    output: Output = OUTPUT,
+    state_dir: str | None = STATE_DIR,
+    lock_timeout: str = LOCK_TIMEOUT,
+) -> None:
+    """Continue a paused, interrupted or baking rollout from its journal."""
+    from rollout_cli import operations
+
+    ctx = _context(state_dir, lock_timeout, output)
+    _interruptible(ctx, lambda: operations.resume(ctx, rollout, follow, assume_applied, resend,
+                                                  accept_plan_change, plan), output)
+
+
+def rollback(
+    rollout: str | None = ROLLOUT,
+    plan: Path | None = typer.Option(None, "--plan",
+                                     help="Roll back from the plan file alone (no state needed)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    reason: str | None = typer.Option(None, "--reason", help="Why; recorded and notified."),
+    output: Output = OUTPUT,
+    state_dir: str | None = STATE_DIR,
+    lock_timeout: str = typer.Option("30s", "--lock-timeout",
+                                     help="Wait this long for another process's lock."),
+) -> None:
+    """Run the plan's rollback steps in order, each retried; safe to run twice.
+
+    Ends rolled-back (exit 1) or rollback-failed naming what failed (exit 5).
+    """
+    from rollout_cli import operations
+    from rollout_cli.errors import UsageError
+
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("rollback needs --yes when there is no terminal to confirm on")
+        target = rollout or (str(plan) if plan else "the active rollout")
+        if not typer.confirm(f"Roll back {target}?"):
+            raise typer.Exit(2)
+    ctx = _context(state_dir, lock_timeout, output)
+    _finish(operations.rollback(ctx, rollout, plan, reason), output)
+
+
+def status(
+    rollout: str | None = ROLLOUT,
+    watch: bool = typer.Option(False, "--watch", "-w", help="Refresh until the rollout ends."),
+    output: Output = OUTPUT,
+    state_dir: str | None = STATE_DIR,
+) -> None:
+    """Where a rollout stands. Exit 0 running or succeeded, 1 rolled back or failed,
+    3 waiting on a person, 5 rollback incomplete."""
+    import time
+
+    from rollout_cli import operations
+    from rollout_cli.engine.phases import TERMINAL
+    from rollout_cli.render.rollout_view import print_status
+
+    ctx = _context(state_dir, "0s", output)
+    last = None
+    while True:
+        report = operations.status(ctx, rollout)
+        if not watch or report.state.seq != last:
+            print_status(report, time.time(), output.value)
+            last = report.state.seq
+        if not watch or report.state.phase in TERMINAL:
+            raise typer.Exit(report.exit_code)
+        time.sleep(1.0)
+
+
+def list_(
+    output: Output = OUTPUT,
+    state_dir: str | None = STATE_DIR,
+) -> None:
+    """Every rollout in the state directory, oldest first, with its phase."""
+    from rollout_cli import operations
+    from rollout_cli.render.rollout_view import print_list
+
+    print_list(operations.list_rollouts(_context(state_dir, "0s", output)), output.value)
+
+
+def history(
+    rollout: str | None = ROLLOUT,
+    output: Output = OUTPUT,
+    state_dir: str | None = STATE_DIR,
+) -> None:
+    """A rollout's journal: every event, call and decision, in order."""
+    from rollout_cli import operations
+    from rollout_cli.render.rollout_view import print_history
+
+    meta, events = operations.history(_context(state_dir, "0s", output), rollout)
+    print_history(meta, events, output.value)
+
+
+def unlock(
+    lock_id: str = typer.Argument(..., metavar="LOCK_ID", help="The ID from the lock record."),
+    state_dir: str | None = STATE_DIR,
+) -> None:
+    """Release a lock left by a process that is gone (check it is gone first)."""
+    from rollout_cli import operations
+
+    record = operations.unlock(_context(state_dir, "0s", Output.text), lock_id)
+    typer.echo(f"released lock {lock_id} ({record.operation} by {record.who})")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (start, run, advance, status, pause, resume, rollback, history, unlock):
+        app.command()(command)
+    app.command("list")(list_)
+
+
+__all__ = ["register"]

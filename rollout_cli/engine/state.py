@@ -1,0 +1,207 @@
+"""A rollout's state, and how each journaled event changes it (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from rollout_cli.engine.phases import (
+    PAUSED,
+    PENDING,
+    RUNNING,
+    WAITING_GATE,
+    next_phase,
+)
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """A call whose intent is journaled and whose outcome is not (yet)."""
+
+    call_id: str
+    kind: str            # step | traffic | rollback
+    stage: int | None
+    step: int
+    line: str            # redacted: method and URL, or the command
+    idempotent: bool
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    id: str
+    plan: str
+    plan_digest: str = ""
+    phase: str = PENDING
+    seq: int = 0
+    created: float = 0.0
+    updated: float = 0.0
+    stage: int = 0
+    step: int = 0
+    stage_started: bool = False
+    stage_started_at: float | None = None
+    traffic_applied: bool = False
+    baking_since: float | None = None
+    bake_skipped: bool = False
+    gate_approved: bool = False
+    full_promotion: bool = False
+    percentage: float | None = None
+    captures: dict[str, Any] = field(default_factory=dict)
+    pending: PendingCall | None = None
+    uncertain: PendingCall | None = None
+    step_failure: str | None = None
+    pause_reason: str | None = None
+    reason: str | None = None
+    rollback_round: int = 0
+    rollback_step: int = 0
+    rollback_failures: tuple[str, ...] = ()
+    rollback_uncertain: tuple[str, ...] = ()
+    last_event: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RolloutState:
+        values = dict(data)
+        for key in ("pending", "uncertain"):
+            if values.get(key):
+                values[key] = PendingCall(**values[key])
+        for key in ("rollback_failures", "rollback_uncertain"):
+            values[key] = tuple(values.get(key, ()))
+        return cls(**values)
+
+
+def fold(state: RolloutState, events: Any) -> RolloutState:
+    for event in events:
+        state = apply(state, event)
+    return state
+
+
+def apply(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    """The state after one journaled event. Illegal events raise IllegalTransition."""
+    kind = event["type"]
+    phase = next_phase(state.phase, kind)
+    state = replace(state, phase=phase, seq=event.get("seq", state.seq),
+                    updated=event.get("time", state.updated), last_event=kind)
+    handler = _HANDLERS.get(kind)
+    return handler(state, event) if handler else state
+
+
+def _created(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    return replace(state, created=event["time"], plan_digest=event.get("plan_digest", ""))
+
+
+def _stage_started(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    return replace(state, stage=event["stage"], step=0, stage_started=True,
+                   stage_started_at=event["time"], traffic_applied=False, baking_since=None,
+                   bake_skipped=False, gate_approved=False, step_failure=None)
+
+
+def _intent(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    call = PendingCall(event["call_id"], event["kind"], event.get("stage"), event["step"],
+                       event["line"], event["idempotent"])
+    return replace(state, pending=call)
+
+
+def _outcome(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    call = state.pending
+    state = replace(state, pending=None)
+    if call is None or call.call_id != event["call_id"]:
+        return state
+    if event.get("uncertain"):
+        if call.kind == "rollback":
+            return replace(state, rollback_step=state.rollback_step + 1,
+                           rollback_uncertain=(*state.rollback_uncertain, call.line))
+        return replace(state, uncertain=call)
+    return _settle(state, call, bool(event["ok"]), event)
+
+
+def _settle(state: RolloutState, call: PendingCall, ok: bool,
+            event: dict[str, Any]) -> RolloutState:
+    if call.kind == "rollback":
+        failures = state.rollback_failures if ok else (
+            *state.rollback_failures, f"{call.line}: {event.get('error')}")
+        return replace(state, rollback_step=state.rollback_step + 1, rollback_failures=failures)
+    if not ok:
+        return replace(state, step_failure=f"{call.line}: {event.get('error')}")
+    captures = {**state.captures, **event.get("captures", {})}
+    if call.kind == "traffic":
+        return replace(state, traffic_applied=True, captures=captures,
+                       percentage=event.get("percentage", state.percentage))
+    return replace(state, step=state.step + 1, captures=captures)
+
+
+def _call_resolved(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    call = state.uncertain
+    state = replace(state, uncertain=None)
+    if call is None or event["how"] == "resend":
+        return state
+    return _settle(state, call, True, {"captures": {}, "percentage": event.get("percentage")})
+
+
+def _paused(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    if event.get("uncertain") and state.pending is not None:
+        state = replace(state, uncertain=state.pending, pending=None)
+    return replace(state, pause_reason=event.get("reason"))
+
+
+def _resumed(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    return replace(state, pause_reason=None)
+
+
+def _gate_approved(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    return replace(state, gate_approved=True, pause_reason=None,
+                   bake_skipped=state.bake_skipped or bool(event.get("forced")))
+
+
+def _promoted_full(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    return replace(state, full_promotion=True, gate_approved=True, bake_skipped=True)
+
+
+def _stage_baking(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    return replace(state, baking_since=event["since"])
+
+
+def _stage_completed(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    return replace(state, stage=state.stage + 1, stage_started=False, step=0,
+                   traffic_applied=False, baking_since=None, gate_approved=False)
+
+
+def _rollback_started(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    return replace(state, rollback_round=state.rollback_round + 1, rollback_step=0,
+                   rollback_failures=(), rollback_uncertain=(), reason=event.get("reason"),
+                   pending=None, uncertain=None, pause_reason=None)
+
+
+def _ended(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    return replace(state, reason=event.get("reason", state.reason))
+
+
+def _plan_changed(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    return replace(state, plan_digest=event["plan_digest"])
+
+
+_HANDLERS = {
+    "created": _created,
+    "stage-started": _stage_started,
+    "intent": _intent,
+    "outcome": _outcome,
+    "call-resolved": _call_resolved,
+    "paused": _paused,
+    "resumed": _resumed,
+    "gate-approved": _gate_approved,
+    "promoted-full": _promoted_full,
+    "stage-baking": _stage_baking,
+    "stage-completed": _stage_completed,
+    "rollback-started": _rollback_started,
+    "rolled-back": _ended,
+    "rollback-failed": _ended,
+    "failed": _ended,
+    "succeeded": _ended,
+    "plan-changed": _plan_changed,
+}
+
+WAITING_ON_PERSON = frozenset({WAITING_GATE, PAUSED})
+ACTIVE = frozenset({PENDING, RUNNING, WAITING_GATE, PAUSED, "rolling-back"})
+__all__ = ["ACTIVE", "RUNNING", "WAITING_ON_PERSON", "PendingCall", "RolloutState", "apply",
+           "fold"]

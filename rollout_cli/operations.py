@@ -1,0 +1,309 @@
+"""What each command does, as a library: the CLI parses flags, calls one of these, renders.
+
+Every operation that changes a rollout takes its lock; every change is a journaled event.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rollout_cli.engine import Decision, Finished, Policy, RolloutState, Wait
+from rollout_cli.engine.decide import exit_code
+from rollout_cli.engine.phases import PAUSED, TERMINAL, WAITING_GATE
+from rollout_cli.errors import LockedError, StateError, UsageError
+from rollout_cli.store import RolloutDir, RolloutMeta, StateStore, plan_digest
+from rollout_cli.store.identity import who
+
+EventSink = Callable[[dict[str, Any], RolloutState], None]
+
+
+@dataclass
+class Context:
+    """Where state lives and how to reach the target; tests swap transport and clock."""
+
+    state_dir: Path
+    lock_timeout: float = 0.0
+    transport: Any = None
+    on_event: EventSink = lambda event, state: None
+    now: Callable[[], float] | None = None
+    sleep: Callable[[float], None] | None = None
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def store(self) -> StateStore:
+        return StateStore(self.state_dir)
+
+
+@dataclass(frozen=True)
+class Result:
+    rollout_id: str
+    state: RolloutState
+    decision: Decision | None = None
+    message: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.state.uncertain is not None or self.state.phase in (PAUSED, WAITING_GATE):
+            return 3
+        if isinstance(self.decision, Wait):
+            return 3
+        return exit_code(self.state.phase)
+
+
+def _load(path: str | Path, ctx: Context):  # type: ignore[no-untyped-def]
+    from rollout_cli.plan import load_plan
+
+    return load_plan(path, ctx.env)
+
+
+def _reconciler(ctx: Context, rollout: RolloutDir, loaded: Any, operation: str,
+                policy: Policy = Policy()):  # type: ignore[no-untyped-def]
+    import time
+
+    from rollout_cli.drivers.http import HttpDriver
+    from rollout_cli.reconcile.executor import Executor
+    from rollout_cli.reconcile.loop import Clock, Reconciler
+
+    http = HttpDriver(redactor=loaded.redactor, transport=ctx.transport,
+                      verify=loaded.plan.target.verify)
+    clock = Clock(ctx.now or time.time, ctx.sleep or time.sleep)
+    return Reconciler(ctx.store, rollout, Executor(loaded, http), policy, clock, ctx.on_event,
+                      ctx.lock_timeout, operation), http
+
+
+def start(ctx: Context, plan_path: Path, follow: bool, auto_approve: bool = False) -> Result:
+    loaded = _load(plan_path, ctx)
+    now = datetime.now(UTC)
+    rollout = ctx.store.start(RolloutMeta.for_plan(loaded.plan.name, Path(plan_path), now))
+    reconciler, http = _reconciler(ctx, rollout, loaded, "start", Policy(auto_approve))
+    with http:
+        with rollout.lock("start", timeout=ctx.lock_timeout):
+            reconciler.load()
+            reconciler.record({"type": "created", "plan": loaded.plan.name,
+                               "plan_file": str(plan_path), "plan_digest": loaded.digest,
+                               "who": who()})
+        decision = reconciler.run(follow)
+    assert reconciler.state is not None
+    return Result(rollout.id, reconciler.state, decision)
+
+
+def find(ctx: Context, rollout_id: str | None) -> RolloutDir:
+    """The named rollout, or the only active one."""
+    store = ctx.store
+    if rollout_id:
+        return store.open(rollout_id)
+    active = store.find_active()
+    if len(active) == 1:
+        return store.open(active[0].id)
+    known = [m.id for m in store.list()]
+    if not active:
+        hint = f"; rollouts: {', '.join(known[-5:])}" if known else ""
+        raise UsageError(f"no active rollout; name one{hint}")
+    raise UsageError("several rollouts are active; name one: "
+                     + ", ".join(m.id for m in active))
+
+
+def _plan_for(ctx: Context, rollout: RolloutDir, state: RolloutState, plan_file: Path | None,
+              accept_change: bool) -> tuple[Any, dict[str, Any] | None]:
+    """Load the rollout's plan; refuse a changed plan unless accepted (then say so)."""
+    path = plan_file or Path(rollout.meta.plan_path)
+    if not path.exists():
+        raise UsageError(f"the plan {path} of rollout {rollout.id} is gone; pass --plan PATH")
+    digest = plan_digest(path)
+    recorded = state.plan_digest or rollout.meta.plan_digest
+    if digest != recorded:
+        if not accept_change:
+            raise StateError(f"plan {path} changed since rollout {rollout.id} started "
+                             f"(digest {recorded[:12]} -> {digest[:12]}); run again with "
+                             "--accept-plan-change to continue with the new plan")
+        return _load(path, ctx), {"type": "plan-changed", "plan_digest": digest, "who": who()}
+    return _load(path, ctx), None
+
+
+def _state(ctx: Context, rollout: RolloutDir) -> RolloutState:
+    from rollout_cli.reconcile.loop import load_state
+
+    return load_state(rollout)
+
+
+def _act(ctx: Context, rollout_id: str | None, operation: str,
+         events: Callable[[RolloutState], Iterable[dict[str, Any]]], follow: bool,
+         plan_file: Path | None = None, accept_change: bool = False,
+         policy: Policy = Policy(), run: bool = True) -> Result:
+    """Journal an operator's events under the lock, then continue the rollout."""
+    rollout = find(ctx, rollout_id)
+    state = _state(ctx, rollout)
+    loaded, change = _plan_for(ctx, rollout, state, plan_file, accept_change)
+    reconciler, http = _reconciler(ctx, rollout, loaded, operation, policy)
+    with http:
+        with rollout.lock(operation, timeout=ctx.lock_timeout):
+            state = reconciler.load()
+            if change:
+                state = reconciler.record(change)
+            for event in events(state):
+                state = reconciler.record(event)
+        decision = reconciler.run(follow) if run and state.phase not in TERMINAL else None
+    assert reconciler.state is not None
+    return Result(rollout.id, reconciler.state, decision)
+
+
+def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | None, full: bool,
+            follow: bool = False, accept_change: bool = False) -> Result:
+    def events(state: RolloutState) -> list[dict[str, Any]]:
+        if state.phase in TERMINAL:
+            raise UsageError(f"rollout {state.id} has ended ({state.phase}); nothing to advance")
+        if state.uncertain is not None:
+            raise UsageError("a call's outcome is uncertain; resolve it first with "
+                             "`rollout resume --assume-applied` or `--resend`")
+        base = {"who": who(), "reason": reason}
+        if full:
+            return [{"type": "promoted-full", **base}]
+        if state.phase in (WAITING_GATE, PAUSED):
+            return [{"type": "gate-approved", "stage": state.stage, **base}]
+        if not force:
+            raise UsageError(f"rollout {state.id} is not waiting at a gate (phase "
+                             f"{state.phase}); its bake or analysis is not done. Use --force "
+                             "--reason TEXT to skip it")
+        return [{"type": "gate-approved", "stage": state.stage, "forced": True, **base}]
+
+    return _act(ctx, rollout_id, "advance", events, follow, accept_change=accept_change)
+
+
+def pause(ctx: Context, rollout_id: str | None, reason: str | None) -> Result:
+    def events(state: RolloutState) -> list[dict[str, Any]]:
+        if state.phase == PAUSED:
+            return []
+        if state.phase in TERMINAL or state.phase == "rolling-back":
+            raise UsageError(f"rollout {state.id} is {state.phase}; it cannot be paused")
+        return [{"type": "paused", "reason": reason or f"paused by {who()}", "who": who()}]
+
+    return _act(ctx, rollout_id, "pause", events, follow=False, run=False)
+
+
+def resume(ctx: Context, rollout_id: str | None, follow: bool, assume_applied: bool = False,
+           resend: bool = False, accept_change: bool = False, plan_file: Path | None = None,
+           auto_approve: bool = False) -> Result:
+    if assume_applied and resend:
+        raise UsageError("choose one of --assume-applied and --resend")
+
+    def events(state: RolloutState) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        if state.uncertain is not None:
+            if not (assume_applied or resend):
+                raise UsageError(f"uncertain call: {state.uncertain.line}; check the target, "
+                                 "then resume with --assume-applied or --resend")
+            found.append({"type": "call-resolved", "call_id": state.uncertain.call_id,
+                          "how": "assume-applied" if assume_applied else "resend",
+                          "who": who()})
+        if state.phase == PAUSED:
+            found.append({"type": "resumed", "who": who()})
+        return found
+
+    return _act(ctx, rollout_id, "resume", events, follow, plan_file, accept_change,
+                Policy(auto_approve))
+
+
+def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
+             reason: str | None) -> Result:
+    """Run the plan's rollback steps, from a rollout's state or from the plan file alone."""
+    reason = reason or f"rollback requested by {who()}"
+    started = {"type": "rollback-started", "reason": reason, "who": who()}
+    if rollout_id or plan_path is None:
+        return _act(ctx, rollout_id, "rollback", lambda state: [started], follow=True,
+                    accept_change=True)
+    loaded = _load(plan_path, ctx)
+    store = ctx.store
+    for meta in store.find_active():
+        if meta.plan_name == loaded.plan.name:
+            try:
+                return _act(ctx, meta.id, "rollback", lambda state: [started], follow=True,
+                            plan_file=plan_path, accept_change=True)
+            except (StateError, LockedError) as problem:
+                if isinstance(problem, LockedError) and not problem.record.get("stale"):
+                    raise
+                reason += f" (state of {meta.id} unusable: {problem}; rolling back from the plan)"
+    return _stateless_rollback(ctx, plan_path, loaded, reason)
+
+
+def _stateless_rollback(ctx: Context, plan_path: Path, loaded: Any, reason: str) -> Result:
+    rollout = ctx.store.create(RolloutMeta.for_plan(loaded.plan.name, plan_path,
+                                                    datetime.now(UTC)))
+    reconciler, http = _reconciler(ctx, rollout, loaded, "rollback")
+    with http:
+        with rollout.lock("rollback", timeout=ctx.lock_timeout):
+            reconciler.load()
+            reconciler.record({"type": "created", "plan": loaded.plan.name,
+                               "plan_file": str(plan_path), "plan_digest": loaded.digest,
+                               "who": who(), "stateless": True})
+            reconciler.record({"type": "rollback-started", "reason": reason, "who": who()})
+        decision = reconciler.run(follow=True)
+    assert reconciler.state is not None
+    return Result(rollout.id, reconciler.state, decision)
+
+
+@dataclass(frozen=True)
+class Status:
+    meta: RolloutMeta
+    state: RolloutState
+    recent: list[dict[str, Any]]
+    plan: Any | None
+
+    @property
+    def exit_code(self) -> int:
+        return Result(self.meta.id, self.state).exit_code
+
+
+def status(ctx: Context, rollout_id: str | None, recent: int = 8) -> Status:
+    rollout = find(ctx, rollout_id)
+    state = _state(ctx, rollout)
+    tail: deque[dict[str, Any]] = deque(maxlen=recent)
+    for event in rollout.journal.events():
+        if event["type"] in ("outcome", "paused", "gate-approved", "rollback-started",
+                             "stage-started", "note"):
+            tail.append(event)
+    plan = None
+    path = Path(rollout.meta.plan_path)
+    if path.exists():
+        try:
+            plan = _load(path, ctx).plan
+        except Exception:
+            plan = None
+    return Status(rollout.meta, state, list(tail), plan)
+
+
+def history(ctx: Context, rollout_id: str | None) -> tuple[RolloutMeta, Iterable[dict[str, Any]]]:
+    rollout = find(ctx, rollout_id)
+    return rollout.meta, rollout.journal.events()
+
+
+def list_rollouts(ctx: Context) -> list[tuple[RolloutMeta, RolloutState | None]]:
+    store = ctx.store
+    found = []
+    for meta in store.list():
+        try:
+            found.append((meta, _state(ctx, store.open(meta.id))))
+        except StateError:
+            found.append((meta, None))
+    return found
+
+
+def unlock(ctx: Context, lock_id: str) -> Any:
+    return ctx.store.unlock(lock_id)
+
+
+def note_interrupted(ctx: Context, rollout_id: str, signal_name: str) -> None:
+    """Journal that a run was interrupted; the rollout stays resumable as it is."""
+    rollout = ctx.store.open(rollout_id)
+    with rollout.lock("interrupt", timeout=5.0):
+        rollout.journal.append({"type": "note", "text": f"interrupted by {signal_name}; "
+                                "`rollout resume` continues"},
+                               time=(ctx.now or __import__("time").time)())
+
+
+__all__ = ["Context", "Finished", "Result", "Status", "Wait"]

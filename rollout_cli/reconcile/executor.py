@@ -1,0 +1,135 @@
+"""Perform one engine Call through the drivers and describe its outcome as an event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rollout_cli.drivers.command import CommandOutcome, CommandSpec, run_command
+from rollout_cli.drivers.expect import capture, check_condition, check_status
+from rollout_cli.drivers.http import HttpDriver, HttpOutcome, HttpRequest, RetryPolicy
+from rollout_cli.engine import Call, RolloutState
+from rollout_cli.plan.calls import (
+    ResolvedCommand,
+    ResolvedRequest,
+    resolve_command,
+    resolve_request,
+    variables_for,
+)
+from rollout_cli.plan.loader import LoadedPlan
+from rollout_cli.plan.models import RequestStep, RunStep
+from rollout_cli.plan.templates import MissingVariable
+
+ROLLBACK_MIN_ATTEMPTS = 8
+ROLLBACK_DEADLINE = 120.0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A call with its templates filled: what to journal as intent, and what to send."""
+
+    line: str
+    idempotent: bool
+    action: ResolvedRequest | ResolvedCommand | None
+    error: str | None = None
+
+
+class Executor:
+    def __init__(self, loaded: LoadedPlan, http: HttpDriver, rollback_deadline: float =
+                 ROLLBACK_DEADLINE):
+        self.loaded = loaded
+        self.plan = loaded.plan
+        self.http = http
+        self.redactor = loaded.redactor
+        self.rollback_deadline = rollback_deadline
+
+    def step_of(self, call: Call) -> RequestStep | RunStep:
+        if call.kind == "rollback":
+            return self.plan.rollback[call.step]
+        if call.kind == "traffic":
+            assert self.plan.traffic is not None
+            return self.plan.traffic
+        assert call.stage is not None
+        return self.plan.stages[call.stage].steps[call.step]
+
+    def prepare(self, call: Call, state: RolloutState) -> Prepared:
+        step = self.step_of(call)
+        stage_index = call.stage if call.stage is not None else min(
+            state.stage, len(self.plan.stages) - 1)
+        stage = self.plan.stages[stage_index]
+        variables = variables_for(self.plan, stage, state.id, state.captures)
+        idempotent = step.is_idempotent if isinstance(step, RequestStep) else step.idempotent
+        try:
+            if isinstance(step, RequestStep):
+                request = resolve_request(self.plan, step, variables)
+                line = self.redactor.text(f"{request.method} {request.url}")
+                return Prepared(line, idempotent, request)
+            command = resolve_command(step, variables)
+            return Prepared(self.redactor.text(str(command)), idempotent, command)
+        except MissingVariable as missing:
+            return Prepared(step.label, idempotent, None,
+                            f"template variable {missing.name!r} has no value yet")
+
+    def perform(self, call: Call, prepared: Prepared) -> dict[str, Any]:
+        """The outcome event (without seq/time) of performing a prepared call."""
+        event: dict[str, Any] = {"type": "outcome", "call_id": call.call_id}
+        if prepared.error is not None:
+            return {**event, "ok": False, "error": prepared.error}
+        if isinstance(prepared.action, ResolvedRequest):
+            result = self._request(call, prepared.action)
+        else:
+            assert isinstance(prepared.action, ResolvedCommand)
+            result = self._command(prepared.action)
+        if call.kind == "traffic" and result.get("ok"):
+            assert call.stage is not None
+            result["percentage"] = self.plan.stages[call.stage].percentage
+        return {**event, **result}
+
+    def _request(self, call: Call, resolved: ResolvedRequest) -> dict[str, Any]:
+        retry = resolved.retry
+        policy = RetryPolicy(retry.attempts, retry.backoff, retry.max_backoff, retry.deadline)
+        if call.kind == "rollback":
+            # At 3 a.m. the rollback keeps trying for longer than a forward step would.
+            policy = RetryPolicy(max(retry.attempts, ROLLBACK_MIN_ATTEMPTS), retry.backoff,
+                                 retry.max_backoff, retry.deadline or self.rollback_deadline)
+        request = HttpRequest(resolved.method, resolved.url, resolved.headers, resolved.json,
+                              resolved.body, resolved.timeout, resolved.idempotent)
+        outcome = self.http.send(request, policy)
+        return self._judge(call, outcome, resolved.idempotent)
+
+    def _judge(self, call: Call, outcome: HttpOutcome, idempotent: bool) -> dict[str, Any]:
+        result: dict[str, Any] = {"status": outcome.status, "attempts": outcome.attempts,
+                                  "elapsed": round(outcome.elapsed, 4)}
+        if outcome.status is None:
+            uncertain = not idempotent and outcome.may_have_reached_server
+            return {**result, "ok": False, "uncertain": uncertain,
+                    "error": self.redactor.text(outcome.error or "no response")}
+        step = self.step_of(call)
+        assert isinstance(step, RequestStep)
+        expect = step.expect
+        problem = check_status(outcome.status, list(expect.status) if expect and expect.status
+                               else None)
+        if problem is None and expect and expect.condition:
+            problem = check_condition(outcome.json, expect.condition)
+        captured: dict[str, Any] = {}
+        if problem is None and step.capture:
+            captured, errors = capture(outcome.json, dict(step.capture))
+            problem = "; ".join(errors) or None
+        if problem is not None:
+            return {**result, "ok": False, "error": self.redactor.text(problem)}
+        return {**result, "ok": True, "captures": self.redactor.data(captured)}
+
+    def _command(self, resolved: ResolvedCommand) -> dict[str, Any]:
+        spec = CommandSpec(list(resolved.argv) if resolved.argv is not None else None,
+                           resolved.command, resolved.shell, resolved.timeout,
+                           resolved.expect_exit, resolved.cwd, resolved.env)
+        outcome: CommandOutcome = run_command(spec, self.redactor)
+        result: dict[str, Any] = {"exit_code": outcome.exit_code,
+                                  "elapsed": round(outcome.elapsed, 4),
+                                  "output": (outcome.stdout or outcome.stderr)[-500:]}
+        if outcome.ok:
+            return {**result, "ok": True}
+        error = outcome.error or (f"timed out after {resolved.timeout:g}s" if outcome.timed_out
+                                  else f"exit code {outcome.exit_code}, expected "
+                                       f"{resolved.expect_exit}")
+        return {**result, "ok": False, "error": self.redactor.text(error)}

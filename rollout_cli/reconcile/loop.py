@@ -1,0 +1,144 @@
+"""The reconcile loop: load state, ask the engine what is due, do it, journal it, repeat.
+
+Each tick takes the rollout's lock, catches up with events other processes journaled
+(an `advance` from another terminal), and lets it go before waiting, so a follower never
+blocks an operator. Before a call the intent is journaled, after it the outcome: a
+process killed anywhere loses nothing, and the engine decides on resume whether the
+call may be sent again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rollout_cli.engine import (
+    Call,
+    Decision,
+    Finished,
+    Policy,
+    Record,
+    RolloutState,
+    Wait,
+    apply,
+    decide,
+)
+from rollout_cli.reconcile.executor import Executor
+from rollout_cli.store import RolloutDir, StateStore
+
+SNAPSHOT_EVERY = 200
+MAX_NAP = 1.0
+# Fault injection for the crash tests: SIGKILL this process right after its Nth append.
+CRASH_AFTER_ENV = "ROLLOUT_CRASH_AFTER_EVENTS"
+
+EventSink = Callable[[dict[str, Any], RolloutState], None]
+
+
+@dataclass
+class Clock:
+    now: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass
+class Reconciler:
+    store: StateStore
+    rollout: RolloutDir
+    executor: Executor
+    policy: Policy = field(default_factory=Policy)
+    clock: Clock = field(default_factory=Clock)
+    on_event: EventSink = lambda event, state: None
+    lock_timeout: float = 0.0
+    operation: str = "run"
+    state: RolloutState | None = None
+    _appended: int = 0
+    _since_snapshot: int = 0
+
+    def load(self) -> RolloutState:
+        """Catch up with everything journaled so far, by us or by another process."""
+        self.state = load_state(self.rollout, self.state)
+        return self.state
+
+    def record(self, event: dict[str, Any]) -> RolloutState:
+        """Journal one event (durably) and fold it into the state."""
+        state = self.state if self.state is not None else self.load()
+        # Raises IllegalTransition before anything is written.
+        apply(state, {**event, "seq": state.seq + 1, "time": self.clock.now()})
+        stored = self.rollout.journal.append(event, time=self.clock.now())
+        self.state = apply(state, stored)
+        self._after_append()
+        self.on_event(stored, self.state)
+        return self.state
+
+    def _after_append(self) -> None:
+        self._appended += 1
+        self._since_snapshot += 1
+        crash_after = os.environ.get(CRASH_AFTER_ENV)
+        if crash_after and self._appended >= int(crash_after):
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self._since_snapshot >= SNAPSHOT_EVERY:
+            self.snapshot()
+
+    def snapshot(self) -> None:
+        if self.state is not None and self.state.seq:
+            self.rollout.save_snapshot(self.state.to_json(), self.state.seq)
+            self._since_snapshot = 0
+
+    def tick(self) -> Decision:
+        """Do everything that is due now; return the Wait or Finished that stops us."""
+        with self.rollout.lock(self.operation, timeout=self.lock_timeout):
+            state = self.load()
+            while True:
+                decision = decide(self.executor.plan, state, self.clock.now(), self.policy)
+                if isinstance(decision, Record):
+                    state = self.record(decision.event)
+                elif isinstance(decision, Call):
+                    state = self._call(decision, state)
+                else:
+                    self.snapshot()
+                    if isinstance(decision, Finished):
+                        self.store.release_active(self.rollout.meta.plan_name, self.rollout.id)
+                    return decision
+
+    def _call(self, call: Call, state: RolloutState) -> RolloutState:
+        prepared = self.executor.prepare(call, state)
+        self.record({"type": "intent", "call_id": call.call_id, "kind": call.kind,
+                     "stage": call.stage, "step": call.step, "line": prepared.line,
+                     "idempotent": prepared.idempotent})
+        return self.record(self.executor.perform(call, prepared))
+
+    def run(self, follow: bool) -> Decision:
+        """Tick until the rollout waits on a person, ends, or (without follow) must wait."""
+        while True:
+            decision = self.tick()
+            if isinstance(decision, Finished) or not follow:
+                return decision
+            assert isinstance(decision, Wait)
+            self._nap(decision)
+
+    def _nap(self, wait: Wait) -> None:
+        # Short naps: another process may journal an advance, pause or rollback meanwhile.
+        remaining = MAX_NAP if wait.until is None else wait.until - self.clock.now()
+        self.clock.sleep(max(0.0, min(MAX_NAP, remaining)))
+
+
+def load_state(rollout: RolloutDir, known: RolloutState | None = None) -> RolloutState:
+    """A rollout's state: the snapshot plus the journal after it, or ``known`` plus news."""
+    if known is not None:
+        return _fold(known, rollout.journal.events(after_seq=known.seq))
+    saved = rollout.load()
+    meta = rollout.meta
+    state = RolloutState(id=meta.id, plan=meta.plan_name)
+    if saved.snapshot is not None:
+        state = RolloutState.from_json(dict(saved.snapshot.state))
+    return _fold(state, saved.tail_events)
+
+
+def _fold(state: RolloutState, events: Any) -> RolloutState:
+    for event in events:
+        state = apply(state, event)
+    return state

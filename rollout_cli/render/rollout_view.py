@@ -1,0 +1,188 @@
+"""How rollouts show themselves: one line per event as it happens, status, list, history."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from rollout_cli.engine import RolloutState, Wait
+from rollout_cli.plan.durations import format_duration
+from rollout_cli.render.console import stderr, stdout
+
+
+def _clock(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds).strftime("%H:%M:%S")
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds")
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """One human line for a journaled event."""
+    kind = event["type"]
+    if kind == "created":
+        return f"rollout created from {event.get('plan_file')} by {event.get('who')}"
+    if kind == "stage-started":
+        pct = event.get("percentage")
+        return f"stage {event.get('name')} started" + (f" ({pct:g}% traffic)" if pct is not None
+                                                      else "")
+    if kind == "intent":
+        return f"  -> {event['line']}"
+    if kind == "outcome":
+        return _outcome(event)
+    if kind == "stage-baking":
+        return "  baking"
+    if kind == "stage-completed":
+        return f"stage {event.get('name')} completed"
+    if kind == "gate-waiting":
+        return f"stage {event.get('name')} waits at its manual gate"
+    if kind == "gate-approved":
+        how = "auto-approved" if event.get("auto") else (
+            "forced" if event.get("forced") else "approved")
+        why = f": {event['reason']}" if event.get("reason") else ""
+        return f"gate {how} by {event.get('who')}{why}"
+    if kind in ("paused", "failed", "rolled-back", "rollback-failed", "rollback-started",
+                "succeeded"):
+        return f"{kind}: {event.get('reason')}" if event.get("reason") else kind
+    if kind == "resumed":
+        return f"resumed by {event.get('who')}"
+    if kind == "call-resolved":
+        return f"uncertain call resolved by {event.get('who')}: {event.get('how')}"
+    if kind == "promoted-full":
+        return f"full promotion by {event.get('who')}: remaining bakes and gates skipped"
+    if kind == "plan-changed":
+        return f"plan changed (digest {event['plan_digest'][:12]}), accepted by {event.get('who')}"
+    if kind == "note":
+        return str(event.get("text"))
+    return kind
+
+
+def _outcome(event: dict[str, Any]) -> str:
+    timing = f" ({event['elapsed'] * 1000:.0f} ms)" if "elapsed" in event else ""
+    status = f" {event['status']}" if event.get("status") is not None else ""
+    if event.get("uncertain"):
+        return f"     uncertain{status}: {event.get('error')}{timing}"
+    if event.get("ok"):
+        tries = f", {event['attempts']} tries" if event.get("attempts", 1) > 1 else ""
+        return f"     ok{status}{timing}{tries}"
+    return f"     FAILED{status}: {event.get('error')}{timing}"
+
+
+class EventPrinter:
+    """Prints each event as it is journaled (plain timestamped lines; stderr for json)."""
+
+    def __init__(self, quiet: bool = False):
+        self.console = stderr() if quiet else stdout()
+
+    def __call__(self, event: dict[str, Any], state: RolloutState) -> None:
+        self.console.print(f"{_clock(event['time'])}  {describe_event(event)}", markup=False)
+
+
+def next_step_hint(rollout_id: str, state: RolloutState, decision: Any) -> str:
+    if state.uncertain is not None:
+        return (f"uncertain call {state.uncertain.line}: check the target, then "
+                f"`rollout resume {rollout_id} --assume-applied` or `--resend`")
+    if state.phase == "waiting-gate":
+        return f"waiting at a manual gate: `rollout advance {rollout_id}`"
+    if state.phase == "paused":
+        return (f"paused ({state.pause_reason}): `rollout resume {rollout_id}`, "
+                f"`rollout advance {rollout_id}` or `rollout rollback {rollout_id}`")
+    if isinstance(decision, Wait) and decision.until is not None:
+        return (f"baking: `rollout resume {rollout_id}` continues once the bake is over, "
+                f"or `rollout status {rollout_id}`")
+    return {"succeeded": "rollout succeeded",
+            "rolled-back": f"rolled back: {state.reason}",
+            "rollback-failed": f"ROLLBACK INCOMPLETE: {state.reason}",
+            "failed": f"failed: {state.reason}"}.get(state.phase, state.phase)
+
+
+def result_dict(rollout_id: str, state: RolloutState, decision: Any, code: int) -> dict[str, Any]:
+    return {"rollout": rollout_id, "phase": state.phase, "stage": state.stage,
+            "percentage": state.percentage, "reason": state.reason,
+            "pause_reason": state.pause_reason,
+            "uncertain": state.uncertain.line if state.uncertain else None,
+            "waiting_until": decision.until if isinstance(decision, Wait) else None,
+            "exit_code": code, "next": next_step_hint(rollout_id, state, decision)}
+
+
+def print_result(rollout_id: str, state: RolloutState, decision: Any, code: int,
+                 output: str) -> None:
+    if output == "json":
+        print(json.dumps(result_dict(rollout_id, state, decision, code)))
+        return
+    stdout().print(f"rollout {rollout_id}: {state.phase} -- "
+                   f"{next_step_hint(rollout_id, state, decision)}", markup=False)
+
+
+def status_dict(status: Any, now: float) -> dict[str, Any]:
+    state: RolloutState = status.state
+    plan = status.plan
+    stage = plan.stages[state.stage] if plan and state.stage < len(plan.stages) else None
+    bake_left = None
+    if stage and stage.bake and state.baking_since is not None:
+        bake_left = max(0.0, state.baking_since + stage.bake.min - now)
+    return {
+        "rollout": status.meta.id, "plan": status.meta.plan_name, "phase": state.phase,
+        "stage": stage.name if stage else None, "stage_index": state.stage,
+        "stages": len(plan.stages) if plan else None, "percentage": state.percentage,
+        "time_in_stage": (now - state.stage_started_at) if state.stage_started_at else None,
+        "bake_left": bake_left, "gate": stage.gate if stage else None,
+        "gate_approved": state.gate_approved, "pause_reason": state.pause_reason,
+        "reason": state.reason, "step_failure": state.step_failure,
+        "uncertain": state.uncertain.line if state.uncertain else None,
+        "captures": state.captures, "recent": status.recent, "exit_code": status.exit_code,
+        "rollback_failures": list(state.rollback_failures),
+    }
+
+
+def print_status(status: Any, now: float, output: str) -> None:
+    data = status_dict(status, now)
+    if output == "json":
+        print(json.dumps(data))
+        return
+    console = stdout()
+    lines = [f"rollout   {data['rollout']}  (plan {data['plan']})",
+             f"phase     {data['phase']}"]
+    if data["stage"]:
+        pct = "-" if data["percentage"] is None else f"{data['percentage']:g}%"
+        lines.append(f"stage     {data['stage']} ({data['stage_index'] + 1}/{data['stages']}),"
+                     f" traffic {pct}, gate {data['gate']}"
+                     + (" (approved)" if data["gate_approved"] else ""))
+    if data["time_in_stage"] is not None:
+        lines.append(f"in stage  {format_duration(data['time_in_stage'])}")
+    if data["bake_left"] is not None:
+        lines.append(f"bake left {format_duration(data['bake_left'])}")
+    for key in ("pause_reason", "reason", "step_failure", "uncertain"):
+        if data[key]:
+            lines.append(f"{key.replace('_', ' '):<9} {data[key]}")
+    if data["captures"]:
+        lines.append("captured  " + ", ".join(f"{k}={v}" for k, v in data["captures"].items()))
+    if data["recent"]:
+        lines.append("recent:")
+        lines += [f"  {_clock(e['time'])}  {describe_event(e).strip()}" for e in data["recent"]]
+    lines.append(f"next      {next_step_hint(data['rollout'], status.state, None)}")
+    console.print("\n".join(lines), markup=False)
+
+
+def print_list(rows: list[tuple[Any, RolloutState | None]], output: str) -> None:
+    if output == "json":
+        print(json.dumps([{"rollout": m.id, "plan": m.plan_name, "created_by": m.created_by,
+                           "created": m.created.isoformat(),
+                           "phase": s.phase if s else "unreadable"} for m, s in rows]))
+        return
+    if not rows:
+        stdout().print("no rollouts yet", markup=False)
+    for meta, state in rows:
+        phase = state.phase if state else "unreadable state"
+        stdout().print(f"{meta.id:<48} {phase:<16} {meta.created_by}", markup=False)
+
+
+def print_history(meta: Any, events: Any, output: str) -> None:
+    if output == "json":
+        print(json.dumps({"rollout": meta.id, "plan": meta.plan_name, "events": list(events)}))
+        return
+    for event in events:
+        stdout().print(f"{event['seq']:>5} {_iso(event['time'])}  {describe_event(event)}",
+                       markup=False)
