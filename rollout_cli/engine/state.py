@@ -94,7 +94,8 @@ def _created(state: RolloutState, event: dict[str, Any]) -> RolloutState:
 def _stage_started(state: RolloutState, event: dict[str, Any]) -> RolloutState:
     return replace(state, stage=event["stage"], step=0, stage_started=True,
                    stage_started_at=event["time"], traffic_applied=False, baking_since=None,
-                   bake_skipped=False, gate_approved=False, step_failure=None)
+                   bake_skipped=state.full_promotion, gate_approved=state.full_promotion,
+                   step_failure=None)
 
 
 def _intent(state: RolloutState, event: dict[str, Any]) -> RolloutState:
@@ -164,7 +165,7 @@ def _stage_baking(state: RolloutState, event: dict[str, Any]) -> RolloutState:
 
 def _stage_completed(state: RolloutState, event: dict[str, Any]) -> RolloutState:
     return replace(state, stage=state.stage + 1, stage_started=False, step=0,
-                   traffic_applied=False, baking_since=None, gate_approved=False)
+                   traffic_applied=False, baking_since=None)
 
 
 def _rollback_started(state: RolloutState, event: dict[str, Any]) -> RolloutState:
