@@ -36,7 +36,7 @@ class Replay:
     """A reconcile loop without I/O: Calls succeed unless told otherwise."""
 
     plan: Any
-    policy: Policy = Policy()
+    policy: Policy = field(default_factory=Policy)
     now: float = 1000.0
     state: RolloutState = field(default_factory=lambda: RolloutState(id="r1", plan="tiny"))
     log: list[str] = field(default_factory=list)
