@@ -88,13 +88,13 @@ def start(ctx: Context, plan_path: Path, follow: bool, auto_approve: bool = Fals
             reconciler.record({"type": "created", "plan": loaded.plan.name,
                                "plan_file": str(plan_path), "plan_digest": loaded.digest,
                                "who": who()})
-        decision = reconciler.run(follow)
+        decision = reconciler.run(follow, stop_when_paused=auto_approve)
     assert reconciler.state is not None
     return Result(rollout.id, reconciler.state, decision)
 
 
-def find(ctx: Context, rollout_id: str | None) -> RolloutDir:
-    """The named rollout, or the only active one."""
+def find(ctx: Context, rollout_id: str | None, latest: bool = False) -> RolloutDir:
+    """The named rollout, or the only active one; with ``latest``, else the newest one."""
     store = ctx.store
     if rollout_id:
         return store.open(rollout_id)
@@ -102,6 +102,8 @@ def find(ctx: Context, rollout_id: str | None) -> RolloutDir:
     if len(active) == 1:
         return store.open(active[0].id)
     known = [m.id for m in store.list()]
+    if not active and latest and known:
+        return store.open(known[-1])
     if not active:
         hint = f"; rollouts: {', '.join(known[-5:])}" if known else ""
         raise UsageError(f"no active rollout; name one{hint}")
@@ -135,9 +137,9 @@ def _state(ctx: Context, rollout: RolloutDir) -> RolloutState:
 def _act(ctx: Context, rollout_id: str | None, operation: str,
          events: Callable[[RolloutState], Iterable[dict[str, Any]]], follow: bool,
          plan_file: Path | None = None, accept_change: bool = False,
-         policy: Policy = Policy(), run: bool = True) -> Result:
+         policy: Policy = Policy(), run: bool = True, latest: bool = False) -> Result:
     """Journal an operator's events under the lock, then continue the rollout."""
-    rollout = find(ctx, rollout_id)
+    rollout = find(ctx, rollout_id, latest)
     state = _state(ctx, rollout)
     loaded, change = _plan_for(ctx, rollout, state, plan_file, accept_change)
     reconciler, http = _reconciler(ctx, rollout, loaded, operation, policy)
@@ -163,7 +165,10 @@ def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | Non
                              "`rollout resume --assume-applied` or `--resend`")
         base = {"who": who(), "reason": reason}
         if full:
-            return [{"type": "promoted-full", **base}]
+            # At a gate or paused, the promotion has to open it too: it skips what follows.
+            opened = ([{"type": "gate-approved", "stage": state.stage, **base}]
+                      if state.phase in (WAITING_GATE, PAUSED) else [])
+            return [*opened, {"type": "promoted-full", **base}]
         if state.phase in (WAITING_GATE, PAUSED):
             return [{"type": "gate-approved", "stage": state.stage, **base}]
         if not force:
@@ -215,8 +220,9 @@ def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
     reason = reason or f"rollback requested by {who()}"
     started = {"type": "rollback-started", "reason": reason, "who": who()}
     if rollout_id or plan_path is None:
+        # Without an active rollout, the newest one: running a rollback again is safe.
         return _act(ctx, rollout_id, "rollback", lambda state: [started], follow=True,
-                    accept_change=True)
+                    accept_change=True, latest=True)
     loaded = _load(plan_path, ctx)
     store = ctx.store
     for meta in store.find_active():
@@ -260,7 +266,7 @@ class Status:
 
 
 def status(ctx: Context, rollout_id: str | None, recent: int = 8) -> Status:
-    rollout = find(ctx, rollout_id)
+    rollout = find(ctx, rollout_id, latest=True)
     state = _state(ctx, rollout)
     tail: deque[dict[str, Any]] = deque(maxlen=recent)
     for event in rollout.journal.events():
@@ -278,7 +284,7 @@ def status(ctx: Context, rollout_id: str | None, recent: int = 8) -> Status:
 
 
 def history(ctx: Context, rollout_id: str | None) -> tuple[RolloutMeta, Iterable[dict[str, Any]]]:
-    rollout = find(ctx, rollout_id)
+    rollout = find(ctx, rollout_id, latest=True)
     return rollout.meta, rollout.journal.events()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -53,3 +54,10 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("ROLLOUT_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (ROLLOUT_DEBUG=1 shows the "
+              "traceback; the rollout's journal is intact and `rollout resume` continues)",
+              file=sys.stderr)
+        sys.exit(1)

@@ -70,6 +70,11 @@ DECLINED_STATUSES = frozenset({429, 503})
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 AMBIGUOUS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
+# A JSON key that may name a secret; only bodies that have one are redacted key by key.
+_SECRET_KEY = re.compile(
+    r'"[^"]*(?:authorization|token|key|secret|password|passwd|cookie|webhook|credential)'
+    r'[^"]*"\s*:', re.IGNORECASE)
+
 # Query parameters that carry credentials but escape redact.is_secret_name (signed URLs).
 _SECRET_QUERY_NAME = re.compile(r"sig(nature)?$|auth|session", re.IGNORECASE)
 
@@ -244,6 +249,8 @@ class HttpDriver:
         clock: Callable[[], float] = time.monotonic,
     ):
         self._redactor = redactor or Redactor()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
         self._sleep = sleep
         self._random = random
         self._clock = clock
@@ -268,6 +275,9 @@ class HttpDriver:
         self.close()
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self._client.close()
 
     def send(self, request: HttpRequest, policy: RetryPolicy = NO_RETRY) -> HttpOutcome:
@@ -304,10 +314,23 @@ class HttpDriver:
             unique.setdefault(key, pair)
         if not unique:
             return []
-        with ThreadPoolExecutor(max_workers=min(max_workers, len(unique))) as pool:
+        if len(unique) == 1 or max_workers <= 1:
+            outcomes = {key: self.send(*pair) for key, pair in unique.items()}
+        else:
+            pool = self._pool_of(max_workers)
             futures = {key: pool.submit(self.send, *pair) for key, pair in unique.items()}
             outcomes = {key: future.result() for key, future in futures.items()}
         return [replace(outcomes[key]) for key in keys]
+
+    def _pool_of(self, max_workers: int) -> ThreadPoolExecutor:
+        # One pool for the driver's life: starting threads every tick costs more than
+        # the requests of an in-process simulation.
+        if self._pool is None or self._pool_size < max_workers:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+            self._pool = ThreadPoolExecutor(max_workers=max_workers)
+            self._pool_size = max_workers
+        return self._pool
 
     def _attempt(self, request: HttpRequest, remaining: float | None) -> _Attempt:
         timeout = request.timeout
@@ -391,13 +414,24 @@ def _outcome(
     return HttpOutcome(
         status=response.status_code,
         headers=redact.headers(response.headers),
-        json=redact.data(_json_body(response)),
+        json=_redacted_json(response, redact),
         text=redact.text(response.text[:TEXT_LIMIT]),
         elapsed=elapsed,
         attempts=len(attempts),
         error=None,
         may_have_reached_server=reached,
     )
+
+
+def _redacted_json(response: httpx.Response, redact: Any) -> Any:
+    """The parsed body, with secrets masked; walking every value only when one may be there."""
+    body = _json_body(response)
+    if body is None:
+        return None
+    text = response.text
+    if _SECRET_KEY.search(text) or redact.text(text) != text:
+        return redact.data(body)
+    return body
 
 
 def _json_body(response: httpx.Response) -> Any | None:

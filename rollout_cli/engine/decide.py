@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rollout_cli.engine import analysis as runs
 from rollout_cli.engine.phases import (
     FAILED,
     PAUSED,
@@ -19,7 +20,7 @@ from rollout_cli.engine.phases import (
     WAITING_GATE,
 )
 from rollout_cli.engine.state import RolloutState
-from rollout_cli.plan.models import Plan, Stage
+from rollout_cli.plan.models import Analysis, Plan, Stage
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,15 @@ class Call:
     kind: str                # step | traffic | rollback
     stage: int | None
     step: int
+
+
+@dataclass(frozen=True)
+class Measure:
+    """Fetch these metrics now; the outcome is journaled as one `measured` event."""
+
+    metrics: tuple[str, ...]
+    keep: dict[str, float]
+    stage: int
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,7 @@ class Finished:
     reason: str | None
 
 
-Decision = Record | Call | Wait | Finished
+Decision = Record | Call | Measure | Wait | Finished
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,7 @@ def decide(plan: Plan, state: RolloutState, now: float, policy: Policy = Policy(
     if state.phase == PAUSED:
         return Wait(None, state.pause_reason or "paused")
     if state.phase == WAITING_GATE:
-        return _gate(plan.stages[state.stage], policy)
+        return _analysis_due(plan, state, now) or _gate(plan.stages[state.stage], policy)
     return _running(plan, state, now, policy)
 
 
@@ -131,18 +141,98 @@ def _running(plan: Plan, state: RolloutState, now: float, policy: Policy) -> Dec
         return Call(f"step:{state.stage}:{state.step}", "step", state.stage, state.step)
     if stage.percentage is not None and not state.traffic_applied:
         return Call(f"traffic:{state.stage}", "traffic", state.stage, 0)
-    if stage.bake is not None and not state.bake_skipped:
-        if state.baking_since is None:
-            return Record({"type": "stage-baking", "stage": state.stage, "since": now})
-        done_at = state.baking_since + stage.bake.min
-        if now < done_at:
-            return Wait(done_at, f"stage {stage.name!r} bakes until {done_at:.3f}")
+    stage_analysis = plan.analysis_for(stage)
+    if state.baking_since is None and (stage.bake or stage_analysis) and not state.bake_skipped:
+        return Record({"type": "stage-baking", "stage": state.stage, "since": now})
+    due = _analysis_due(plan, state, now)
+    if due is not None:
+        return due
+    if not state.bake_skipped:
+        waiting = _baking(plan, stage, stage_analysis, state, now)
+        if waiting is not None:
+            return waiting
     if stage.gate == "manual" and not state.gate_approved:
         if policy.auto_approve:
             return Record({"type": "gate-approved", "stage": stage.name, "who": "auto-approve",
                            "auto": True})
         return Record({"type": "gate-waiting", "stage": state.stage, "name": stage.name})
     return Record({"type": "stage-completed", "stage": state.stage, "name": stage.name})
+
+
+def _baking(plan: Plan, stage: Stage, stage_analysis: Analysis | None, state: RolloutState,
+            now: float) -> Decision | None:
+    """A Wait while the stage must keep baking, a pause when its bake ran out; else None."""
+    since = state.baking_since if state.baking_since is not None else now
+    low = since + (stage.bake.min if stage.bake else 0.0)
+    high = since + stage.bake.max if stage.bake else None
+    run = state.analyses.get(runs.STAGE)
+    passed = stage_analysis is None or state.gate_approved or (run is not None and run.passed)
+    if now >= low and passed:
+        return None
+    if high is not None and now >= high and not passed and high > low:
+        detail = run.message or "; ".join(v["reason"] for v in run.verdicts) if run else ""
+        return Record({"type": "paused", "reason": f"stage {stage.name!r}: bake "
+                       f"{stage.bake} is over and its analysis has not passed: {detail}"})
+    wakes = [t for t in (low if now < low else None, high, *_next_due(plan, state))
+             if t is not None and t > now]
+    until = min(wakes) if wakes else now + (stage_analysis.interval if stage_analysis else 1.0)
+    what = "bakes" if now < low else "waits for a passing analysis"
+    return Wait(until, f"stage {stage.name!r} {what} until {until:.3f}")
+
+
+def _active_analyses(plan: Plan, state: RolloutState) -> list[tuple[str, Analysis]]:
+    found = []
+    stage = plan.stages[state.stage] if state.stage < len(plan.stages) else None
+    stage_analysis = plan.analysis_for(stage) if stage else None
+    if stage_analysis is not None and state.baking_since is not None:
+        found.append((runs.STAGE, stage_analysis))
+    background = plan.background_analysis
+    traffic = [i for i, s in enumerate(plan.stages) if s.percentage is not None]
+    if background is not None and traffic and traffic[0] <= state.stage <= traffic[-1] and (
+            state.stage > traffic[0] or state.traffic_applied):
+        found.append((runs.BACKGROUND, background))
+    return found
+
+
+def _next_due(plan: Plan, state: RolloutState) -> list[float]:
+    return [state.analyses[scope].next_due for scope, _ in _active_analyses(plan, state)
+            if scope in state.analyses]
+
+
+def _analysis_due(plan: Plan, state: RolloutState, now: float) -> Decision | None:
+    """Start, act on, measure for, or judge an analysis run, when one is due."""
+    active = _active_analyses(plan, state)
+    for scope, analysis in active:
+        if scope not in state.analyses:
+            return Record({"type": "analysis-started", "scope": scope, "started": now,
+                           "next_due": now + analysis.initial_delay})
+    for scope, _ in active:
+        run = state.analyses[scope]
+        if run.action == "rollback":
+            return Record({"type": "rollback-started", "reason": run.message, "who": "analysis"})
+        if run.action == "pause":
+            return Record({"type": "paused", "reason": run.message, "who": "analysis"})
+    measured = state.measured_at if state.measured_at is not None else float("-inf")
+    for scope, analysis in active:
+        run = state.analyses[scope]
+        if measured >= run.next_due:
+            since = state.baking_since if scope == runs.STAGE else None
+            judged = runs.assess(plan, analysis, scope, run, state.measurements, measured, since)
+            return Record({"type": "analysis", "scope": scope, "stage": state.stage,
+                           "run": judged.to_json()})
+    due = [(scope, analysis) for scope, analysis in active
+           if now >= state.analyses[scope].next_due]
+    if not due:
+        return None
+    metrics: list[str] = []
+    keep: dict[str, float] = {}
+    for _, analysis in due:
+        for metric in runs.metrics_of(plan, analysis):
+            if metric not in metrics:
+                metrics.append(metric)
+            keep[metric] = max(keep.get(metric, 0.0),
+                               runs.keep_for(plan, metric, analysis.interval))
+    return Measure(tuple(metrics), keep, state.stage)
 
 
 def exit_code(phase: str) -> int:

@@ -56,6 +56,9 @@ STAYING: dict[str, frozenset[str]] = {
     "call-resolved": frozenset({PAUSED}),
     "gate-approved": frozenset({RUNNING}),   # auto-approval, or forced during a bake
     "promoted-full": frozenset({RUNNING, WAITING_GATE, PAUSED}),
+    "analysis-started": frozenset({RUNNING, WAITING_GATE}),
+    "measured": frozenset({RUNNING, WAITING_GATE}),
+    "analysis": frozenset({RUNNING, WAITING_GATE}),
     "plan-changed": frozenset(PHASES),
     "note": frozenset(PHASES),
 }

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from rollout_cli.engine.analysis import Run
+from rollout_cli.engine.checks import Sample
+from rollout_cli.engine.measurements import Measurements
 from rollout_cli.engine.phases import (
     PAUSED,
     PENDING,
@@ -56,9 +59,18 @@ class RolloutState:
     rollback_failures: tuple[str, ...] = ()
     rollback_uncertain: tuple[str, ...] = ()
     last_event: str = ""
+    measured_at: float | None = None
+    analyses: dict[str, Run] = field(default_factory=dict)
+    history: dict[str, tuple[tuple[float, float | None, str], ...]] = field(default_factory=dict)
+    measurements: Measurements = field(default_factory=Measurements)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = {k: v for k, v in self.__dict__.items()
+                if k not in ("measurements", "analyses", "pending", "uncertain")}
+        return {**data, "pending": asdict(self.pending) if self.pending else None,
+                "uncertain": asdict(self.uncertain) if self.uncertain else None,
+                "analyses": {k: run.to_json() for k, run in self.analyses.items()},
+                "measurements": self.measurements.to_json()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RolloutState:
@@ -68,6 +80,10 @@ class RolloutState:
                 values[key] = PendingCall(**values[key])
         for key in ("rollback_failures", "rollback_uncertain"):
             values[key] = tuple(values.get(key, ()))
+        values["analyses"] = {k: Run.from_json(v) for k, v in values.get("analyses", {}).items()}
+        values["history"] = {k: tuple(tuple(p) for p in v)
+                             for k, v in values.get("history", {}).items()}
+        values["measurements"] = Measurements.from_json(values.get("measurements", {}))
         return cls(**values)
 
 
@@ -92,7 +108,8 @@ def _created(state: RolloutState, event: dict[str, Any]) -> RolloutState:
 
 
 def _stage_started(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    return replace(state, stage=event["stage"], step=0, stage_started=True,
+    analyses = {k: v for k, v in state.analyses.items() if k != "stage"}
+    return replace(state, stage=event["stage"], step=0, stage_started=True, analyses=analyses,
                    stage_started_at=event["time"], traffic_applied=False, baking_since=None,
                    bake_skipped=state.full_promotion, gate_approved=state.full_promotion,
                    step_failure=None)
@@ -140,19 +157,55 @@ def _call_resolved(state: RolloutState, event: dict[str, Any]) -> RolloutState:
     return _settle(state, call, True, {"captures": {}, "percentage": event.get("percentage")})
 
 
+def _acted(state: RolloutState, reset: bool = False) -> RolloutState:
+    """An analysis action was taken (or a person stepped in): clear it, maybe the counts."""
+    runs = {scope: replace(run, action="", **({"inconclusives": 0, "consecutive_errors": 0}
+                                              if reset else {}))
+            for scope, run in state.analyses.items()}
+    return replace(state, analyses=runs)
+
+
 def _paused(state: RolloutState, event: dict[str, Any]) -> RolloutState:
     if event.get("uncertain") and state.pending is not None:
         state = replace(state, uncertain=state.pending, pending=None)
-    return replace(state, pause_reason=event.get("reason"))
+    return replace(_acted(state), pause_reason=event.get("reason"))
 
 
 def _resumed(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    return replace(state, pause_reason=None)
+    return replace(_acted(state, reset=True), pause_reason=None)
 
 
 def _gate_approved(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    return replace(state, gate_approved=True, pause_reason=None,
+    return replace(_acted(state, reset=True), gate_approved=True, pause_reason=None,
                    bake_skipped=state.bake_skipped or bool(event.get("forced")))
+
+
+def _analysis_started(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    run = Run(started=event["started"], next_due=event["next_due"])
+    return replace(state, analyses={**state.analyses, event["scope"]: run})
+
+
+def _measured(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    keep = event.get("keep", {})
+    errors = event.get("errors", {})
+    for metric, value in event.get("values", {}).items():
+        for one in value if isinstance(value, list) else [value]:
+            state.measurements.add(metric, Sample(event["time"], one, errors.get(metric)),
+                                   keep.get(metric, 3600.0))
+    return replace(state, measured_at=event["time"])
+
+
+HISTORY = 30
+
+
+def _analysis(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    run = Run.from_json(event["run"])
+    history = dict(state.history)
+    for verdict in run.verdicts:
+        points = (*history.get(verdict["check"], ()), (event["time"], verdict["value"],
+                                                       verdict["phase"]))
+        history[verdict["check"]] = points[-HISTORY:]
+    return replace(state, analyses={**state.analyses, event["scope"]: run}, history=history)
 
 
 def _promoted_full(state: RolloutState, event: dict[str, Any]) -> RolloutState:
@@ -169,7 +222,7 @@ def _stage_completed(state: RolloutState, event: dict[str, Any]) -> RolloutState
 
 
 def _rollback_started(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    return replace(state, rollback_round=state.rollback_round + 1, rollback_step=0,
+    return replace(_acted(state), rollback_round=state.rollback_round + 1, rollback_step=0,
                    rollback_failures=(), rollback_uncertain=(), reason=event.get("reason"),
                    pending=None, uncertain=None, pause_reason=None)
 
@@ -200,6 +253,9 @@ _HANDLERS = {
     "failed": _ended,
     "succeeded": _ended,
     "plan-changed": _plan_changed,
+    "analysis-started": _analysis_started,
+    "measured": _measured,
+    "analysis": _analysis,
 }
 
 WAITING_ON_PERSON = frozenset({WAITING_GATE, PAUSED})

@@ -483,10 +483,17 @@ class Plan(Model):
 
     def analysis_for(self, stage: Stage) -> Analysis | None:
         """The analysis a stage runs, or None for a stage that moves no traffic."""
-        if stage.analysis is None and stage.percentage is None:
-            return None
-        resolved = self.default_analysis.over(stage.analysis)
-        return resolved if resolved.checks else None
+        return self._stage_analyses.get(stage.name)
+
+    @cached_property
+    def _stage_analyses(self) -> dict[str, Analysis | None]:
+        found: dict[str, Analysis | None] = {}
+        for stage in self.stages:
+            resolved = None
+            if stage.analysis is not None or stage.percentage is not None:
+                resolved = self.default_analysis.over(stage.analysis)
+            found[stage.name] = resolved if resolved and resolved.checks else None
+        return found
 
     @cached_property
     def background_analysis(self) -> Analysis | None:

@@ -8,7 +8,8 @@ from typing import Any
 from rollout_cli.drivers.command import CommandOutcome, CommandSpec, run_command
 from rollout_cli.drivers.expect import capture, check_condition, check_status
 from rollout_cli.drivers.http import HttpDriver, HttpOutcome, HttpRequest, RetryPolicy
-from rollout_cli.engine import Call, RolloutState
+from rollout_cli.drivers.metrics import MetricFetcher
+from rollout_cli.engine import Call, Measure, RolloutState
 from rollout_cli.plan.calls import (
     ResolvedCommand,
     ResolvedRequest,
@@ -36,12 +37,21 @@ class Prepared:
 
 class Executor:
     def __init__(self, loaded: LoadedPlan, http: HttpDriver, rollback_deadline: float =
-                 ROLLBACK_DEADLINE):
+                 ROLLBACK_DEADLINE, simulate_commands: bool = False):
+        self.simulate_commands = simulate_commands
         self.loaded = loaded
         self.plan = loaded.plan
         self.http = http
         self.redactor = loaded.redactor
         self.rollback_deadline = rollback_deadline
+        self.metrics = MetricFetcher(self.plan, http)
+
+    def measure(self, measure: Measure, state: RolloutState, now: float) -> dict[str, Any]:
+        """The `measured` event for one tick's metrics."""
+        stage = self.plan.stages[min(measure.stage, len(self.plan.stages) - 1)]
+        variables = variables_for(self.plan, stage, state.id, state.captures)
+        values, errors = self.metrics.fetch(measure.metrics, variables, now)
+        return {"type": "measured", "values": values, "errors": errors, "keep": measure.keep}
 
     def step_of(self, call: Call) -> RequestStep | RunStep:
         if call.kind == "rollback":
@@ -120,6 +130,8 @@ class Executor:
         return {**result, "ok": True, "captures": self.redactor.data(captured)}
 
     def _command(self, resolved: ResolvedCommand) -> dict[str, Any]:
+        if self.simulate_commands:
+            return {"ok": True, "exit_code": 0, "elapsed": 0.0, "output": "(not run: simulation)"}
         spec = CommandSpec(list(resolved.argv) if resolved.argv is not None else None,
                            resolved.command, resolved.shell, resolved.timeout,
                            resolved.expect_exit, resolved.cwd, resolved.env)

@@ -20,6 +20,7 @@ from rollout_cli.engine import (
     Call,
     Decision,
     Finished,
+    Measure,
     Policy,
     Record,
     RolloutState,
@@ -54,6 +55,7 @@ class Reconciler:
     on_event: EventSink = lambda event, state: None
     lock_timeout: float = 0.0
     operation: str = "run"
+    max_nap: float = MAX_NAP
     state: RolloutState | None = None
     _appended: int = 0
     _since_snapshot: int = 0
@@ -84,7 +86,7 @@ class Reconciler:
             self.snapshot()
 
     def snapshot(self) -> None:
-        if self.state is not None and self.state.seq:
+        if self.state is not None and self.state.seq and self._since_snapshot:
             self.rollout.save_snapshot(self.state.to_json(), self.state.seq)
             self._since_snapshot = 0
 
@@ -98,6 +100,8 @@ class Reconciler:
                     state = self.record(decision.event)
                 elif isinstance(decision, Call):
                     state = self._call(decision, state)
+                elif isinstance(decision, Measure):
+                    state = self.record(self.executor.measure(decision, state, self.clock.now()))
                 else:
                     self.snapshot()
                     if isinstance(decision, Finished):
@@ -111,19 +115,29 @@ class Reconciler:
                      "idempotent": prepared.idempotent})
         return self.record(self.executor.perform(call, prepared))
 
-    def run(self, follow: bool) -> Decision:
-        """Tick until the rollout waits on a person, ends, or (without follow) must wait."""
+    def run(self, follow: bool, stop_when_paused: bool = False,
+            deadline: float | None = None) -> Decision:
+        """Tick until the rollout ends or (without follow) must wait.
+
+        Following, it waits at gates and pauses for a person acting from another terminal,
+        except with ``stop_when_paused`` (a CI run has nobody to wait for).
+        """
         while True:
             decision = self.tick()
             if isinstance(decision, Finished) or not follow:
                 return decision
             assert isinstance(decision, Wait)
+            if stop_when_paused and decision.on_person and self.state is not None and (
+                    self.state.phase == "paused"):
+                return decision
+            if deadline is not None and self.clock.now() >= deadline:
+                return decision
             self._nap(decision)
 
     def _nap(self, wait: Wait) -> None:
         # Short naps: another process may journal an advance, pause or rollback meanwhile.
-        remaining = MAX_NAP if wait.until is None else wait.until - self.clock.now()
-        self.clock.sleep(max(0.0, min(MAX_NAP, remaining)))
+        remaining = self.max_nap if wait.until is None else wait.until - self.clock.now()
+        self.clock.sleep(max(0.0, min(self.max_nap, remaining)))
 
 
 def load_state(rollout: RolloutDir, known: RolloutState | None = None) -> RolloutState:

@@ -56,7 +56,32 @@ def describe_event(event: dict[str, Any]) -> str:
         return f"plan changed (digest {event['plan_digest'][:12]}), accepted by {event.get('who')}"
     if kind == "note":
         return str(event.get("text"))
+    if kind == "analysis":
+        return _analysis(event)
+    if kind == "analysis-started":
+        return f"  {event['scope']} analysis started"
+    if kind == "measured":
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in event.get("values", {}).items())
+        return f"  measured {shown}"
     return kind
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return f"[{len(value)} points]"
+    return str(value)
+
+
+def _analysis(event: dict[str, Any]) -> str:
+    run = event["run"]
+    lines = [f"  {event['scope']} analysis #{run['rounds']}: {run['phase'] or 'no checks'}"]
+    for verdict in run["verdicts"]:
+        if verdict["phase"] != "pass" or verdict.get("dry_run"):
+            lines.append(f"    {verdict['reason']}" + (" (dry run)" if verdict["dry_run"]
+                                                         else ""))
+    return "\n".join(lines)
 
 
 def _outcome(event: dict[str, Any]) -> str:
@@ -77,6 +102,8 @@ class EventPrinter:
         self.console = stderr() if quiet else stdout()
 
     def __call__(self, event: dict[str, Any], state: RolloutState) -> None:
+        if event["type"] == "measured" and not event.get("errors"):
+            return
         self.console.print(f"{_clock(event['time'])}  {describe_event(event)}", markup=False)
 
 

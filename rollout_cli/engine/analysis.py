@@ -1,0 +1,109 @@
+"""Analysis runs: when to measure, and what a round of verdicts means (pure).
+
+Like Argo Rollouts' analysis: every ``interval`` (after ``initial_delay``) the checks are
+judged; failures, inconclusive rounds and consecutive errors are counted, and a count
+over its limit acts (``failed (1) > failure_limit (0)``). Dry-run checks are judged and
+shown, never counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rollout_cli.engine.checks import ERROR, FAIL, INCONCLUSIVE, PASS, Verdict, evaluate, worst
+from rollout_cli.engine.measurements import Measurements
+from rollout_cli.plan.models import Analysis, Plan
+
+STAGE, BACKGROUND = "stage", "background"
+
+
+@dataclass(frozen=True)
+class Run:
+    """The counters of one analysis run (a stage's, or the background one)."""
+
+    started: float
+    next_due: float
+    rounds: int = 0
+    failures: int = 0
+    inconclusives: int = 0
+    consecutive_errors: int = 0
+    passed: bool = False
+    phase: str = ""
+    action: str = ""             # continue | pause | rollback, until acted on
+    message: str = ""
+    verdicts: tuple[dict[str, Any], ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "verdicts": list(self.verdicts)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Run:
+        return cls(**{**data, "verdicts": tuple(data.get("verdicts", ()))})
+
+
+def start(analysis: Analysis, now: float) -> Run:
+    return Run(started=now, next_due=now + analysis.initial_delay)
+
+
+def metrics_of(plan: Plan, analysis: Analysis) -> list[str]:
+    names: list[str] = []
+    for check_name in analysis.checks:
+        check = plan.checks[check_name]
+        for metric in (check.metric, check.baseline):
+            if metric and metric not in names:
+                names.append(metric)
+    return names
+
+
+def keep_for(plan: Plan, metric: str, interval: float) -> float:
+    """How much history of ``metric`` any check needs."""
+    spans = [c.span for c in plan.checks.values() if metric in (c.metric, c.baseline)]
+    return max([*spans, 0.0]) + 2 * interval
+
+
+def assess(plan: Plan, analysis: Analysis, scope: str, run: Run, measured: Measurements,
+           now: float, since: float | None) -> Run:
+    """One round: every check judged, counters updated, the action decided."""
+    verdicts = [evaluate(name, plan.checks[name], measured.of(plan.checks[name].metric), now,
+                         measured.of(plan.checks[name].baseline or ""), since)
+                for name in analysis.checks]
+    acting = [v for v in verdicts if not v.dry_run]
+    phases = [v.phase for v in acting]
+    counted = [v for v in acting if not v.warming_up]
+    failures = run.failures + (FAIL in phases)
+    inconclusives = run.inconclusives + any(v.phase == INCONCLUSIVE for v in counted)
+    errors = run.consecutive_errors + 1 if ERROR in phases else 0
+    action, message = _act(analysis, scope, failures, inconclusives, errors, acting)
+    passed = (bool(acting) and all(p == PASS for p in phases)) or (
+        analysis.on_inconclusive == "continue" and not {FAIL, ERROR} & set(phases))
+    return Run(run.started, now + analysis.interval, run.rounds + 1, failures, inconclusives,
+               errors, passed, worst(phases), action, message,
+               tuple(_verdict_json(v) for v in verdicts))
+
+
+def _act(analysis: Analysis, scope: str, failures: int, inconclusives: int, errors: int,
+         acting: list[Verdict]) -> tuple[str, str]:
+    def why(phase: str) -> str:
+        return "; ".join(v.reason for v in acting if v.phase == phase)
+
+    if failures > analysis.failure_limit:
+        return analysis.on_failure, (f"{scope} analysis: failed ({failures}) > failure_limit "
+                                     f"({analysis.failure_limit}): {why(FAIL)}")
+    if errors > analysis.consecutive_error_limit:
+        return analysis.on_error, (f"{scope} analysis: consecutive errors ({errors}) > "
+                                   f"consecutive_error_limit ({analysis.consecutive_error_limit})"
+                                   f": {why(ERROR)}")
+    if inconclusives > analysis.inconclusive_limit and analysis.on_inconclusive != "continue":
+        return analysis.on_inconclusive, (
+            f"{scope} analysis: inconclusive ({inconclusives}) > inconclusive_limit "
+            f"({analysis.inconclusive_limit}): {why(INCONCLUSIVE)}")
+    return "continue", ""
+
+
+def _verdict_json(verdict: Verdict) -> dict[str, Any]:
+    return {"check": verdict.check, "phase": verdict.phase, "reason": verdict.reason,
+            "value": verdict.value, "dry_run": verdict.dry_run}
+
+
+__all__ = ["BACKGROUND", "PASS", "STAGE", "Run", "assess", "keep_for", "metrics_of", "start"]

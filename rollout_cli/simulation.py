@@ -1,0 +1,122 @@
+"""`rollout simulate`: the whole plan against the sandbox's model, in process, on a
+virtual clock. Same engine, same executor and drivers as a real run; only the clock,
+the transport and the journal differ. Local `run:` steps are not executed."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rollout_cli.engine import Finished, Policy, RolloutState
+from rollout_cli.plan.durations import format_duration
+
+START = 1_800_000_000.0   # a fixed epoch second, so traces are reproducible
+
+
+@dataclass
+class Trace:
+    """The decisions of a simulated rollout, at their simulated times."""
+
+    start: float
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    evaluations: int = 0
+    rounds: int = 0
+
+    def __call__(self, event: dict[str, Any], state: RolloutState) -> None:
+        kind = event["type"]
+        if kind == "analysis":
+            self.rounds += 1
+            run = event["run"]
+            self.evaluations += len(run["verdicts"])
+            if run["phase"] == "pass" and run["action"] not in ("pause", "rollback"):
+                return
+            verdicts = {v["check"]: v["phase"] for v in run["verdicts"]}
+            self._add(event, state, f"{event['scope']} analysis: {run['phase']}",
+                      verdicts=verdicts, reasons=[v["reason"] for v in run["verdicts"]
+                                                  if v["phase"] != "pass"])
+        elif kind in ("stage-started", "stage-completed", "gate-approved", "paused",
+                      "rollback-started", "rolled-back", "rollback-failed", "succeeded",
+                      "failed"):
+            self._add(event, state, kind, reason=event.get("reason"))
+        elif kind == "outcome" and not event.get("ok"):
+            self._add(event, state, "call failed", reason=event.get("error"))
+
+    def _add(self, event: dict[str, Any], state: RolloutState, action: str, **extra: Any
+             ) -> None:
+        stage = event.get("name")
+        if stage is None and state.stage is not None:
+            stage = state.stage
+        self.entries.append({"at": event["time"] - self.start,
+                             "at_text": format_duration(event["time"] - self.start),
+                             "stage": stage, "percentage": state.percentage, "action": action,
+                             **{k: v for k, v in extra.items() if v is not None}})
+
+
+@dataclass(frozen=True)
+class Simulation:
+    plan: str
+    scenario: str
+    seed: int
+    phase: str
+    reason: str | None
+    simulated: float
+    trace: list[dict[str, Any]]
+    evaluations: int
+    rounds: int
+    max_percentage: float | None
+    calls: int
+
+    @property
+    def exit_code(self) -> int:
+        from rollout_cli.operations import Result
+
+        return Result("", RolloutState(id="", plan="", phase=self.phase)).exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "exit_code": self.exit_code}
+
+
+def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
+             env: dict[str, str] | None = None, max_time: float = 30 * 86400,
+             on_event: Any = None) -> Simulation:
+    from rollout_cli.drivers.http import HttpDriver
+    from rollout_cli.plan import load_plan
+    from rollout_cli.reconcile.executor import Executor
+    from rollout_cli.reconcile.loop import Clock, Reconciler
+    from rollout_cli.reconcile.memory import MemoryMeta, MemoryRollout, MemoryStore
+    from rollout_cli.sandbox import SandboxTransport, VirtualClock, create_sandbox
+
+    loaded = load_plan(plan_path, os.environ if env is None else env)
+    clock = VirtualClock(START)
+    app = create_sandbox(scenario, seed=seed, clock=clock)
+    trace = Trace(START)
+    top = {"percentage": 0.0}
+
+    def sink(event: dict[str, Any], state: RolloutState) -> None:
+        trace(event, state)
+        if state.percentage is not None:
+            top["percentage"] = max(top["percentage"], state.percentage)
+        if on_event:
+            on_event(event, state)
+
+    http = HttpDriver(redactor=loaded.redactor, transport=SandboxTransport(app),
+                      sleep=clock.advance, clock=clock.now)
+    rollout = MemoryRollout(MemoryMeta(f"simulation-{seed}", loaded.plan.name))
+    executor = Executor(loaded, http, simulate_commands=True)
+    executor.metrics.concurrency = 1
+    reconciler = Reconciler(MemoryStore(), rollout, executor,  # type: ignore[arg-type]
+                            Policy(auto_approve=True), Clock(clock.now, clock.advance), sink,
+                            max_nap=float("inf"))
+    with http:
+        reconciler.record({"type": "created", "plan": loaded.plan.name, "simulated": True})
+        decision = reconciler.run(follow=True, stop_when_paused=True,
+                                  deadline=START + max_time)
+    state = reconciler.state
+    assert state is not None
+    reason = decision.reason if isinstance(decision, Finished) else getattr(
+        decision, "reason", None)
+    return Simulation(loaded.plan.name, str(scenario), seed, state.phase, reason,
+                      clock.now() - START, trace.entries, trace.evaluations, trace.rounds,
+                      top["percentage"], 0)
