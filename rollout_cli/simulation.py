@@ -20,6 +20,7 @@ class Trace:
     """The decisions of a simulated rollout, at their simulated times."""
 
     start: float
+    stages: list[str] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
     evaluations: int = 0
     rounds: int = 0
@@ -46,8 +47,8 @@ class Trace:
     def _add(self, event: dict[str, Any], state: RolloutState, action: str, **extra: Any
              ) -> None:
         stage = event.get("name")
-        if stage is None and state.stage is not None:
-            stage = state.stage
+        if stage is None and state.stage < len(self.stages):
+            stage = self.stages[state.stage]
         self.entries.append({"at": event["time"] - self.start,
                              "at_text": format_duration(event["time"] - self.start),
                              "stage": stage, "percentage": state.percentage, "action": action,
@@ -91,7 +92,7 @@ def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
     loaded = load_plan(plan_path, os.environ if env is None else env)
     clock = VirtualClock(START)
     app = create_sandbox(scenario, seed=seed, clock=clock)
-    trace = Trace(START)
+    trace = Trace(START, [stage.name for stage in loaded.plan.stages])
     top = {"percentage": 0.0}
 
     def sink(event: dict[str, Any], state: RolloutState) -> None:
