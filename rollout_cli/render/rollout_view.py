@@ -8,6 +8,7 @@ from typing import Any
 
 from rollout_cli.engine import RolloutState, Wait
 from rollout_cli.plan.durations import format_duration
+from rollout_cli.render.checks_view import checks_data, checks_lines, runs_data
 from rollout_cli.render.console import stderr, stdout
 
 
@@ -161,6 +162,7 @@ def status_dict(status: Any, now: float) -> dict[str, Any]:
         "uncertain": state.uncertain.line if state.uncertain else None,
         "captures": state.captures, "recent": status.recent, "exit_code": status.exit_code,
         "rollback_failures": list(state.rollback_failures),
+        "analysis": runs_data(state), "checks": checks_data(state, plan),
     }
 
 
@@ -186,6 +188,9 @@ def print_status(status: Any, now: float, output: str) -> None:
             lines.append(f"{key.replace('_', ' '):<9} {data[key]}")
     if data["captures"]:
         lines.append("captured  " + ", ".join(f"{k}={v}" for k, v in data["captures"].items()))
+    if data["checks"]:
+        lines.append("checks:")
+        lines += ["  " + line for line in checks_lines(status.state, status.plan)]
     if data["recent"]:
         lines.append("recent:")
         lines += [f"  {_clock(e['time'])}  {describe_event(e).strip()}" for e in data["recent"]]
