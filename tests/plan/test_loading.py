@@ -172,3 +172,10 @@ def test_path_is_reported_as_given(tmp_path: Path, rollout):
     result = rollout("validate", str(plan))
 
     assert result.err.startswith(f"{plan}:23:11:")
+
+
+def test_committed_schema_matches_the_models(rollout):
+    """plans/ point editors at ../rollout.schema.json; regenerate with `rollout schema`."""
+    result = rollout("schema")
+
+    assert json.loads((ROOT / "rollout.schema.json").read_text()) == json.loads(result.out)
