@@ -67,7 +67,10 @@ def sandbox(
         markup=False,
     )
     console.print(f"listening on {server.url} (Ctrl-C to stop)", markup=False)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    # Ctrl-C must stop it even when started from a shell that ignores SIGINT (`cmd &`),
+    # and `kill` as cleanly as Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

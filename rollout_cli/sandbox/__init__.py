@@ -1,0 +1,37 @@
+"""The sandbox: a simulated brain API (the seed guide's endpoints) for demos, tests, rehearsals.
+
+Public API::
+
+    app = create_sandbox("healthy", seed=1, clock=VirtualClock())   # a WSGI app
+    with sandbox_client(app) as client: ...                          # in process, no sockets
+    with running_sandbox(app) as running: running.url                # real HTTP on loopback
+
+See docs/sandbox.md for endpoints, scenarios and metric names.
+"""
+
+from rollout_cli.sandbox.app import CallRecord, SandboxApp, create_sandbox
+from rollout_cli.sandbox.clock import Clock, ScaledClock, VirtualClock
+from rollout_cli.sandbox.model import MODERN_FLAG, BrainModel
+from rollout_cli.sandbox.scenarios import PRESETS, Scenario, load_scenario, preset_names
+from rollout_cli.sandbox.server import RunningSandbox, SandboxServer, running_sandbox
+from rollout_cli.sandbox.transport import SandboxTransport, sandbox_client
+
+__all__ = [
+    "MODERN_FLAG",
+    "PRESETS",
+    "BrainModel",
+    "CallRecord",
+    "Clock",
+    "RunningSandbox",
+    "SandboxApp",
+    "SandboxServer",
+    "SandboxTransport",
+    "ScaledClock",
+    "Scenario",
+    "VirtualClock",
+    "create_sandbox",
+    "load_scenario",
+    "preset_names",
+    "running_sandbox",
+    "sandbox_client",
+]

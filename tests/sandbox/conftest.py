@@ -1,0 +1,215 @@
+"""Fixtures for the sandbox tests: in-process sandboxes on a virtual clock, live ones on
+loopback, and a real Prometheus server.
+
+``start_prometheus`` depends on nothing in this directory so it can move to
+tests/conftest.py when other suites need a Prometheus.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from rollout_cli.sandbox import (
+    SandboxApp,
+    Scenario,
+    VirtualClock,
+    create_sandbox,
+    running_sandbox,
+    sandbox_client,
+)
+from rollout_cli.sandbox.durations import parse_duration
+
+PROMETHEUS_BINARY = shutil.which("prometheus") or "/usr/bin/prometheus"
+
+# --- Prometheus ----------------------------------------------------------------------
+
+
+@dataclass
+class PrometheusHandle:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=5)
+        response.raise_for_status()
+        return response.json()["data"]["result"]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_prometheus(
+    scrape_targets: list[str], tmp_path: Path, *, ready_within: float = 20.0
+) -> PrometheusHandle:
+    """Start /usr/bin/prometheus on a free loopback port, scraping ``host:port`` targets
+    every second, with its data in ``tmp_path``; returns once it reports ready."""
+    if not Path(PROMETHEUS_BINARY).exists():
+        raise RuntimeError("prometheus is not installed (Debian package prometheus; scripts/test installs it)")
+    targets = ", ".join(f'"{t}"' for t in scrape_targets)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: sandbox\n"
+        f"    static_configs: [{{targets: [{targets}]}}]\n"
+    )
+    port = free_port()
+    log_path = tmp_path / "prometheus.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                PROMETHEUS_BINARY,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    handle = PrometheusHandle(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_ready(handle, ready_within)
+    except BaseException:
+        handle.stop()
+        raise
+    return handle
+
+
+def _wait_ready(handle: PrometheusHandle, within: float) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if handle.process.poll() is not None:
+            raise RuntimeError(f"prometheus exited: {handle.log_path.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{handle.url}/-/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)  # polling a real external process; there is no clock to advance
+    raise TimeoutError(f"prometheus not ready within {within}s")
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[[list[str]], PrometheusHandle]]:
+    started: list[PrometheusHandle] = []
+
+    def start(targets: list[str]) -> PrometheusHandle:
+        handle = start_prometheus(targets, tmp_path)
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in started:
+        handle.stop()
+
+
+# --- sandboxes -----------------------------------------------------------------------
+
+
+@dataclass
+class Sim:
+    """An in-process sandbox on a virtual clock, and the client talking to it."""
+
+    app: SandboxApp
+    client: httpx.Client
+    clock: VirtualClock
+
+    def advance(self, duration: str | float) -> None:
+        self.clock.advance(parse_duration(duration))
+
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        response = self.client.get(path, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        return self.client.post(path, json=body)
+
+    def start_test(self, percentage: float, **fields: Any) -> dict[str, Any]:
+        body = {"testId": "brain-api-modern-rollout", "rolloutPercentage": percentage, **fields}
+        response = self.post("/api/admin/ab-testing/start", body)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def set_percentage(self, percentage: float) -> httpx.Response:
+        return self.post("/api/admin/ab-testing/update", {"rolloutPercentage": percentage})
+
+    def results(self, window: str = "5m") -> dict[str, Any]:
+        return self.get("/api/admin/ab-testing/results", window=window)
+
+    def modern(self, window: str = "5m") -> dict[str, Any]:
+        return self.results(window)["variants"]["modern"]
+
+    def legacy(self, window: str = "5m") -> dict[str, Any]:
+        return self.results(window)["variants"]["legacy"]
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def make_sim(clock: VirtualClock) -> Iterator[Callable[..., Sim]]:
+    """Build in-process sandboxes: make_sim("error-spike", seed=3, token="t")."""
+    with ExitStack() as stack:
+
+        def make(scenario: Scenario | str = "healthy", *, seed: int = 7, **options: Any) -> Sim:
+            app = create_sandbox(scenario, seed=seed, clock=clock, **options)
+            client = stack.enter_context(sandbox_client(app, timeout=10.0))
+            return Sim(app, client, clock)
+
+        yield make
+
+
+@dataclass
+class Live:
+    """A sandbox served over real HTTP on loopback, driven by a virtual clock."""
+
+    url: str
+    app: SandboxApp
+    clock: VirtualClock
+    client: httpx.Client
+
+
+@pytest.fixture
+def make_live(clock: VirtualClock) -> Iterator[Callable[..., Live]]:
+    """Serve sandboxes on free loopback ports for the test's duration."""
+    with ExitStack() as stack:
+
+        def make(scenario: Scenario | str = "healthy", *, seed: int = 7, **options: Any) -> Live:
+            app = create_sandbox(scenario, seed=seed, clock=clock, **options)
+            running = stack.enter_context(running_sandbox(app))
+            client = stack.enter_context(httpx.Client(base_url=running.url, timeout=5.0))
+            return Live(running.url, app, clock, client)
+
+        yield make
+
+
+@pytest.fixture
+def live(make_live: Callable[..., Live]) -> Live:
+    return make_live()

@@ -1,0 +1,127 @@
+"""Clocks, durations and scenario loading."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rollout_cli.errors import UsageError
+from rollout_cli.sandbox import PRESETS, ScaledClock, VirtualClock, load_scenario
+from rollout_cli.sandbox.durations import format_duration, parse_duration
+
+from .conftest import Sim
+
+
+def test_a_virtual_clock_moves_only_forward_when_told() -> None:
+    clock = VirtualClock(start=100.0)
+    assert clock.now() == 100.0
+    assert clock.advance(30) == 130.0
+    clock.set(200.0)
+    assert clock.now() == 200.0
+    with pytest.raises(ValueError, match="negative"):
+        clock.advance(-1)
+    with pytest.raises(ValueError, match="backwards"):
+        clock.set(150.0)
+
+
+def test_a_scaled_clock_multiplies_real_elapsed_time() -> None:
+    real = [1000.0]
+    clock = ScaledClock(time_scale=120.0, real=lambda: real[0])
+    assert clock.now() == 0.0
+    real[0] += 1.5
+    assert clock.now() == 180.0
+    with pytest.raises(ValueError):
+        ScaledClock(time_scale=0)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), (90, 90.0), ("30s", 30.0), ("5m", 300.0), ("1.5h", 5400.0), ("2d", 172800.0), ("250ms", 0.25)],
+)
+def test_durations_parse(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-5m", "5 minutes", True, -1])
+def test_bad_durations_are_rejected(text: str | int | bool) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(300, "5m"), (3600, "1h"), (45, "45s"), (90, "90s")])
+def test_durations_format_shortest(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_every_named_scenario_loads() -> None:
+    assert set(PRESETS) == {
+        "healthy", "degrade-at-50", "error-spike", "memory-leak", "flaky-admin", "slow-metrics",
+        "no-traffic",
+    }
+    for name in PRESETS:
+        assert load_scenario(name).name == name
+
+
+def test_a_scenario_file_overlays_its_base_preset(tmp_path: Path) -> None:
+    path = tmp_path / "rough-day.yaml"
+    path.write_text(
+        "base: error-spike\n"
+        "requests_per_second: 40\n"
+        "modern: {success_rate: 0.9}\n"
+        "error_spike: {after: 30m}\n"
+        "faults: {flaky_fraction: 0.1, slow_metrics_delay: 2s}\n"
+    )
+    scenario = load_scenario(str(path))
+    assert scenario.name == "rough-day"
+    assert scenario.requests_per_second == 40
+    assert scenario.modern.success_rate == 0.9
+    assert scenario.modern.latency_mean_ms == PRESETS["healthy"].modern.latency_mean_ms
+    assert scenario.error_spike is not None
+    assert (scenario.error_spike.after, scenario.error_spike.error_rate) == (1800.0, 0.25)
+    assert (scenario.faults.flaky_fraction, scenario.faults.slow_metrics_delay) == (0.1, 2.0)
+
+
+def test_a_scenario_files_knobs_drive_the_traffic(
+    make_sim: Callable[..., Sim], tmp_path: Path
+) -> None:
+    path = tmp_path / "spike-soon.yaml"
+    path.write_text("modern: {success_rate: 0.9}\nerror_spike: {after: 20m, error_rate: 0.5}\n")
+    sim = make_sim(str(path))
+    sim.start_test(50)
+    sim.advance("15m")
+    assert sim.modern()["errorRate"] == pytest.approx(0.10, abs=0.03)
+    sim.advance("15m")
+    assert sim.modern()["errorRate"] == pytest.approx(0.50, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("modern: {success_rate: 1.5}", "modern: success_rate must be between 0 and 1, got 1.5"),
+        ("moden: {}", "moden: unknown setting (known: name, description,"),
+        ("error_spike: {after: soon}", "error_spike.after: expected a duration like 30s"),
+        ("requests_per_second: lots", "requests_per_second: expected a number, got 'lots'"),
+        ("thresholds: {min_requests: 2.5}", "thresholds.min_requests: expected an integer"),
+        ("modern: {latency_p95_ms: 100}", "latency p95 must be above the mean"),
+        ("base: stormy", "base: unknown preset 'stormy'"),
+        ("faults: 3", "faults: expected a mapping"),
+        ("- a list", "expected a mapping of scenario settings"),
+        ("modern: {success_rate: [", "is not valid YAML"),
+        ("auto_rollback_window: 90s", "whole minutes"),
+    ],
+)
+def test_an_invalid_scenario_file_says_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(UsageError) as caught:
+        load_scenario(str(path))
+    assert message in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_a_scenario_can_drop_a_section_of_its_base(tmp_path: Path) -> None:
+    path = tmp_path / "calm.yaml"
+    path.write_text("base: degrade-at-50\ndegradation: null\n")
+    assert load_scenario(str(path)).degradation is None
