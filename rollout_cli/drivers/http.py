@@ -11,7 +11,7 @@ what happened                               idempotent  non-idempotent  may_have
 ==========================================  ==========  ==============  =======================
 ConnectError, ConnectTimeout, PoolTimeout   retry       retry           False (never sent)
 429, 503                                    retry       retry           False (declined)
-502, 504                                    retry       final           True
+500, 502, 504                               retry       final           True
 ReadTimeout, WriteTimeout, ReadError,
 WriteError, RemoteProtocolError             retry       final           True (ambiguous)
 any other status, an undecodable response   final       final           True
@@ -65,7 +65,9 @@ DESCRIBE_BODY_LIMIT = 200
 # Sized so that a fan-out of 50 requests (send_many) never waits for a free connection.
 POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
 
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# 500 too, for idempotent requests only: asking again changes nothing, and an admin API
+# in trouble often answers the next try.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 DECLINED_STATUSES = frozenset({429, 503})
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 AMBIGUOUS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)

@@ -123,12 +123,12 @@ def test_gateway_errors_are_retried_for_idempotent_requests(
     assert (outcome.status, outcome.attempts) == (200, 2)
 
 
-def test_500_is_not_retried_even_for_get(driver: HttpDriver, server: ScriptedServer) -> None:
+def test_500_is_retried_for_get(driver: HttpDriver, server: ScriptedServer) -> None:
     server.answer_always(500)
 
     outcome = driver.send(HttpRequest("GET", server.url), RETRY4)
 
-    assert (outcome.status, outcome.attempts, server.count()) == (500, 1, 1)
+    assert (outcome.status, outcome.attempts, server.count()) == (500, 4, 4)
 
 
 def test_exhausted_retries_return_the_last_response(

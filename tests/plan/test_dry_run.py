@@ -32,7 +32,7 @@ def test_dry_run_shows_timeline_calls_checks_and_rollback(rollout, secrets):
     assert "POST http://127.0.0.1:8080/api/admin/ab-testing/update" in out
     assert 'body: {"rolloutPercentage": 25}' in out
     assert 'body: {"testId": "<captured:test_id>"}' in out
-    assert "mean(30m) vs legacy_p95_ms pass <= +0%, fail > +20%" in out
+    assert "mean(10m) vs legacy_p95_ms pass <= +0%, fail > +20%" in out
     rollback = out[out.index("Rollback, in order:"):]
     assert rollback.index("feature-flags/disable") < rollback.index("emergency-stop") \
         < rollback.index("memory/cleanup") < rollback.index("alerts/emergency")

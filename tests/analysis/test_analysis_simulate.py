@@ -1,0 +1,111 @@
+"""`rollout simulate` of the brain API's 48-hour plan: each sandbox scenario ends the way
+the guide's criteria say it should, for the reason it should."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from rollout_cli.simulation import simulate
+from tests.conftest import PLANS
+
+BRAIN = PLANS / "brain-api.yaml"
+ENV = {"BRAIN_API_TOKEN": ""}
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> dict[str, object]:
+    return {scenario: simulate(BRAIN, scenario, seed=7, env=ENV)
+            for scenario in ("healthy", "degrade-at-50", "memory-leak", "error-spike",
+                             "no-traffic", "flaky-admin")}
+
+
+def test_healthy_succeeds_through_every_stage(outcomes):
+    result = outcomes["healthy"]
+
+    assert result.phase == "succeeded", result.reason
+    assert result.max_percentage == 100
+    assert 36 * 3600 <= result.simulated <= 48 * 3600
+    completed = [e["stage"] for e in result.trace if e["action"] == "stage-completed"]
+    assert completed[-3:] == ["canary-75", "full", "legacy-cleanup"]
+
+
+def test_degradation_at_50_rolls_back_there_naming_the_latency_check(outcomes):
+    result = outcomes["degrade-at-50"]
+
+    assert result.phase == "rolled-back"
+    assert result.max_percentage == 50
+    rollback = next(e for e in result.trace if e["action"] == "rollback-started")
+    assert rollback["stage"] == "canary-50"
+    assert "latency-vs-legacy" in rollback["reason"] and "-> fail" in rollback["reason"]
+
+
+def test_memory_leak_is_caught_by_the_trend_check(outcomes):
+    result = outcomes["memory-leak"]
+
+    assert result.phase == "rolled-back"
+    assert "memory-stable: slope over 1h" in result.reason
+    assert result.max_percentage < 100
+
+
+def test_error_spike_is_caught_by_the_success_rate_check(outcomes):
+    result = outcomes["error-spike"]
+
+    assert result.phase == "rolled-back"
+    assert "success-rate:" in result.reason and "-> fail" in result.reason
+
+
+def test_no_traffic_pauses_as_inconclusive_and_never_promotes(outcomes):
+    result = outcomes["no-traffic"]
+
+    assert result.phase == "paused"
+    assert result.exit_code == 3
+    assert "inconclusive" in result.reason and "no data" in result.reason
+    assert result.max_percentage == 10
+    assert not [e for e in result.trace if e["action"] == "stage-completed"
+                and e["stage"] == "canary-10"]
+
+
+def test_flaky_admin_still_completes_through_retries(outcomes):
+    result = outcomes["flaky-admin"]
+
+    assert result.phase == "succeeded", result.reason
+    assert result.max_percentage == 100
+
+
+def test_simulate_command_prints_trace_and_exits_like_a_run(rollout):
+    text = rollout("simulate", str(BRAIN), "--scenario", "memory-leak", "--seed", "7")
+    data = rollout("simulate", str(BRAIN), "--scenario", "memory-leak", "--seed", "7",
+                   "--output", "json")
+
+    assert text.code == data.code == 1
+    assert "Outcome: rolled-back after" in text.out and "memory-stable" in text.out
+    parsed = json.loads(data.out)
+    assert parsed["phase"] == "rolled-back" and parsed["trace"][0]["action"] == "stage-started"
+
+
+def test_unknown_scenario_is_a_usage_error(rollout):
+    result = rollout("simulate", str(BRAIN), "--scenario", "sunny")
+
+    assert result.code == 2
+    assert "sunny" in result.err
+
+
+SEEDS = int(os.environ.get("ROLLOUT_SEEDS", "20"))
+
+
+@pytest.mark.parametrize("scenario", ["healthy", "degrade-at-50"])
+def test_noise_does_not_change_the_outcome_across_seeds(scenario):
+    """ROLLOUT_SEEDS=200 runs the full statistical check (bench/seeds.py prints counts)."""
+    phases = []
+    for seed in range(SEEDS):
+        result = simulate(BRAIN, scenario, seed=seed, env=ENV)
+        phases.append((result.phase, result.max_percentage))
+
+    if scenario == "healthy":
+        assert [p for p in phases if p[0] != "succeeded"] == []
+    else:
+        assert all(top <= 50 for _, top in phases)
+        assert all(phase == "rolled-back" for phase, _ in phases)
