@@ -188,6 +188,12 @@ VerifySpec = Annotated[bool | str, PlainValidator(_verify), PlainSerializer(lamb
 Percentage = Annotated[float, Field(ge=0, le=100)]
 
 
+def _http_url(value: str, what: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"{what} {value!r} must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
@@ -206,12 +212,7 @@ class Target(Model):
     retry: RetrySpec = RetrySpec()
     verify: VerifySpec = True
 
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"base_url {value!r} must be an http:// or https:// URL")
-        return value.rstrip("/")
+    _base_url = field_validator("base_url")(lambda v: _http_url(v, "base_url"))
 
 
 class Expect(Model):
@@ -320,12 +321,7 @@ class PrometheusQuery(Model):
     step: Duration | None = None
     headers: dict[str, str] = {}
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"prometheus url {value!r} must be an http:// or https:// URL")
-        return value.rstrip("/")
+    _url = field_validator("url")(lambda v: _http_url(v, "prometheus url"))
 
 
 class Metric(Model):
