@@ -8,7 +8,13 @@ import sys
 import typer
 
 from rollout_cli import __version__
-from rollout_cli.cli import plan_commands, rollout_commands, sandbox_command, simulate_command
+from rollout_cli.cli import (
+    demo_command,
+    plan_commands,
+    rollout_commands,
+    sandbox_command,
+    simulate_command,
+)
 from rollout_cli.errors import RolloutError
 
 app = typer.Typer(
@@ -42,6 +48,7 @@ def _root(
 plan_commands.register(app)
 rollout_commands.register(app)
 simulate_command.register(app)
+demo_command.register(app)
 sandbox_command.register(app)
 
 

@@ -1,0 +1,74 @@
+"""`rollout demo`: the sandbox on a free loopback port, the demo plan run against it over
+real HTTP, and a summary of what happened and why."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rollout_cli.engine import RolloutState
+
+DEMO_PLAN = Path(__file__).resolve().parent.parent / "plans" / "brain-api-demo.yaml"
+TIME_SCALE = 600.0
+
+
+@dataclass
+class DemoLog:
+    """What the summary needs, collected from the events as they happen."""
+
+    stages: list[tuple[str, float | None, float]] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+
+    def __call__(self, event: dict[str, Any], state: RolloutState) -> None:
+        kind = event["type"]
+        if kind == "stage-completed":
+            self.stages.append((event.get("name", "?"), state.percentage,
+                                event["time"] - self.started))
+        elif kind in ("paused", "rollback-started", "rolled-back", "rollback-failed", "failed",
+                      "succeeded"):
+            self.decisions.append(f"{kind}: {event.get('reason')}")
+        elif kind == "gate-approved":
+            self.decisions.append(f"gate of {event.get('stage')} approved "
+                                  f"({'automatically' if event.get('auto') else event.get('who')})")
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    rollout_id: str
+    scenario: str
+    phase: str
+    reason: str | None
+    url: str
+    seconds: float
+    log: DemoLog
+    exit_code: int
+
+
+def run_demo(scenario: str = "healthy", seed: int = 0, plan: Path = DEMO_PLAN,
+             state_dir: Path | None = None, on_event: Any = None) -> DemoResult:
+    from rollout_cli import operations
+    from rollout_cli.sandbox import create_sandbox, running_sandbox
+
+    log = DemoLog()
+
+    def sink(event: dict[str, Any], state: RolloutState) -> None:
+        log(event, state)
+        if on_event is not None:
+            on_event(event, state)
+
+    app = create_sandbox(scenario, seed=seed, time_scale=TIME_SCALE, max_real_delay=0.5)
+    with tempfile.TemporaryDirectory(prefix="rollout-demo-") as scratch, \
+            running_sandbox(app) as sandbox:
+        ctx = operations.Context(state_dir or Path(scratch), on_event=sink,
+                                 env={"BRAIN_API_URL": sandbox.url})
+        started = time.perf_counter()
+        result = operations.start(ctx, plan, follow=True, auto_approve=True)
+        seconds = time.perf_counter() - started
+    state = result.state
+    return DemoResult(result.rollout_id, scenario, state.phase,
+                      state.reason or state.pause_reason, sandbox.url, seconds, log,
+                      result.exit_code)
