@@ -93,7 +93,7 @@ def test_unknown_scenario_is_a_usage_error(rollout):
     assert "sunny" in result.err
 
 
-SEEDS = int(os.environ.get("ROLLOUT_SEEDS", "20"))
+SEEDS = int(os.environ.get("ROLLOUT_SEEDS", "8"))
 
 
 @pytest.mark.parametrize("scenario", ["healthy", "degrade-at-50"])
