@@ -90,7 +90,9 @@ class PrometheusProvider:
                                 "end": f"{now:.3f}", "step": f"{step:g}"})
             url = f"{prom.url}/api/v1/query_range?{params}"
         else:
-            url = f"{prom.url}/api/v1/query?{urlencode({'query': query})}"
+            # Every query of a tick is evaluated at the same instant, so two checks
+            # over the same series agree on what they saw.
+            url = f"{prom.url}/api/v1/query?{urlencode({'query': query, 'time': f'{now:.3f}'})}"
         return HttpRequest("GET", url, dict(prom.headers), None, None, plan.target.timeout, True)
 
     def parse(self, metric: Metric, outcome: HttpOutcome) -> Value:
