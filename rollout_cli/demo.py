@@ -32,7 +32,7 @@ class DemoLog:
                       "succeeded"):
             self.decisions.append(f"{kind}: {event.get('reason')}")
         elif kind == "gate-approved":
-            self.decisions.append(f"gate of {event.get('stage')} approved "
+            self.decisions.append(f"gate of {event.get('name', event.get('stage'))} approved "
                                   f"({'automatically' if event.get('auto') else event.get('who')})")
 
 

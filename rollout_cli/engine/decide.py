@@ -78,12 +78,15 @@ def decide(plan: Plan, state: RolloutState, now: float, policy: Policy = Policy(
         return _rollback(plan, state)
     if state.pending is not None:
         return _unfinished(state)
+    if state.uncertain is not None and state.phase != PAUSED:
+        return _uncertain(state)
     if state.step_failure is not None and state.phase != PAUSED:
         return _failure(plan, state.step_failure)
     if state.phase == PAUSED:
         return Wait(None, state.pause_reason or "paused")
     if state.phase == WAITING_GATE:
-        return _analysis_due(plan, state, now) or _gate(plan.stages[state.stage], policy)
+        gate = _gate(plan.stages[state.stage], state.stage, policy)
+        return _analysis_due(plan, state, now) or gate
     return _running(plan, state, now, policy)
 
 
@@ -95,6 +98,16 @@ def _unfinished(state: RolloutState) -> Decision:
     reason = (f"uncertain call: {call.line} was sent or about to be sent when the rollout "
               "stopped, and it is not idempotent; check the target, then run "
               "`rollout resume --assume-applied` or `rollout resume --resend`")
+    return Record({"type": "paused", "reason": reason, "uncertain": call.call_id})
+
+
+def _uncertain(state: RolloutState) -> Decision:
+    """A non-idempotent call got no answer (a timeout): it may have been applied."""
+    call = state.uncertain
+    assert call is not None
+    reason = (f"uncertain call: {call.line} got no answer and is not idempotent, so it is "
+              "not sent again; check the target, then run `rollout resume --assume-applied` "
+              "or `rollout resume --resend`")
     return Record({"type": "paused", "reason": reason, "uncertain": call.call_id})
 
 
@@ -122,10 +135,10 @@ def _rollback(plan: Plan, state: RolloutState) -> Decision:
     return Record({"type": "rolled-back", "reason": state.reason})
 
 
-def _gate(stage: Stage, policy: Policy) -> Decision:
+def _gate(stage: Stage, stage_index: int, policy: Policy) -> Decision:
     if policy.auto_approve:
-        return Record({"type": "gate-approved", "stage": stage.name, "who": "auto-approve",
-                       "auto": True})
+        return Record({"type": "gate-approved", "stage": stage_index, "name": stage.name,
+                       "who": "auto-approve", "auto": True})
     return Wait(None, f"stage {stage.name!r} waits at its manual gate: "
                       f"run `rollout advance` to continue")
 
@@ -153,8 +166,8 @@ def _running(plan: Plan, state: RolloutState, now: float, policy: Policy) -> Dec
             return waiting
     if stage.gate == "manual" and not state.gate_approved:
         if policy.auto_approve:
-            return Record({"type": "gate-approved", "stage": stage.name, "who": "auto-approve",
-                           "auto": True})
+            return Record({"type": "gate-approved", "stage": state.stage, "name": stage.name,
+                           "who": "auto-approve", "auto": True})
         return Record({"type": "gate-waiting", "stage": state.stage, "name": stage.name})
     return Record({"type": "stage-completed", "stage": state.stage, "name": stage.name})
 

@@ -154,7 +154,8 @@ def _call_resolved(state: RolloutState, event: dict[str, Any]) -> RolloutState:
     state = replace(state, uncertain=None)
     if call is None or event["how"] == "resend":
         return state
-    return _settle(state, call, True, {"captures": {}, "percentage": event.get("percentage")})
+    return _settle(state, call, True, {"captures": event.get("captures", {}),
+                                       "percentage": event.get("percentage")})
 
 
 def _acted(state: RolloutState, reset: bool = False) -> RolloutState:
