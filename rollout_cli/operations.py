@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rollout_cli.engine import Decision, Finished, Policy, RolloutState, Wait
+from rollout_cli.engine import Decision, Finished, PendingCall, Policy, RolloutState, Wait
 from rollout_cli.engine.decide import exit_code
 from rollout_cli.engine.phases import PAUSED, TERMINAL, WAITING_GATE
 from rollout_cli.errors import LockedError, StateError, UsageError
@@ -135,29 +136,37 @@ def _state(ctx: Context, rollout: RolloutDir) -> RolloutState:
 
 
 def _act(ctx: Context, rollout_id: str | None, operation: str,
-         events: Callable[[RolloutState], Iterable[dict[str, Any]]], follow: bool,
+         events: Callable[[RolloutState, Any], Iterable[dict[str, Any]]], follow: bool,
          plan_file: Path | None = None, accept_change: bool = False,
          policy: Policy = Policy(), run: bool = True, latest: bool = False) -> Result:
     """Journal an operator's events under the lock, then continue the rollout."""
     rollout = find(ctx, rollout_id, latest)
-    state = _state(ctx, rollout)
-    loaded, change = _plan_for(ctx, rollout, state, plan_file, accept_change)
-    reconciler, http = _reconciler(ctx, rollout, loaded, operation, policy)
-    with http:
+    with ExitStack() as client:
+        # The lock first: a rollout another command holds is refused before any work.
         with rollout.lock(operation, timeout=ctx.lock_timeout):
+            state = _state(ctx, rollout)
+            loaded, change = _plan_for(ctx, rollout, state, plan_file, accept_change)
+            reconciler, http = _reconciler(ctx, rollout, loaded, operation, policy)
+            client.enter_context(http)
             state = reconciler.load()
             if change:
                 state = reconciler.record(change)
-            for event in events(state):
+            for event in events(state, loaded):
                 state = reconciler.record(event)
-        decision = reconciler.run(follow) if run and state.phase not in TERMINAL else None
+            decision = None
+            if run and state.phase not in TERMINAL:
+                # Under the same hold: no other command sees the events without their work.
+                decision = reconciler.tick(locked=True)
+        if follow and decision is not None and not isinstance(decision, Finished):
+            # With --auto-approve nobody is watching: a pause ends the command (exit 3).
+            decision = reconciler.run(follow, stop_when_paused=policy.auto_approve)
     assert reconciler.state is not None
     return Result(rollout.id, reconciler.state, decision)
 
 
 def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | None, full: bool,
             follow: bool = False, accept_change: bool = False) -> Result:
-    def events(state: RolloutState) -> list[dict[str, Any]]:
+    def events(state: RolloutState, loaded: Any) -> list[dict[str, Any]]:
         if state.phase in TERMINAL:
             raise UsageError(f"rollout {state.id} has ended ({state.phase}); nothing to advance")
         if state.uncertain is not None:
@@ -181,7 +190,7 @@ def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | Non
 
 
 def pause(ctx: Context, rollout_id: str | None, reason: str | None) -> Result:
-    def events(state: RolloutState) -> list[dict[str, Any]]:
+    def events(state: RolloutState, loaded: Any) -> list[dict[str, Any]]:
         if state.phase == PAUSED:
             return []
         if state.phase in TERMINAL or state.phase == "rolling-back":
@@ -193,25 +202,50 @@ def pause(ctx: Context, rollout_id: str | None, reason: str | None) -> Result:
 
 def resume(ctx: Context, rollout_id: str | None, follow: bool, assume_applied: bool = False,
            resend: bool = False, accept_change: bool = False, plan_file: Path | None = None,
-           auto_approve: bool = False) -> Result:
+           auto_approve: bool = False, captures: dict[str, str] | None = None) -> Result:
+    """Continue; ``captures`` stand in for what an uncertain call's lost answer captured."""
     if assume_applied and resend:
         raise UsageError("choose one of --assume-applied and --resend")
+    if captures and not assume_applied:
+        raise UsageError("--capture goes with --assume-applied")
 
-    def events(state: RolloutState) -> list[dict[str, Any]]:
+    def events(state: RolloutState, loaded: Any) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         if state.uncertain is not None:
             if not (assume_applied or resend):
                 raise UsageError(f"uncertain call: {state.uncertain.line}; check the target, "
                                  "then resume with --assume-applied or --resend")
-            found.append({"type": "call-resolved", "call_id": state.uncertain.call_id,
-                          "how": "assume-applied" if assume_applied else "resend",
-                          "who": who()})
+            resolved = {"type": "call-resolved", "call_id": state.uncertain.call_id,
+                        "how": "assume-applied" if assume_applied else "resend", "who": who()}
+            if assume_applied:
+                resolved["captures"] = _stand_ins(loaded, state.uncertain, captures or {})
+            found.append(resolved)
         if state.phase == PAUSED:
             found.append({"type": "resumed", "who": who()})
         return found
 
     return _act(ctx, rollout_id, "resume", events, follow, plan_file, accept_change,
                 Policy(auto_approve))
+
+
+def _stand_ins(loaded: Any, call: PendingCall, given: dict[str, str]) -> dict[str, Any]:
+    """The captures of an uncertain call assumed applied: later steps need them, and only
+    the operator, looking at the target, knows them now that its answer is lost."""
+    plan = loaded.plan
+    step = (plan.traffic if call.kind == "traffic" else
+            plan.stages[call.stage].steps[call.step] if call.stage is not None else None)
+    needed = sorted(getattr(step, "capture", None) or {})
+    unknown = sorted(set(given) - set(needed))
+    if unknown:
+        raise UsageError(f"{call.line} captures nothing named {', '.join(unknown)}"
+                         + (f" (it captures {', '.join(needed)})" if needed else ""))
+    missing = [name for name in needed if name not in given]
+    if missing:
+        raise UsageError(
+            f"{call.line} captures {', '.join(missing)} from its answer, which was lost; "
+            "look the value up on the target and add --capture NAME=VALUE for each, or "
+            "use --resend if the target accepts the call twice")
+    return dict(loaded.redactor.data(given))
 
 
 def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
@@ -221,15 +255,15 @@ def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
     started = {"type": "rollback-started", "reason": reason, "who": who()}
     if rollout_id or plan_path is None:
         # Without an active rollout, the newest one: running a rollback again is safe.
-        return _act(ctx, rollout_id, "rollback", lambda state: [started], follow=True,
-                    accept_change=True, latest=True)
+        return _act(ctx, rollout_id, "rollback", lambda state, loaded: [started],
+                    follow=True, accept_change=True, latest=True)
     loaded = _load(plan_path, ctx)
     store = ctx.store
     for meta in store.find_active():
         if meta.plan_name == loaded.plan.name:
             try:
-                return _act(ctx, meta.id, "rollback", lambda state: [started], follow=True,
-                            plan_file=plan_path, accept_change=True)
+                return _act(ctx, meta.id, "rollback", lambda state, loaded: [started],
+                            follow=True, plan_file=plan_path, accept_change=True)
             except (StateError, LockedError) as problem:
                 if isinstance(problem, LockedError) and not problem.record.get("stale"):
                     raise

@@ -21,6 +21,8 @@ ROLLOUT = typer.Argument(None, metavar="[ROLLOUT]",
 FOLLOW = typer.Option(False, "--follow", "-f", help="Keep running until the rollout ends.")
 ACCEPT = typer.Option(False, "--accept-plan-change",
                       help="Continue even though the plan file changed since the start.")
+AUTO_APPROVE = typer.Option(False, "--auto-approve",
+                            help="Open manual gates automatically (CI).")
 
 
 def _context(state_dir: str | None, lock_timeout: str, output: Output, quiet: bool = False):  # type: ignore[no-untyped-def]
@@ -57,7 +59,8 @@ def _interruptible(ctx: Any, run: Any, output: Output) -> None:
     """Ctrl-C or SIGTERM: journal a note and leave the rollout resumable, no rollback."""
     from rollout_cli.operations import find, note_interrupted
 
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    # Restored afterwards: a program (or test) that runs commands in-process keeps its own.
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = run()
     except KeyboardInterrupt as stop:
@@ -70,6 +73,8 @@ def _interruptible(ctx: Any, run: Any, output: Output) -> None:
         except Exception:
             print(f"interrupted ({name}); `rollout resume` continues", file=sys.stderr)
         raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _finish(result, output)
 
 
@@ -93,8 +98,7 @@ def start(
 
 def run(
     plan: Path = typer.Argument(..., metavar="PLAN", help="The plan file.", show_default=False),
-    auto_approve: bool = typer.Option(False, "--auto-approve",
-                                      help="Open manual gates automatically (CI)."),
+    auto_approve: bool = AUTO_APPROVE,
     output: Output = OUTPUT,
     state_dir: str | None = STATE_DIR,
     lock_timeout: str = LOCK_TIMEOUT,
@@ -152,8 +156,12 @@ def resume(
     assume_applied: bool = typer.Option(False, "--assume-applied",
                                          help="An uncertain call did reach the target."),
     resend: bool = typer.Option(False, "--resend", help="Send an uncertain call again."),
+    capture: list[str] = typer.Option(
+        [], "--capture", metavar="NAME=VALUE",
+        help="With --assume-applied: a value the call's lost answer would have captured."),
     accept_plan_change: bool = ACCEPT,
     plan: Path | None = typer.Option(None, "--plan", help="Plan file, if it moved."),
+    auto_approve: bool = AUTO_APPROVE,
     output: Output = OUTPUT,
     state_dir: str | None = STATE_DIR,
     lock_timeout: str = LOCK_TIMEOUT,
@@ -161,9 +169,23 @@ def resume(
     """Continue a paused, interrupted or baking rollout from its journal."""
     from rollout_cli import operations
 
+    captures = _name_values("--capture", capture)
     ctx = _context(state_dir, lock_timeout, output)
     _interruptible(ctx, lambda: operations.resume(ctx, rollout, follow, assume_applied, resend,
-                                                  accept_plan_change, plan), output)
+                                                  accept_plan_change, plan, auto_approve,
+                                                  captures), output)
+
+
+def _name_values(option: str, values: list[str]) -> dict[str, str]:
+    from rollout_cli.errors import UsageError
+
+    pairs = {}
+    for value in values:
+        name, equals, text = value.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"{option} takes NAME=VALUE, got {value!r}")
+        pairs[name.strip()] = text
+    return pairs
 
 
 def rollback(
@@ -252,7 +274,7 @@ def unlock(
     from rollout_cli import operations
 
     record = operations.unlock(_context(state_dir, "0s", Output.text), lock_id)
-    typer.echo(f"released lock {lock_id} ({record.operation} by {record.who})")
+    typer.echo(f"released lock {lock_id} ({record.get('operation')} by {record.get('who')})")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,9 +91,14 @@ class Reconciler:
             self.rollout.save_snapshot(self.state.to_json(), self.state.seq)
             self._since_snapshot = 0
 
-    def tick(self) -> Decision:
-        """Do everything that is due now; return the Wait or Finished that stops us."""
-        with self.rollout.lock(self.operation, timeout=self.lock_timeout):
+    def tick(self, locked: bool = False) -> Decision:
+        """Do everything that is due now; return the Wait or Finished that stops us.
+
+        ``locked``: the caller holds the rollout's lock already (an operator's events and
+        the work they start, under one hold).
+        """
+        with nullcontext() if locked else self.rollout.lock(self.operation,
+                                                            timeout=self.lock_timeout):
             state = self.load()
             while True:
                 decision = decide(self.executor.plan, state, self.clock.now(), self.policy)
