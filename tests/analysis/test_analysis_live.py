@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from rollout_cli.plan import load_text
 from rollout_cli.sandbox import create_sandbox, load_scenario, running_sandbox
 from tests.conftest import PLANS, ROOT
-from tests.sandbox.conftest import start_prometheus
+from tests.sandbox.conftest import start_prometheus, wait_until
 
 
 def sandbox(scenario: str):  # type: ignore[no-untyped-def]
@@ -89,15 +88,13 @@ def test_outcomes_over_http_against_the_sandbox(tmp_path: Path):
 
 
 def _wait_for_targets(prometheus_url: str, count: int, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+    def scraped() -> bool:
         answer = httpx.get(f"{prometheus_url}/api/v1/query",
                            params={"query": "count(brain_rollout_percentage)"}).json()
         result = answer["data"]["result"]
-        if result and int(float(result[0]["value"][1])) == count:
-            return
-        time.sleep(0.2)  # a real Prometheus discovering its targets; no clock to advance
-    raise TimeoutError("prometheus did not scrape every sandbox in time")
+        return bool(result) and int(float(result[0]["value"][1])) == count
+
+    wait_until(scraped, within, "prometheus did not scrape every sandbox")
 
 
 def test_outcomes_with_promql_through_a_real_prometheus(tmp_path: Path):

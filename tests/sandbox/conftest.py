@@ -99,18 +99,28 @@ def start_prometheus(
     return handle
 
 
-def _wait_ready(handle: PrometheusHandle, within: float) -> None:
+def wait_until(condition: Callable[[], Any], within: float, what: str) -> Any:
+    """Poll ``condition`` until it returns something truthy. Only for real external
+    processes (Prometheus scrapes on its own schedule): there is no clock to advance."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} within {within}s")
+
+
+def _wait_ready(handle: PrometheusHandle, within: float) -> None:
+    def ready() -> bool:
         if handle.process.poll() is not None:
             raise RuntimeError(f"prometheus exited: {handle.log_path.read_text()[-2000:]}")
         try:
-            if httpx.get(f"{handle.url}/-/ready", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"{handle.url}/-/ready", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.1)  # polling a real external process; there is no clock to advance
-    raise TimeoutError(f"prometheus not ready within {within}s")
+            return False
+
+    wait_until(ready, within, "prometheus not ready")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import httpx
@@ -12,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rollout_cli.sandbox import create_sandbox, running_sandbox
 from rollout_cli.sandbox.scenarios import scenario_from_mapping
 
-from .conftest import PrometheusHandle, Sim
+from .conftest import PrometheusHandle, Sim, wait_until
 
 MakeSim = Callable[..., Sim]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -98,13 +97,9 @@ MODERN_ERROR_RATIO = (
 
 
 def _wait_for_value(prometheus: PrometheusHandle, promql: str, within: float) -> float:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result = prometheus.query(promql)
-        if result:
-            return float(result[0]["value"][1])
-        time.sleep(0.2)  # Prometheus scrapes on its own real-time schedule
-    raise TimeoutError(f"no value for {promql} within {within}s: {prometheus.log_path}")
+    result = wait_until(lambda: prometheus.query(promql), within,
+                        f"no value for {promql} ({prometheus.log_path})")
+    return float(result[0]["value"][1])
 
 
 def test_a_real_prometheus_scrapes_the_modern_error_ratio(
