@@ -29,7 +29,7 @@ def demo(
     from rollout_cli.render.demo_view import print_demo
     from rollout_cli.render.rollout_view import EventPrinter
 
-    printer = EventPrinter(quiet=output is Output.json)
+    printer = EventPrinter(quiet=output is Output.json, jsonl=output is Output.jsonl)
     result = run_demo(scenario, seed, state_dir=state_dir, on_event=printer)
     print_demo(result, output.value)
     raise typer.Exit(result.exit_code)

@@ -11,9 +11,13 @@ import typer
 class Output(StrEnum):
     text = "text"
     json = "json"
+    jsonl = "jsonl"
 
 
-OUTPUT = typer.Option(Output.text, "--output", "-o", help="text for people, json for machines.")
+OUTPUT = typer.Option(Output.text, "--output", "-o",
+                      help="text for people; json for machines; jsonl streams every event "
+                           "as one JSON line (run, start, resume, advance, status --watch, "
+                           "demo; elsewhere the same as json).")
 
 
 def validate(
@@ -30,7 +34,7 @@ def validate(
     from rollout_cli.render import plan_view
 
     reports = validate_files(plans)
-    if output is Output.json:
+    if output is not Output.text:
         plan_view.print_json([report.to_dict() for report in reports])
     else:
         for report in reports:
@@ -53,7 +57,7 @@ def plan(
     from rollout_cli.render import plan_view
 
     dry = build(load_plan(plan_file))
-    if output is Output.json:
+    if output is not Output.text:
         plan_view.print_json(dry.to_dict())
     else:
         plan_view.dry_run_text(dry)

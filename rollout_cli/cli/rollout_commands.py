@@ -37,7 +37,8 @@ def _context(state_dir: str | None, lock_timeout: str, output: Output, quiet: bo
     except ValueError as exc:
         raise UsageError(f"--lock-timeout: {exc}") from None
     return Context(resolve_state_dir(state_dir), timeout,
-                   on_event=EventPrinter(quiet=quiet or output is Output.json))
+                   on_event=EventPrinter(quiet=quiet or output is Output.json,
+                                         jsonl=output is Output.jsonl))
 
 
 def _finish(result: Any, output: Output) -> None:

@@ -9,8 +9,8 @@ from rollout_cli.render.console import stdout
 
 
 def print_demo(result: DemoResult, output: str) -> None:
-    if output == "json":
-        print(json.dumps({
+    if output in ("json", "jsonl"):
+        print(json.dumps({**({"type": "summary"} if output == "jsonl" else {}),
             "rollout": result.rollout_id, "scenario": result.scenario, "phase": result.phase,
             "reason": result.reason, "seconds": round(result.seconds, 2),
             "stages": [{"stage": name, "percentage": pct, "completed_after": round(at, 2)}

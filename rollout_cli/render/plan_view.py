@@ -17,8 +17,7 @@ def problem_dict(problem: Problem) -> dict[str, Any]:
 
 
 def print_json(data: Any) -> None:
-    stdout().print_json(json.dumps(data), highlight=False) if stdout().is_terminal \
-        else print(json.dumps(data, indent=2))
+    print(json.dumps(data, indent=2) if stdout().is_terminal else json.dumps(data))
 
 
 def validation_text(file: str, summary: str | None, problems: list[Problem]) -> None:

@@ -97,12 +97,17 @@ def _outcome(event: dict[str, Any]) -> str:
 
 
 class EventPrinter:
-    """Prints each event as it is journaled (plain timestamped lines; stderr for json)."""
+    """Prints each event as it is journaled: timestamped lines for people (on stderr when
+    stdout carries json), or with ``jsonl`` the event itself, one JSON object a line."""
 
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, jsonl: bool = False):
         self.console = stderr() if quiet else stdout()
+        self.jsonl = jsonl
 
     def __call__(self, event: dict[str, Any], state: RolloutState) -> None:
+        if self.jsonl:
+            print(json.dumps(event), flush=True)
+            return
         if event["type"] == "measured" and not event.get("errors"):
             return
         self.console.print(f"{_clock(event['time'])}  {describe_event(event)}", markup=False)
@@ -140,6 +145,9 @@ def print_result(rollout_id: str, state: RolloutState, decision: Any, code: int,
     if output == "json":
         print(json.dumps(result_dict(rollout_id, state, decision, code)))
         return
+    if output == "jsonl":
+        print(json.dumps({"type": "result", **result_dict(rollout_id, state, decision, code)}))
+        return
     stdout().print(f"rollout {rollout_id}: {state.phase} -- "
                    f"{next_step_hint(rollout_id, state, decision)}", markup=False)
 
@@ -171,6 +179,9 @@ def print_status(status: Any, now: float, output: str) -> None:
     if output == "json":
         print(json.dumps(data))
         return
+    if output == "jsonl":
+        print(json.dumps({"type": "status", **data}), flush=True)
+        return
     console = stdout()
     lines = [f"rollout   {data['rollout']}  (plan {data['plan']})",
              f"phase     {data['phase']}"]
@@ -199,7 +210,7 @@ def print_status(status: Any, now: float, output: str) -> None:
 
 
 def print_list(rows: list[tuple[Any, RolloutState | None]], output: str) -> None:
-    if output == "json":
+    if output != "text":
         print(json.dumps([{"rollout": m.id, "plan": m.plan_name, "created_by": m.created_by,
                            "created": m.created.isoformat(),
                            "phase": s.phase if s else "unreadable"} for m, s in rows]))
@@ -212,6 +223,10 @@ def print_list(rows: list[tuple[Any, RolloutState | None]], output: str) -> None
 
 
 def print_history(meta: Any, events: Any, output: str) -> None:
+    if output == "jsonl":
+        for event in events:
+            print(json.dumps(event))
+        return
     if output == "json":
         print(json.dumps({"rollout": meta.id, "plan": meta.plan_name, "events": list(events)}))
         return

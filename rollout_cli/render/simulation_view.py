@@ -10,7 +10,7 @@ from rollout_cli.simulation import Simulation
 
 
 def print_simulation(result: Simulation, output: str) -> None:
-    if output == "json":
+    if output != "text":
         print(json.dumps(result.to_dict()))
         return
     console = stdout()
