@@ -37,12 +37,15 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    no_color: bool = typer.Option(False, "--no-color", help="No colours (NO_COLOR works too)."),
 ) -> None:
     """Progressive rollouts for any HTTP-controlled service, driven by a YAML plan.
 
     Exit codes: 0 done/healthy, 1 failed or rolled back, 2 invalid input,
     3 waiting on a person, 4 locked, 5 unreachable or rollback incomplete.
     """
+    if no_color:
+        os.environ["NO_COLOR"] = "1"
 
 
 plan_commands.register(app)

@@ -26,11 +26,20 @@ def demo(
     automatic rollback at 50% with its reason.
     """
     from rollout_cli.demo import run_demo
+    from rollout_cli.render.console import stdout
     from rollout_cli.render.demo_view import print_demo
     from rollout_cli.render.rollout_view import EventPrinter
 
-    printer = EventPrinter(quiet=output is Output.json, jsonl=output is Output.jsonl)
-    result = run_demo(scenario, seed, state_dir=state_dir, on_event=printer)
+    if output is Output.text and stdout().is_terminal:
+        from rollout_cli.demo import DEMO_PLAN
+        from rollout_cli.plan import load_plan
+        from rollout_cli.render.live_view import LiveView
+
+        with LiveView(load_plan(DEMO_PLAN, {}).plan, stdout()) as view:
+            result = run_demo(scenario, seed, state_dir=state_dir, on_event=view)
+    else:
+        printer = EventPrinter(quiet=output is Output.json, jsonl=output is Output.jsonl)
+        result = run_demo(scenario, seed, state_dir=state_dir, on_event=printer)
     print_demo(result, output.value)
     raise typer.Exit(result.exit_code)
 

@@ -41,6 +41,25 @@ def _context(state_dir: str | None, lock_timeout: str, output: Output, quiet: bo
                                          jsonl=output is Output.jsonl))
 
 
+def _live(ctx: Any, plan: Path, output: Output, run: Any) -> Any:
+    """On a terminal, draw the live view while ``run`` works; elsewhere plain lines."""
+    from rollout_cli.render.console import stdout
+
+    if output is not Output.text or not stdout().is_terminal:
+        return run
+    from rollout_cli.plan import load_plan
+    from rollout_cli.render.live_view import LiveView
+
+    view = LiveView(load_plan(plan, ctx.env).plan, stdout())
+    ctx.on_event = view
+
+    def watched() -> Any:
+        with view:
+            return run()
+
+    return watched
+
+
 def _finish(result: Any, output: Output) -> None:
     from rollout_cli.render.rollout_view import print_result
 
@@ -94,7 +113,9 @@ def start(
     from rollout_cli import operations
 
     ctx = _context(state_dir, lock_timeout, output)
-    _interruptible(ctx, lambda: operations.start(ctx, plan, follow), output)
+    run = _live(ctx, plan, output, lambda: operations.start(ctx, plan, follow)) if follow \
+        else (lambda: operations.start(ctx, plan, follow))
+    _interruptible(ctx, run, output)
 
 
 def run(
@@ -111,7 +132,8 @@ def run(
     from rollout_cli import operations
 
     ctx = _context(state_dir, lock_timeout, output)
-    _interruptible(ctx, lambda: operations.start(ctx, plan, True, auto_approve), output)
+    _interruptible(ctx, _live(ctx, plan, output,
+                              lambda: operations.start(ctx, plan, True, auto_approve)), output)
 
 
 def advance(
