@@ -254,6 +254,8 @@ def status(
     from rollout_cli.render.rollout_view import print_status
 
     ctx = _context(state_dir, "0s", output)
+    if watch and output is Output.text and _watch_live(ctx, rollout):
+        return
     last = None
     while True:
         report = operations.status(ctx, rollout)
@@ -263,6 +265,33 @@ def status(
         if not watch or report.state.phase in TERMINAL:
             raise typer.Exit(report.exit_code)
         time.sleep(1.0)
+
+
+def _watch_live(ctx: Any, rollout: str | None) -> bool:
+    """`status --watch` on a terminal: the live view, redrawn every second until the end."""
+    import time
+
+    from rollout_cli import operations
+    from rollout_cli.engine.phases import TERMINAL
+    from rollout_cli.render.console import stdout
+
+    if not stdout().is_terminal:
+        return False
+    from rich.live import Live
+
+    from rollout_cli.render.live_view import render
+
+    report = operations.status(ctx, rollout)
+    if report.plan is None:
+        return False
+    with Live(console=stdout(), refresh_per_second=2) as live:
+        while True:
+            report = operations.status(ctx, rollout)
+            live.update(render(report.plan, report.state, report.recent, time.time()))
+            if report.state.phase in TERMINAL:
+                break
+            time.sleep(1.0)
+    raise typer.Exit(report.exit_code)
 
 
 def list_(
