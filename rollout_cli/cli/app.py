@@ -11,6 +11,7 @@ from rollout_cli import __version__
 from rollout_cli.cli import (
     demo_command,
     plan_commands,
+    report_command,
     rollout_commands,
     sandbox_command,
     simulate_command,
@@ -53,6 +54,7 @@ rollout_commands.register(app)
 simulate_command.register(app)
 demo_command.register(app)
 sandbox_command.register(app)
+report_command.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,79 @@
+"""`rollout report`: a rollout's story from its journal, as Markdown, HTML or JSON."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from rollout_cli.cli.rollout_commands import ROLLOUT, STATE_DIR
+
+
+class Format(StrEnum):
+    md = "md"
+    html = "html"
+    json = "json"
+
+
+FORMAT = typer.Option(Format.md, "--format", metavar="md|html|json",
+                      help="md for a README or ticket; html for one self-contained page with "
+                           "a chart per check; json for machines.")
+OUT = typer.Option(None, "--out", metavar="FILE", dir_okay=False,
+                   help="Write the report here instead of standard output.")
+
+
+def _plan(ctx: Any, meta: Any) -> Any | None:
+    """The rollout's plan if it still loads: it only adds the checks' threshold text."""
+    path = Path(meta.plan_path)
+    if not path.exists():
+        return None
+    try:
+        from rollout_cli.plan import load_plan
+
+        return load_plan(path, ctx.env).plan
+    except Exception:
+        # A moved or broken plan must not stop a report of what already happened.
+        return None
+
+
+def report(
+    rollout: str | None = ROLLOUT,
+    fmt: Format = FORMAT,
+    out: Path | None = OUT,
+    state_dir: str | None = STATE_DIR,
+) -> None:
+    """A rollout's report: stage timeline, every decision with its reason, the rollback
+    call by call, and each check's values against its thresholds.
+
+    Reads the journal only (nothing is sent to the target), so it works on running,
+    finished and rolled-back rollouts alike; without ROLLOUT, the active or newest one.
+    The HTML is one file with inline CSS and SVG charts: no scripts, fonts or network.
+
+    Example: rollout report --format html --out report.html
+    """
+    from rollout_cli import operations
+    from rollout_cli.render import report_view
+    from rollout_cli.report import build_report
+    from rollout_cli.store import resolve_state_dir
+
+    ctx = operations.Context(resolve_state_dir(state_dir))
+    meta, events = operations.history(ctx, rollout)
+    built = build_report(meta, events, _plan(ctx, meta))
+    render = {Format.md: report_view.to_markdown, Format.html: report_view.to_html,
+              Format.json: report_view.to_json}[fmt]
+    text = render(built)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out} ({fmt.value}, {len(built.stages)} stages, "
+               f"{len(built.checks)} checks)", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(report)
+
+
+__all__ = ["register"]
