@@ -49,7 +49,10 @@ class DemoResult:
 
 
 def run_demo(scenario: str = "healthy", seed: int = 0, plan: Path = DEMO_PLAN,
-             state_dir: Path | None = None, on_event: Any = None) -> DemoResult:
+             state_dir: Path | None = None, on_event: Any = None,
+             speed: float = 1.0) -> DemoResult:
+    """``speed`` runs the tool's clock and the sandbox's that much faster together, so the
+    plan's seconds-long bakes pass in less real time and see the same simulated traffic."""
     from rollout_cli import operations
     from rollout_cli.sandbox import create_sandbox, running_sandbox
 
@@ -60,11 +63,18 @@ def run_demo(scenario: str = "healthy", seed: int = 0, plan: Path = DEMO_PLAN,
         if on_event is not None:
             on_event(event, state)
 
-    app = create_sandbox(scenario, seed=seed, time_scale=TIME_SCALE, max_real_delay=0.5)
+    if speed <= 0:
+        from rollout_cli.errors import UsageError
+
+        raise UsageError(f"--speed must be positive, got {speed:g}")
+    app = create_sandbox(scenario, seed=seed, time_scale=TIME_SCALE * speed, max_real_delay=0.5)
+    origin = time.time()
     with tempfile.TemporaryDirectory(prefix="rollout-demo-") as scratch, \
             running_sandbox(app) as sandbox:
         ctx = operations.Context(state_dir or Path(scratch), on_event=sink,
-                                 env={"BRAIN_API_URL": sandbox.url})
+                                 env={"BRAIN_API_URL": sandbox.url},
+                                 now=lambda: origin + (time.time() - origin) * speed,
+                                 sleep=lambda seconds: time.sleep(seconds / speed))
         started = time.perf_counter()
         result = operations.start(ctx, plan, follow=True, auto_approve=True)
         seconds = time.perf_counter() - started

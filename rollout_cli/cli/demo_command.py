@@ -14,6 +14,8 @@ def demo(
                                  help="healthy, degrade-at-50, memory-leak, error-spike, "
                                       "no-traffic, flaky-admin, slow-metrics, or a file."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the simulated traffic."),
+    speed: float = typer.Option(1.0, "--speed",
+                                help="Run the demo this many times faster (2 halves it)."),
     state_dir: Path | None = typer.Option(None, "--state-dir",
                                           help="Keep the demo's state here (default: a "
                                                "temporary directory)."),
@@ -36,10 +38,10 @@ def demo(
         from rollout_cli.render.live_view import LiveView
 
         with LiveView(load_plan(DEMO_PLAN, {}).plan, stdout()) as view:
-            result = run_demo(scenario, seed, state_dir=state_dir, on_event=view)
+            result = run_demo(scenario, seed, state_dir=state_dir, on_event=view, speed=speed)
     else:
         printer = EventPrinter(quiet=output is Output.json, jsonl=output is Output.jsonl)
-        result = run_demo(scenario, seed, state_dir=state_dir, on_event=printer)
+        result = run_demo(scenario, seed, state_dir=state_dir, on_event=printer, speed=speed)
     print_demo(result, output.value)
     raise typer.Exit(result.exit_code)
 

@@ -6,7 +6,8 @@ import json
 
 
 def test_demo_of_a_degradation_ends_rolled_back_with_the_reason(rollout):
-    result = rollout("demo", "--scenario", "degrade-at-50", "--seed", "1", "--output", "json")
+    result = rollout("demo", "--scenario", "degrade-at-50", "--seed", "1", "--speed", "2",
+                     "--output", "json")
 
     summary = json.loads(result.out)
     assert (result.code, summary["phase"]) == (1, "rolled-back")
