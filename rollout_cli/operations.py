@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollout_cli.engine import Decision, Finished, PendingCall, Policy, RolloutState, Wait
 from rollout_cli.engine.decide import exit_code
@@ -20,6 +20,9 @@ from rollout_cli.engine.phases import PAUSED, TERMINAL, WAITING_GATE
 from rollout_cli.errors import LockedError, StateError, UsageError
 from rollout_cli.store import RolloutDir, RolloutMeta, StateStore, plan_digest
 from rollout_cli.store.identity import who
+
+if TYPE_CHECKING:
+    from rollout_cli.notify import Notifier
 
 EventSink = Callable[[dict[str, Any], RolloutState], None]
 
@@ -68,14 +71,63 @@ def _reconciler(ctx: Context, rollout: RolloutDir, loaded: Any, operation: str,
     import time
 
     from rollout_cli.drivers.http import HttpDriver
+    from rollout_cli.notify import Notifier
     from rollout_cli.reconcile.executor import Executor
     from rollout_cli.reconcile.loop import Clock, Reconciler
 
     http = HttpDriver(redactor=loaded.redactor, transport=ctx.transport,
                       verify=loaded.plan.target.verify)
     clock = Clock(ctx.now or time.time, ctx.sleep or time.sleep)
-    return Reconciler(ctx.store, rollout, Executor(loaded, http), policy, clock, ctx.on_event,
-                      ctx.lock_timeout, operation), http
+    notifier = Notifier(loaded.plan.notify, loaded.redactor, rollout.id, loaded.plan.name,
+                        stages=[stage.name for stage in loaded.plan.stages])
+
+    def on_event(event: dict[str, Any], state: RolloutState) -> None:
+        ctx.on_event(event, state)
+        notifier(event, state)
+
+    reconciler = Reconciler(ctx.store, rollout, Executor(loaded, http), policy, clock, on_event,
+                            ctx.lock_timeout, operation)
+    return reconciler, _Outbound(http, notifier, reconciler)
+
+
+class _Outbound:
+    """The target's HTTP driver and the plan's notifier under one `with`: however an
+    operation ends, its notifications are flushed and their failures journaled."""
+
+    def __init__(self, http: Any, notifier: Notifier, reconciler: Any) -> None:
+        self.http = http
+        self.notifier = notifier
+        self.reconciler = reconciler
+
+    def __enter__(self) -> _Outbound:
+        self.http.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            self.http.__exit__(*exc_info)
+        finally:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.notifier.close()
+        failures = self.notifier.drain_failures()
+        if not failures:
+            return
+        try:
+            # The operation's own lock is released by now; a note is legal in any phase.
+            with self.reconciler.rollout.lock("notify", timeout=5.0):
+                self.reconciler.load()
+                for failure in failures:
+                    self.reconciler.record({"type": "note",
+                                            "text": f"notification failed: {failure}"})
+        except Exception:
+            # Journaling is a nicety here: the operator still learns of it.
+            from rollout_cli.render.console import stderr
+
+            for failure in failures:
+                stderr().print(f"notification failed: {failure}", markup=False,
+                               highlight=False)
 
 
 def start(ctx: Context, plan_path: Path, follow: bool, auto_approve: bool = False) -> Result:
