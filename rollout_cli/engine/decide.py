@@ -15,11 +15,13 @@ from rollout_cli.engine import analysis as runs
 from rollout_cli.engine.phases import (
     FAILED,
     PAUSED,
-    RUNNING,
+    ROLLBACK_FAILED,
+    ROLLED_BACK,
     TERMINAL,
     WAITING_GATE,
 )
 from rollout_cli.engine.state import RolloutState
+from rollout_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_WAITING
 from rollout_cli.plan.models import Analysis, Plan, Stage
 
 
@@ -248,16 +250,10 @@ def _analysis_due(plan: Plan, state: RolloutState, now: float) -> Decision | Non
     return Measure(tuple(metrics), keep, state.stage)
 
 
-def exit_code(phase: str) -> int:
-    """DESIGN.md's exit codes for where a rollout stands."""
-    from rollout_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_WAITING
+_EXIT_CODES = {ROLLED_BACK: EXIT_FAILED, FAILED: EXIT_FAILED, ROLLBACK_FAILED: EXIT_UNREACHABLE,
+               WAITING_GATE: EXIT_WAITING, PAUSED: EXIT_WAITING}
 
-    if phase in ("rolled-back", FAILED):
-        return EXIT_FAILED
-    if phase == "rollback-failed":
-        return EXIT_UNREACHABLE
-    if phase in (WAITING_GATE, PAUSED):
-        return EXIT_WAITING
-    if phase == RUNNING or phase == "succeeded":
-        return EXIT_OK
-    return EXIT_OK
+
+def exit_code(phase: str) -> int:
+    """DESIGN.md's exit codes for where a rollout stands: 0 for running or succeeded."""
+    return _EXIT_CODES.get(phase, EXIT_OK)
