@@ -71,9 +71,9 @@ class Simulation:
 
     @property
     def exit_code(self) -> int:
-        from rollout_cli.operations import Result
+        from rollout_cli.engine.decide import exit_code
 
-        return Result("", RolloutState(id="", plan="", phase=self.phase)).exit_code
+        return exit_code(self.phase)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "exit_code": self.exit_code}
