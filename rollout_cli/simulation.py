@@ -81,7 +81,9 @@ class Simulation:
 
 def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
              env: dict[str, str] | None = None, max_time: float = 30 * 86400,
-             on_event: Any = None) -> Simulation:
+             on_event: Any = None, sandbox: Any = None) -> Simulation:
+    """Run ``plan_path`` against a fresh sandbox of ``scenario`` (or against ``sandbox``, a
+    ``SandboxApp`` on a ``VirtualClock`` whose call log the caller wants to read after)."""
     from rollout_cli.drivers.http import HttpDriver
     from rollout_cli.plan import load_plan
     from rollout_cli.reconcile.executor import Executor
@@ -90,9 +92,16 @@ def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
     from rollout_cli.sandbox import SandboxTransport, VirtualClock, create_sandbox
 
     loaded = load_plan(plan_path, os.environ if env is None else env)
-    clock = VirtualClock(START)
-    app = create_sandbox(scenario, seed=seed, clock=clock)
-    trace = Trace(START, [stage.name for stage in loaded.plan.stages])
+    if sandbox is None:
+        app = create_sandbox(scenario, seed=seed, clock=VirtualClock(START))
+    else:
+        app = sandbox
+        scenario = app.model.scenario.name
+    clock = app.clock
+    if not isinstance(clock, VirtualClock):
+        raise ValueError("a simulation needs a sandbox on a VirtualClock")
+    start = clock.now()
+    trace = Trace(start, [stage.name for stage in loaded.plan.stages])
     top = {"percentage": 0.0}
 
     def sink(event: dict[str, Any], state: RolloutState) -> None:
@@ -113,11 +122,11 @@ def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
     with http:
         reconciler.record({"type": "created", "plan": loaded.plan.name, "simulated": True})
         decision = reconciler.run(follow=True, stop_when_paused=True,
-                                  deadline=START + max_time)
+                                  deadline=start + max_time)
     state = reconciler.state
     assert state is not None
     reason = decision.reason if isinstance(decision, Finished) else getattr(
         decision, "reason", None)
     return Simulation(loaded.plan.name, str(scenario), seed, state.phase, reason,
-                      clock.now() - START, trace.entries, trace.evaluations, trace.rounds,
+                      clock.now() - start, trace.entries, trace.evaluations, trace.rounds,
                       top["percentage"], 0)
