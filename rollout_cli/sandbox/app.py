@@ -38,7 +38,6 @@ from rollout_cli.sandbox.model import BrainModel
 from rollout_cli.sandbox.routing import HttpError, Reply, Request, Route, Router
 from rollout_cli.sandbox.scenarios import Scenario, load_scenario
 
-IN_PROCESS_KEY = "rollout.sandbox.in_process"
 DELAY_HEADER = "X-Sandbox-Delay"
 FAULT_HEADER = "X-Sandbox-Fault"
 ADMIN_PREFIX = "/api/admin/"
@@ -151,9 +150,15 @@ class SandboxApp:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = Request.from_environ(environ)
-        reply = self.respond(request)
-        if reply.delay > 0 and not environ.get(IN_PROCESS_KEY):
+        reply, status, headers, body = self.serve(request)
+        if reply.delay > 0:
             self._sleep(min(reply.delay / self._time_scale, self._max_real_delay))
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        return [body]
+
+    def serve(self, request: Request) -> tuple[Reply, int, list[tuple[str, str]], bytes]:
+        """The reply to ``request`` as it goes on the wire: status, headers, body."""
+        reply = self.respond(request)
         body = reply.encoded()
         headers = [
             ("Content-Type", reply.content_type),
@@ -164,8 +169,7 @@ class SandboxApp:
             headers.append((DELAY_HEADER, f"{reply.delay:g}"))
         if reply.fault:
             headers.append((FAULT_HEADER, reply.fault))
-        start_response(f"{reply.status} {HTTPStatus(reply.status).phrase}", headers)
-        return [body]
+        return reply, reply.status, headers, body
 
     def respond(self, request: Request) -> Reply:
         """The answer to one request, with the simulated delay it should arrive after."""

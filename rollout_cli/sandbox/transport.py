@@ -1,4 +1,5 @@
-"""Talking to a sandbox in process: an httpx transport over the WSGI app, no sockets.
+"""Talking to a sandbox in process: an httpx transport straight into the app, no sockets
+and no WSGI round trip (a simulation sends thousands of requests).
 
 Simulated delays never sleep here. A timed-out admin call (flaky-admin) raises
 ``httpx.ReadTimeout`` after the sandbox applied it; a slow answer (slow-metrics) raises
@@ -7,53 +8,41 @@ it when its simulated delay exceeds the request's read timeout, and arrives othe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 
-from rollout_cli.sandbox.app import (
-    DELAY_HEADER,
-    FAULT_HEADER,
-    IN_PROCESS_KEY,
-    SandboxApp,
-    StartResponse,
-)
+from rollout_cli.sandbox.app import SandboxApp
+from rollout_cli.sandbox.routing import Request
 
 IN_PROCESS_BASE_URL = "http://sandbox.invalid"
-
-
-class _InProcess:
-    """Marks requests as in-process so the app reports delays instead of sleeping."""
-
-    def __init__(self, app: SandboxApp):
-        self._app = app
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        environ[IN_PROCESS_KEY] = True
-        return self._app(environ, start_response)
 
 
 class SandboxTransport(httpx.BaseTransport):
     def __init__(self, app: SandboxApp):
         self.app = app
-        self._inner = httpx.WSGITransport(app=_InProcess(app))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self._inner.handle_request(request)
-        if response.headers.get(FAULT_HEADER) == "timeout":
-            response.close()
+        query = request.url.query.decode("ascii", errors="replace")
+        answer = Request(
+            method=request.method,
+            path=request.url.path or "/",
+            query=dict(parse_qsl(query, keep_blank_values=True)),
+            body=request.read(),
+            authorization=request.headers.get("Authorization", ""),
+        )
+        reply, status, headers, body = self.app.serve(answer)
+        if reply.fault == "timeout":
             message = "simulated timeout: the sandbox applied the call but never answered"
             raise httpx.ReadTimeout(message, request=request)
-        delay = float(response.headers.get(DELAY_HEADER, 0.0))
         read_timeout = request.extensions.get("timeout", {}).get("read")
-        if delay > 0 and read_timeout is not None and delay > read_timeout:
-            response.close()
+        if reply.delay > 0 and read_timeout is not None and reply.delay > read_timeout:
             raise httpx.ReadTimeout(
-                f"simulated slow answer: {delay:g}s > read timeout {read_timeout:g}s",
+                f"simulated slow answer: {reply.delay:g}s > read timeout {read_timeout:g}s",
                 request=request,
             )
-        return response
+        return httpx.Response(status, headers=headers, content=body, request=request)
 
 
 def sandbox_client(app: SandboxApp, **client_options: Any) -> httpx.Client:
