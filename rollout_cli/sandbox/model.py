@@ -383,6 +383,11 @@ class BrainModel:
         return self.history.last(window)
 
     @_current
+    def memo(self, key: Any, compute: Callable[[], R]) -> R:
+        """A report computed from the traffic so far, reused until the next bucket."""
+        return self.history.cached(key, compute)
+
+    @_current
     def cumulative(self) -> dict[str, VariantStats]:
         return {name: stats.copy() for name, stats in self.totals.items()}
 

@@ -8,13 +8,15 @@ reports ``requests: 0`` and ``null`` rates: no data is never a success rate of 1
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 from typing import Any
 
 from rollout_cli.sandbox.abtest import RUNNING, AbTest
 from rollout_cli.sandbox.alerts import Alert
 from rollout_cli.sandbox.durations import format_duration
 from rollout_cli.sandbox.model import MODERN_FLAG, BrainModel
-from rollout_cli.sandbox.traffic import BUCKET_SECONDS, ERROR_CODES, VARIANTS, VariantStats
+from rollout_cli.sandbox.traffic import BUCKET_SECONDS, ERROR_CODES, VARIANTS, Bucket, VariantStats
 
 TREND_SECONDS = 1800.0
 _ERROR_TYPES = {500: "internal", 503: "upstream-unavailable", 504: "upstream-timeout"}
@@ -193,24 +195,32 @@ def _heap_totals(model: BrainModel) -> dict[str, float | int | None]:
 
 def heap_trends(model: BrainModel, seconds: float = TREND_SECONDS) -> dict[str, float | None]:
     """Least-squares slope of each variant's heap (MB per simulated hour) over ``seconds``."""
-    buckets = model.buckets(seconds)
-    times = [b.end / 3600.0 for b in buckets]
+    return model.memo(("heap-trends", seconds), lambda: _heap_trends(model.buckets(seconds)))
+
+
+def _heap_trends(buckets: list[Bucket]) -> dict[str, float | None]:
     series = {name: [b.variant(name).heap_mb for b in buckets] for name in VARIANTS}
-    series["total"] = [a + b for a, b in zip(series["legacy"], series["modern"], strict=True)]
-    return {name: _rounded(_slope(times, values), 2) for name, values in series.items()}
+    series["total"] = list(map(operator.add, series["legacy"], series["modern"]))
+    weights = _slope_weights(len(buckets))
+    return {name: _rounded(None if weights is None else sum(map(operator.mul, weights, values)),
+                           2)
+            for name, values in series.items()}
 
 
-def _slope(xs: list[float], ys: list[float]) -> float | None:
-    if len(xs) < 2:
+@functools.lru_cache(maxsize=8)
+def _slope_weights(count: int) -> tuple[float, ...] | None:
+    """Least squares over consecutive buckets as a weighted sum, in MB per hour:
+    slope = sum(w_i * y_i) with w_i = (x_i - mean) / Sxx, x_i the bucket's end in hours."""
+    if count < 2:
         return None
-    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    xs = [i * BUCKET_SECONDS / 3600.0 for i in range(count)]
+    mean_x = sum(xs) / count
     spread = sum((x - mean_x) ** 2 for x in xs)
-    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+    return tuple((x - mean_x) / spread for x in xs)
 
 
 def memory_stats(model: BrainModel) -> dict[str, Any]:
     heap = model.heap_mb()
-    samples = [b for b in model.buckets(3600.0) if b.index % 6 == 5]  # one per minute
     return {
         "time": _rounded(model.elapsed(), 3),
         "unit": "MB",
@@ -225,16 +235,21 @@ def memory_stats(model: BrainModel) -> dict[str, Any]:
         },
         "trendWindow": format_duration(TREND_SECONDS),
         "trendMbPerHour": heap_trends(model),
-        "samples": [
-            {
-                "time": _rounded(b.end, 3),
-                "legacy": _rounded(b.legacy.heap_mb, 2),
-                "modern": _rounded(b.modern.heap_mb, 2),
-                "total": _rounded(b.legacy.heap_mb + b.modern.heap_mb, 2),
-            }
-            for b in samples
-        ],
+        "samples": model.memo("heap-samples", lambda: _heap_samples(model.buckets(3600.0))),
     }
+
+
+def _heap_samples(buckets: list[Bucket]) -> list[dict[str, Any]]:
+    return [
+        {
+            "time": _rounded(b.end, 3),
+            "legacy": _rounded(b.legacy.heap_mb, 2),
+            "modern": _rounded(b.modern.heap_mb, 2),
+            "total": _rounded(b.legacy.heap_mb + b.modern.heap_mb, 2),
+        }
+        for b in buckets
+        if b.index % 6 == 5  # one per minute
+    ]
 
 
 def memory_leaks(model: BrainModel) -> dict[str, Any]:

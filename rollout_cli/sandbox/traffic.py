@@ -14,11 +14,14 @@ import itertools
 import math
 import random
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from statistics import NormalDist
+from typing import Any, TypeVar
 
 from rollout_cli.sandbox.latency import LatencyProfile, mixture_quantile
+
+T = TypeVar("T")
 
 BUCKET_SECONDS = 10.0
 HISTORY_SECONDS = 3600.0
@@ -205,16 +208,24 @@ class VariantStats:
 
 
 class History:
-    """The last hour of buckets, oldest first."""
+    """The last hour of buckets, oldest first.
+
+    Reports computed from the buckets can be memoised with ``cached`` until the next
+    bucket arrives: a tick of a simulation asks several endpoints for the same windows.
+    What ``stats`` and ``cached`` return is shared and must be treated as read-only.
+    """
 
     def __init__(self, seconds: float = HISTORY_SECONDS):
         self._buckets: deque[Bucket] = deque(maxlen=math.ceil(seconds / BUCKET_SECONDS))
+        self._memo: dict[Any, Any] = {}
 
     def __len__(self) -> int:
         return len(self._buckets)
 
     def append(self, bucket: Bucket) -> None:
         self._buckets.append(bucket)
+        if self._memo:
+            self._memo.clear()
 
     def last(self, seconds: float) -> list[Bucket]:
         """The buckets of the last ``seconds``, oldest first."""
@@ -224,7 +235,15 @@ class History:
         return newest_first
 
     def stats(self, seconds: float) -> dict[str, VariantStats]:
-        return summarize(self.last(seconds))
+        return self.cached(("stats", seconds), lambda: summarize(self.last(seconds)))
+
+    def cached(self, key: Any, compute: Callable[[], T]) -> T:
+        """``compute()``, remembered under ``key`` until the next bucket is appended."""
+        try:
+            found: T = self._memo[key]
+        except KeyError:
+            found = self._memo[key] = compute()
+        return found
 
 
 def summarize(buckets: Iterable[Bucket]) -> dict[str, VariantStats]:
