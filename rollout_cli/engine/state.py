@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import dataclasses
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from rollout_cli.engine.analysis import Run
@@ -85,6 +86,22 @@ class RolloutState:
                              for k, v in values.get("history", {}).items()}
         values["measurements"] = Measurements.from_json(values.get("measurements", {}))
         return cls(**values)
+
+
+_FIELDS = frozenset(f.name for f in fields(RolloutState))
+
+
+def replace(state: Any, **changes: Any) -> Any:
+    """``dataclasses.replace``, without re-running ``__init__`` for a RolloutState: the fold
+    replaces the state once per event, and a week-long simulation folds millions."""
+    if type(state) is not RolloutState:
+        return dataclasses.replace(state, **changes)
+    if not changes.keys() <= _FIELDS:
+        raise TypeError(f"RolloutState has no field(s) {sorted(changes.keys() - _FIELDS)}")
+    new = object.__new__(RolloutState)
+    new.__dict__.update(state.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 def fold(state: RolloutState, events: Any) -> RolloutState:
