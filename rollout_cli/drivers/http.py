@@ -1,4 +1,4 @@
-"""HTTP actions: one shared client, policy-driven retries, outcomes instead of exceptions.
+"""HTTP actions: one shared connection pool, policy-driven retries, outcomes instead of exceptions.
 
 ``HttpDriver.send`` turns every HTTP status and every transport failure into an
 ``HttpOutcome``; deciding whether a status is acceptable is the caller's job (see
@@ -236,10 +236,10 @@ def _final_attempt(state: RetryCallState) -> _Attempt:
 
 
 class HttpDriver:
-    """Sends ``HttpRequest``s over one shared ``httpx.Client``.
+    """Sends ``HttpRequest``s over one shared httpx transport (one connection pool).
 
-    ``transport`` is the test seam (``httpx.MockTransport``, a WSGI transport for the
-    sandbox); ``sleep``, ``random`` and ``clock`` drive backoff so tests never wait.
+    ``transport`` is the test seam (``httpx.MockTransport``, the sandbox's in-process
+    ``SandboxTransport``); ``sleep``, ``random`` and ``clock`` drive backoff so tests never wait.
     """
 
     def __init__(
