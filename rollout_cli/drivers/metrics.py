@@ -15,12 +15,22 @@ from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from rollout_cli.drivers.expect import compile_expression
-from rollout_cli.drivers.http import HttpDriver, HttpOutcome, HttpRequest, RetryPolicy
+from rollout_cli.drivers.http import (
+    POOL_LIMITS,
+    HttpDriver,
+    HttpOutcome,
+    HttpRequest,
+    RetryPolicy,
+)
 from rollout_cli.plan.calls import join_url
 from rollout_cli.plan.models import Metric, Plan
 from rollout_cli.plan.templates import MissingVariable, render, render_text
 
 Value = float | list[float] | None
+
+# A tick's requests all go out at once, up to the connection pool's size: more threads
+# than connections would only queue for a connection (and hit its pool timeout).
+MAX_FANOUT = POOL_LIMITS.max_connections or 64
 
 
 class ProviderError(Exception):
@@ -137,7 +147,9 @@ def provider_of(metric: Metric) -> Provider:
 class MetricFetcher:
     plan: Plan
     http: HttpDriver
-    concurrency: int = 16   # 1 in simulations: the in-process target gains nothing from threads
+    # None: as many at once as the tick has requests, up to MAX_FANOUT. 1 in simulations:
+    # the in-process target gains nothing from threads.
+    concurrency: int | None = None
 
     def fetch(self, names: list[str] | tuple[str, ...], variables: Mapping[str, Any],
               now: float) -> tuple[dict[str, Value], dict[str, str]]:
@@ -154,8 +166,9 @@ class MetricFetcher:
                                                                   now)))
             except MissingVariable as missing:
                 values[name], errors[name] = None, f"template variable {missing.name!r} unset"
+        workers = self.concurrency or min(len(planned), MAX_FANOUT)
         outcomes = self.http.send_many([(request, policy) for _, request in planned],
-                                       max_workers=self.concurrency)
+                                       max_workers=workers)
         for (name, _), outcome in zip(planned, outcomes, strict=True):
             metric = self.plan.metrics[name]
             try:
