@@ -41,6 +41,7 @@ import math
 import random as random_module
 import re
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -262,8 +263,12 @@ class HttpDriver:
         # The transport (and its connection pool) without httpx.Client around it: a client
         # adds cookie jars, redirect and auth flows the driver never uses, and costs more
         # than an in-process sandbox answer (a simulation sends thousands of requests).
-        self._transport = transport or httpx.HTTPTransport(verify=_ssl_verify(verify),
-                                                           limits=POOL_LIMITS)
+        # Plain http never needs a TLS context, whose CA bundle takes ~0.1 s to load: the
+        # https transport is made on the first https request.
+        self._transport = transport or httpx.HTTPTransport(verify=False, limits=POOL_LIMITS)
+        self._tls_transport: httpx.BaseTransport | None = transport
+        self._verify = verify
+        self._lock = threading.Lock()
 
     def __enter__(self) -> HttpDriver:
         return self
@@ -281,6 +286,8 @@ class HttpDriver:
             self._pool.shutdown(wait=True)
             self._pool = None
         self._transport.close()
+        if self._tls_transport is not None and self._tls_transport is not self._transport:
+            self._tls_transport.close()
 
     def send(self, request: HttpRequest, policy: RetryPolicy = NO_RETRY) -> HttpOutcome:
         """Send with retries; never raises for HTTP or transport failures."""
@@ -346,7 +353,7 @@ class HttpDriver:
             prepared = self._prepare(request)
             if prepared.url is None:
                 raise httpx.InvalidURL(prepared.invalid)
-            response = self._transport.handle_request(httpx.Request(
+            response = self._transport_for(prepared.url).handle_request(httpx.Request(
                 request.method, prepared.url, headers=prepared.headers, json=request.json,
                 content=request.body,
                 extensions={"timeout": httpx.Timeout(timeout).as_dict()}))
@@ -357,6 +364,15 @@ class HttpDriver:
         except (httpx.HTTPError, httpx.InvalidURL) as failure:
             return _failed_attempt(failure, bool(request.idempotent))
         return _answered_attempt(response, bool(request.idempotent))
+
+    def _transport_for(self, url: httpx.URL) -> httpx.BaseTransport:
+        if url.scheme != "https":
+            return self._transport
+        with self._lock:
+            if self._tls_transport is None:
+                self._tls_transport = httpx.HTTPTransport(verify=_ssl_verify(self._verify),
+                                                          limits=POOL_LIMITS)
+            return self._tls_transport
 
     def _prepare(self, request: HttpRequest) -> _Prepared:
         # Measurements repeat the same few requests every tick: parse and prepare once.
