@@ -235,21 +235,21 @@ def memory_stats(model: BrainModel) -> dict[str, Any]:
         },
         "trendWindow": format_duration(TREND_SECONDS),
         "trendMbPerHour": heap_trends(model),
-        "samples": model.memo("heap-samples", lambda: _heap_samples(model.buckets(3600.0))),
+        "samples": model.memo("heap-samples", lambda: [
+            model.history.lasting(("heap-sample", b.index), lambda b=b: _heap_sample(b))
+            for b in model.buckets(3600.0)
+            if b.index % 6 == 5  # one per minute
+        ]),
     }
 
 
-def _heap_samples(buckets: list[Bucket]) -> list[dict[str, Any]]:
-    return [
-        {
-            "time": _rounded(b.end, 3),
-            "legacy": _rounded(b.legacy.heap_mb, 2),
-            "modern": _rounded(b.modern.heap_mb, 2),
-            "total": _rounded(b.legacy.heap_mb + b.modern.heap_mb, 2),
-        }
-        for b in buckets
-        if b.index % 6 == 5  # one per minute
-    ]
+def _heap_sample(bucket: Bucket) -> dict[str, Any]:
+    return {
+        "time": _rounded(bucket.end, 3),
+        "legacy": _rounded(bucket.legacy.heap_mb, 2),
+        "modern": _rounded(bucket.modern.heap_mb, 2),
+        "total": _rounded(bucket.legacy.heap_mb + bucket.modern.heap_mb, 2),
+    }
 
 
 def memory_leaks(model: BrainModel) -> dict[str, Any]:

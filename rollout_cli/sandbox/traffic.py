@@ -218,6 +218,7 @@ class History:
     def __init__(self, seconds: float = HISTORY_SECONDS):
         self._buckets: deque[Bucket] = deque(maxlen=math.ceil(seconds / BUCKET_SECONDS))
         self._memo: dict[Any, Any] = {}
+        self._lasting: dict[Any, Any] = {}
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -236,6 +237,18 @@ class History:
 
     def stats(self, seconds: float) -> dict[str, VariantStats]:
         return self.cached(("stats", seconds), lambda: summarize(self.last(seconds)))
+
+    def lasting(self, key: Any, compute: Callable[[], T]) -> T:
+        """``compute()`` for a value that never changes once made (a row about one past
+        bucket), remembered while it may still be asked for: the newest ones are kept."""
+        try:
+            found: T = self._lasting[key]
+        except KeyError:
+            if len(self._lasting) >= 4 * (self._buckets.maxlen or 1):
+                for old in list(self._lasting)[: len(self._lasting) // 2]:
+                    del self._lasting[old]
+            found = self._lasting[key] = compute()
+        return found
 
     def cached(self, key: Any, compute: Callable[[], T]) -> T:
         """``compute()``, remembered under ``key`` until the next bucket is appended."""
