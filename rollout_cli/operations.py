@@ -1,6 +1,11 @@
 """What each command does, as a library: the CLI parses flags, calls one of these, renders.
 
 Every operation that changes a rollout takes its lock; every change is a journaled event.
+
+The engine (and through it the plan's pydantic models) is imported where a rollout's state
+is folded, and the reconciler (httpx, jmespath, the notifier) where a rollout runs: `rollout
+status` and `rollout list` never import httpx, and a state directory with nothing to show
+costs neither.
 """
 
 from __future__ import annotations
@@ -14,17 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollout_cli.engine import Decision, Finished, PendingCall, Policy, RolloutState, Wait
-from rollout_cli.engine.decide import exit_code
-from rollout_cli.engine.phases import PAUSED, TERMINAL, WAITING_GATE
 from rollout_cli.errors import LockedError, StateError, UsageError
 from rollout_cli.store import RolloutDir, RolloutMeta, StateStore, plan_digest
 from rollout_cli.store.identity import who
 
 if TYPE_CHECKING:
+    from rollout_cli.engine import Decision, Finished, PendingCall, Policy, RolloutState, Wait
     from rollout_cli.notify import Notifier
 
-EventSink = Callable[[dict[str, Any], RolloutState], None]
+    EventSink = Callable[[dict[str, Any], RolloutState], None]
 
 
 @dataclass
@@ -53,6 +56,10 @@ class Result:
 
     @property
     def exit_code(self) -> int:
+        from rollout_cli.engine import Wait
+        from rollout_cli.engine.decide import exit_code
+        from rollout_cli.engine.phases import PAUSED, WAITING_GATE
+
         if self.state.uncertain is not None or self.state.phase in (PAUSED, WAITING_GATE):
             return 3
         if isinstance(self.decision, Wait):
@@ -67,10 +74,11 @@ def _load(path: str | Path, ctx: Context):  # type: ignore[no-untyped-def]
 
 
 def _reconciler(ctx: Context, rollout: RolloutDir, loaded: Any, operation: str,
-                policy: Policy = Policy()):  # type: ignore[no-untyped-def]
+                policy: Policy | None = None):  # type: ignore[no-untyped-def]
     import time
 
     from rollout_cli.drivers.http import HttpDriver
+    from rollout_cli.engine import Policy
     from rollout_cli.notify import Notifier
     from rollout_cli.reconcile.executor import Executor
     from rollout_cli.reconcile.loop import Clock, Reconciler
@@ -85,7 +93,8 @@ def _reconciler(ctx: Context, rollout: RolloutDir, loaded: Any, operation: str,
         ctx.on_event(event, state)
         notifier(event, state)
 
-    reconciler = Reconciler(ctx.store, rollout, Executor(loaded, http), policy, clock, on_event,
+    reconciler = Reconciler(ctx.store, rollout, Executor(loaded, http),
+                            Policy() if policy is None else policy, clock, on_event,
                             ctx.lock_timeout, operation)
     return reconciler, _Outbound(http, notifier, reconciler)
 
@@ -131,6 +140,8 @@ class _Outbound:
 
 
 def start(ctx: Context, plan_path: Path, follow: bool, auto_approve: bool = False) -> Result:
+    from rollout_cli.engine import Policy
+
     loaded = _load(plan_path, ctx)
     now = datetime.now(UTC)
     rollout = ctx.store.start(RolloutMeta.for_plan(loaded.plan.name, Path(plan_path), now))
@@ -182,16 +193,26 @@ def _plan_for(ctx: Context, rollout: RolloutDir, state: RolloutState, plan_file:
 
 
 def _state(ctx: Context, rollout: RolloutDir) -> RolloutState:
-    from rollout_cli.reconcile.loop import load_state
+    """The snapshot plus the journal after it: the reconciler's ``load_state``, without
+    importing the reconciler (and with it httpx) to look at a rollout."""
+    from rollout_cli.engine import RolloutState, fold
 
-    return load_state(rollout)
+    saved = rollout.load()
+    state = RolloutState(id=rollout.meta.id, plan=rollout.meta.plan_name)
+    if saved.snapshot is not None:
+        state = RolloutState.from_json(dict(saved.snapshot.state))
+    return fold(state, saved.tail_events)
 
 
 def _act(ctx: Context, rollout_id: str | None, operation: str,
          events: Callable[[RolloutState, Any], Iterable[dict[str, Any]]], follow: bool,
          plan_file: Path | None = None, accept_change: bool = False,
-         policy: Policy = Policy(), run: bool = True, latest: bool = False) -> Result:
+         policy: Policy | None = None, run: bool = True, latest: bool = False) -> Result:
     """Journal an operator's events under the lock, then continue the rollout."""
+    from rollout_cli.engine import Finished, Policy
+    from rollout_cli.engine.phases import TERMINAL
+
+    policy = Policy() if policy is None else policy
     rollout = find(ctx, rollout_id, latest)
     with ExitStack() as client:
         # The lock first: a rollout another command holds is refused before any work.
@@ -218,6 +239,8 @@ def _act(ctx: Context, rollout_id: str | None, operation: str,
 
 def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | None, full: bool,
             follow: bool = False, accept_change: bool = False) -> Result:
+    from rollout_cli.engine.phases import PAUSED, TERMINAL, WAITING_GATE
+
     def events(state: RolloutState, loaded: Any) -> list[dict[str, Any]]:
         if state.phase in TERMINAL:
             raise UsageError(f"rollout {state.id} has ended ({state.phase}); nothing to advance")
@@ -242,6 +265,8 @@ def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | Non
 
 
 def pause(ctx: Context, rollout_id: str | None, reason: str | None) -> Result:
+    from rollout_cli.engine.phases import PAUSED, TERMINAL
+
     def events(state: RolloutState, loaded: Any) -> list[dict[str, Any]]:
         if state.phase == PAUSED:
             return []
@@ -256,6 +281,9 @@ def resume(ctx: Context, rollout_id: str | None, follow: bool, assume_applied: b
            resend: bool = False, accept_change: bool = False, plan_file: Path | None = None,
            auto_approve: bool = False, captures: dict[str, str] | None = None) -> Result:
     """Continue; ``captures`` stand in for what an uncertain call's lost answer captured."""
+    from rollout_cli.engine import Policy
+    from rollout_cli.engine.phases import PAUSED
+
     if assume_applied and resend:
         raise UsageError("choose one of --assume-applied and --resend")
     if captures and not assume_applied:
@@ -399,3 +427,11 @@ def note_interrupted(ctx: Context, rollout_id: str, signal_name: str) -> None:
 
 
 __all__ = ["Context", "Finished", "Result", "Status", "Wait"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Finished", "Wait"):  # the engine's decisions, re-exported on first use
+        from rollout_cli import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -250,7 +250,6 @@ def status(
     import time
 
     from rollout_cli import operations
-    from rollout_cli.engine.phases import TERMINAL
     from rollout_cli.render.rollout_view import print_status
 
     ctx = _context(state_dir, "0s", output)
@@ -259,6 +258,9 @@ def status(
     last = None
     while True:
         report = operations.status(ctx, rollout)
+        # Here, not above: with no rollout to show, status ends without the engine.
+        from rollout_cli.engine.phases import TERMINAL
+
         if not watch or report.state.seq != last:
             print_status(report, time.time(), output.value)
             last = report.state.seq

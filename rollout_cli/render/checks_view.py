@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rollout_cli.engine import RolloutState
+if TYPE_CHECKING:
+    from rollout_cli.engine import RolloutState
 
 BARS = "▁▂▃▄▅▆▇█"
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rollout_cli.engine import RolloutState, Wait
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.render.checks_view import checks_data, checks_lines, runs_data
 from rollout_cli.render.console import stderr, stdout
+
+if TYPE_CHECKING:
+    # The engine (and through it the plan's pydantic models) only once a rollout is shown:
+    # `rollout status` in a state directory with nothing in it does not pay for them.
+    from rollout_cli.engine import RolloutState
 
 
 def _clock(seconds: float) -> str:
@@ -113,6 +117,12 @@ class EventPrinter:
         self.console.print(f"{_clock(event['time'])}  {describe_event(event)}", markup=False)
 
 
+def _waiting(decision: Any) -> bool:
+    from rollout_cli.engine import Wait  # loaded already: there is a state to show
+
+    return isinstance(decision, Wait)
+
+
 def next_step_hint(rollout_id: str, state: RolloutState, decision: Any) -> str:
     if state.uncertain is not None:
         return (f"uncertain call {state.uncertain.line}: check the target, then "
@@ -122,7 +132,7 @@ def next_step_hint(rollout_id: str, state: RolloutState, decision: Any) -> str:
     if state.phase == "paused":
         return (f"paused ({state.pause_reason}): `rollout resume {rollout_id}`, "
                 f"`rollout advance {rollout_id}` or `rollout rollback {rollout_id}`")
-    if isinstance(decision, Wait) and decision.until is not None:
+    if _waiting(decision) and decision.until is not None:
         return (f"baking: `rollout resume {rollout_id}` continues once the bake is over, "
                 f"or `rollout status {rollout_id}`")
     return {"succeeded": "rollout succeeded",
@@ -136,7 +146,7 @@ def result_dict(rollout_id: str, state: RolloutState, decision: Any, code: int) 
             "percentage": state.percentage, "reason": state.reason,
             "pause_reason": state.pause_reason,
             "uncertain": state.uncertain.line if state.uncertain else None,
-            "waiting_until": decision.until if isinstance(decision, Wait) else None,
+            "waiting_until": decision.until if _waiting(decision) else None,
             "exit_code": code, "next": next_step_hint(rollout_id, state, decision)}
 
 
