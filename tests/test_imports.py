@@ -1,0 +1,111 @@
+"""Start-up stays lazy: what each command imports, checked by module name, never by time.
+
+Each case runs `rollout ARGS...` in a fresh interpreter (the import state of the test
+process proves nothing) and looks at ``sys.modules`` when the command is done. Timing is
+bench/startup.py's job; this only makes sure a top-level import cannot quietly bring back
+httpx, pydantic, PyYAML, jmespath, prometheus_client or rich where they are not used.
+
+Typer itself imports pydantic as soon as a subcommand parses its options (it coerces every
+non-flag value through a pydantic TypeAdapter), so only `--help` and `--version` can be
+free of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PLANS
+
+PROBE = """
+import json, sys
+out, args = sys.argv[1], json.loads(sys.argv[2])
+sys.argv = ["rollout", *args]
+from rollout_cli.cli.app import main
+code = 0
+try:
+    main()
+except SystemExit as stop:
+    code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+with open(out, "w") as file:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, file)
+"""
+
+NEVER_AT_START = ("httpx", "pydantic", "yaml", "jmespath", "prometheus_client", "rich")
+NETWORK = ("httpx", "httpcore", "prometheus_client", "rollout_cli.drivers.http",
+           "rollout_cli.drivers.metrics", "rollout_cli.notify", "rollout_cli.reconcile")
+
+TINY_PLAN = """\
+version: 1
+name: tiny
+target: {base_url: "http://127.0.0.1:9"}
+stages:
+  - name: only
+    steps:
+      - run: ["true"]
+rollback:
+  - run: ["true"]
+"""
+
+
+def imported(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
+    """Run `rollout ARGS...` in a new interpreter: its exit code and the modules it loaded."""
+    out = tmp_path / "modules.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("ROLLOUT_STATE_DIR", "NO_COLOR")}
+    subprocess.run([sys.executable, "-c", PROBE, str(out), json.dumps(args)], cwd=tmp_path,
+                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                   timeout=120)
+    found = json.loads(out.read_text())
+    return found["code"], set(found["modules"])
+
+
+def loaded(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in packages))
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",)], ids=["help", "version"])
+def test_help_and_version_import_nothing_heavy(tmp_path: Path, args: tuple[str, ...]):
+    code, modules = imported(tmp_path, *args)
+
+    assert code == 0
+    assert loaded(modules, NEVER_AT_START) == []
+    assert loaded(modules, ("rollout_cli.plan", "rollout_cli.engine", "rollout_cli.store")) == []
+
+
+def test_validate_imports_no_network_code(tmp_path: Path):
+    code, modules = imported(tmp_path, "validate", str(PLANS / "brain-api.yaml"))
+
+    assert code == 0
+    assert "rollout_cli.plan.models" in modules   # the plan really was loaded
+    assert loaded(modules, NETWORK) == []
+
+
+def test_status_with_nothing_to_show_imports_neither_plan_nor_engine(tmp_path: Path):
+    code, modules = imported(tmp_path, "status", "--state-dir", str(tmp_path / "state"))
+
+    assert code == 2   # no rollout to show
+    assert loaded(modules, NETWORK) == []
+    assert loaded(modules, ("yaml", "jmespath", "rollout_cli.engine", "rollout_cli.plan.loader",
+                            "rollout_cli.plan.models")) == []
+
+
+def test_status_of_a_finished_rollout_imports_no_network_code(tmp_path: Path):
+    plan = tmp_path / "tiny.yaml"
+    plan.write_text(TINY_PLAN)
+    state = str(tmp_path / "state")
+    finished = subprocess.run([sys.executable, "-m", "rollout_cli", "run", str(plan),
+                               "--auto-approve", "--output", "json", "--state-dir", state],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              check=False)
+    assert finished.returncode == 0, finished.stderr
+
+    code, modules = imported(tmp_path, "status", "--state-dir", state)
+
+    assert code == 0
+    assert "rollout_cli.plan.loader" in modules   # status shows the plan's side too
+    assert loaded(modules, NETWORK) == []
