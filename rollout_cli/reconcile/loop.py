@@ -29,6 +29,8 @@ from rollout_cli.engine import (
     apply,
     decide,
 )
+from rollout_cli.engine.measurements import Measurements
+from rollout_cli.engine.state import replace
 from rollout_cli.reconcile.executor import Executor
 from rollout_cli.store import RolloutDir, StateStore
 
@@ -69,8 +71,11 @@ class Reconciler:
     def record(self, event: dict[str, Any]) -> RolloutState:
         """Journal one event (durably) and fold it into the state."""
         state = self.state if self.state is not None else self.load()
-        # Raises IllegalTransition before anything is written.
-        apply(state, {**event, "seq": state.seq + 1, "time": self.clock.now()})
+        # Raises IllegalTransition before anything is written. The trial gets empty
+        # measurements of its own: they are the state's one mutable part, and folding the
+        # event into them twice would record every sample twice (the journal has it once).
+        trial = replace(state, measurements=Measurements())
+        apply(trial, {**event, "seq": state.seq + 1, "time": self.clock.now()})
         stored = self.rollout.journal.append(event, time=self.clock.now())
         self.state = apply(state, stored)
         self._after_append()
