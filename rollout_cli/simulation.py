@@ -111,8 +111,10 @@ def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
         if on_event:
             on_event(event, state)
 
-    http = HttpDriver(redactor=loaded.redactor, transport=SandboxTransport(app),
-                      sleep=clock.advance, clock=clock.now)
+    # Calls take simulated time, so what a call causes comes after the instant before it.
+    transport = SandboxTransport(app, elapse=clock.advance)
+    http = HttpDriver(redactor=loaded.redactor, transport=transport, sleep=clock.advance,
+                      clock=clock.now)
     rollout = MemoryRollout(MemoryMeta(f"simulation-{seed}", loaded.plan.name))
     executor = Executor(loaded, http, simulate_commands=True)
     executor.metrics.concurrency = 1

@@ -109,3 +109,18 @@ def test_noise_does_not_change_the_outcome_across_seeds(scenario):
     else:
         assert all(top <= 50 for _, top in phases)
         assert all(phase == "rolled-back" for phase, _ in phases)
+
+
+def test_a_stage_is_judged_only_on_measurements_taken_after_it_began():
+    # Calls take simulated time, so the last measurement of 25% is not stamped with the
+    # instant 50% began; the first round at 50% has only its own sample to go on.
+    rounds = []
+
+    def collect(event, state):
+        if event["type"] == "analysis" and event["scope"] == "stage" and state.percentage == 50:
+            rounds.append({v["check"]: v["reason"] for v in event["run"]["verdicts"]})
+
+    simulate(BRAIN, "degrade-at-50", seed=0, env=ENV, on_event=collect)
+
+    assert "1 samples in 10m, needs 2" in rounds[0]["latency-vs-legacy"]
+    assert "(2 samples)" in rounds[1]["latency-vs-legacy"]

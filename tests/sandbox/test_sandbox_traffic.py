@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import httpx
 import pytest
 
-from rollout_cli.sandbox import VirtualClock, create_sandbox, sandbox_client
+from rollout_cli.sandbox import SandboxTransport, VirtualClock, create_sandbox, sandbox_client
 from rollout_cli.sandbox.traffic import BUCKET_SECONDS, HISTORY_SECONDS
 
 from .conftest import Sim
@@ -227,3 +228,24 @@ def test_a_week_of_traffic_is_fast_and_keeps_only_an_hour_of_history() -> None:
     assert len(model.history) == HISTORY_SECONDS / BUCKET_SECONDS
     assert all(len(stats.profiles) <= 3 for stats in model.cumulative().values())
     assert model.cumulative()["modern"].requests > 20 * 7 * 86400 * 0.45
+
+
+def test_in_process_calls_take_simulated_time_when_asked() -> None:
+    # An answer takes the transport's latency; a call that never answers takes the whole
+    # read timeout, as it would over a network.
+    clock = VirtualClock(1000.0)
+    app = create_sandbox("flaky-admin", seed=3, clock=clock)
+    transport = SandboxTransport(app, elapse=clock.advance, latency=0.01)
+    spent = {}
+    with httpx.Client(transport=transport, base_url="http://sandbox.invalid",
+                      timeout=15.0) as client:
+        for _ in range(200):
+            before = clock.now()
+            try:
+                client.get("/api/admin/dashboard/alerts")
+                spent.setdefault("answered", clock.now() - before)
+            except httpx.ReadTimeout:
+                spent.setdefault("timed out", clock.now() - before)
+            if len(spent) == 2:
+                break
+    assert spent == {"answered": pytest.approx(0.01), "timed out": pytest.approx(15.0)}
