@@ -97,6 +97,10 @@ def _unfinished(state: RolloutState) -> Decision:
     assert call is not None
     if call.idempotent:
         return Call(call.call_id, call.kind, call.stage, call.step)
+    if state.phase == PAUSED:
+        # Paused by a person after the process that sent it was killed: it is judged
+        # (and named) when the rollout resumes; a paused rollout cannot pause again.
+        return Wait(None, state.pause_reason or "paused")
     reason = (f"uncertain call: {call.line} was sent or about to be sent when the rollout "
               "stopped, and it is not idempotent; check the target, then run "
               "`rollout resume --assume-applied` or `rollout resume --resend`")

@@ -42,8 +42,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (ROLLING_BACK, "rolled-back"): ROLLED_BACK,
     (ROLLING_BACK, "rollback-failed"): ROLLBACK_FAILED,
     **{(phase, "rollback-started"): ROLLING_BACK
-       for phase in (RUNNING, WAITING_GATE, PAUSED, ROLLED_BACK, SUCCEEDED, FAILED,
-                     ROLLBACK_FAILED)},
+       for phase in (RUNNING, WAITING_GATE, PAUSED, ROLLING_BACK, ROLLED_BACK, SUCCEEDED,
+                     FAILED, ROLLBACK_FAILED)},
 }
 
 # Events that record something without changing the phase, and where they may happen.
@@ -53,7 +53,8 @@ STAYING: dict[str, frozenset[str]] = {
     "stage-completed": frozenset({RUNNING}),
     "intent": frozenset({RUNNING, ROLLING_BACK, PAUSED}),
     "outcome": frozenset({RUNNING, ROLLING_BACK, PAUSED}),
-    "call-resolved": frozenset({PAUSED}),
+    # RUNNING too: a process killed between an uncertain outcome and its pause.
+    "call-resolved": frozenset({PAUSED, RUNNING}),
     "gate-approved": frozenset({RUNNING}),   # auto-approval, or forced during a bake
     "promoted-full": frozenset({RUNNING, WAITING_GATE, PAUSED}),
     "analysis-started": frozenset({RUNNING, WAITING_GATE}),
