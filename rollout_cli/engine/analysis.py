@@ -42,6 +42,12 @@ class Run:
         return cls(**{**data, "verdicts": tuple(data.get("verdicts", ()))})
 
 
+def slack(analysis: Analysis) -> float:
+    """How early a round may be measured, so that analyses due within about the same
+    second share one measurement instead of drifting into one request burst each."""
+    return min(1.0, analysis.interval / 10)
+
+
 def start(analysis: Analysis, now: float) -> Run:
     return Run(started=now, next_due=now + analysis.initial_delay)
 
@@ -77,7 +83,12 @@ def assess(plan: Plan, analysis: Analysis, scope: str, run: Run, measured: Measu
     action, message = _act(analysis, scope, failures, inconclusives, errors, acting)
     passed = (bool(acting) and all(p == PASS for p in phases)) or (
         analysis.on_inconclusive == "continue" and not {FAIL, ERROR} & set(phases))
-    return Run(run.started, now + analysis.interval, run.rounds + 1, failures, inconclusives,
+    # At a fixed rate from when the round was due, so a measurement's own duration does not
+    # push every later round back; after a long gap (a pause), one interval from now.
+    next_due = run.next_due + analysis.interval
+    if next_due <= now:
+        next_due = now + analysis.interval
+    return Run(run.started, next_due, run.rounds + 1, failures, inconclusives,
                errors, passed, worst(phases), action, message,
                tuple(_verdict_json(v) for v in verdicts))
 
@@ -106,4 +117,5 @@ def _verdict_json(verdict: Verdict) -> dict[str, Any]:
             "value": verdict.value, "dry_run": verdict.dry_run}
 
 
-__all__ = ["BACKGROUND", "PASS", "STAGE", "Run", "assess", "keep_for", "metrics_of", "start"]
+__all__ = ["BACKGROUND", "PASS", "STAGE", "Run", "assess", "keep_for", "metrics_of", "slack",
+           "start"]

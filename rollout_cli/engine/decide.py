@@ -234,13 +234,13 @@ def _analysis_due(plan: Plan, state: RolloutState, now: float) -> Decision | Non
     measured = state.measured_at if state.measured_at is not None else float("-inf")
     for scope, analysis in active:
         run = state.analyses[scope]
-        if measured >= run.next_due:
+        if measured >= run.next_due - runs.slack(analysis):
             since = state.baking_since if scope == runs.STAGE else None
             judged = runs.assess(plan, analysis, scope, run, state.measurements, measured, since)
             return Record({"type": "analysis", "scope": scope, "stage": state.stage,
                            "run": judged.to_json()})
     due = [(scope, analysis) for scope, analysis in active
-           if now >= state.analyses[scope].next_due]
+           if now >= state.analyses[scope].next_due - runs.slack(analysis)]
     if not due:
         return None
     metrics: list[str] = []

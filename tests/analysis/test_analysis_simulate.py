@@ -124,3 +124,20 @@ def test_a_stage_is_judged_only_on_measurements_taken_after_it_began():
 
     assert "1 samples in 10m, needs 2" in rounds[0]["latency-vs-legacy"]
     assert "(2 samples)" in rounds[1]["latency-vs-legacy"]
+
+
+def test_analyses_due_together_share_each_measurement():
+    # The stage and background analyses both run every 5m from about the same instant;
+    # calls take time, yet they keep to their schedule and measure together, so the
+    # target gets one request burst per interval, not two drifting apart.
+    seen = {"measured": 0, "stage": 0, "background": 0}
+
+    def count(event, state):
+        if event["type"] == "measured":
+            seen["measured"] += 1
+        elif event["type"] == "analysis":
+            seen[event["scope"]] += 1
+
+    simulate(BRAIN, "healthy", seed=3, env=ENV, on_event=count)
+
+    assert seen["stage"] == seen["background"] == seen["measured"]

@@ -199,3 +199,16 @@ def test_inconclusive_pauses_and_never_promotes():
     assert state.phase == "paused"
     assert "inconclusive (1) > inconclusive_limit (0)" in state.pause_reason
     assert not [e for e in log if e["type"] == "stage-completed"]
+
+
+def test_rounds_keep_their_rate_however_long_a_measurement_takes():
+    analysis = Analysis(checks=("ok",), interval=300)
+    history = Measurements()
+    history.add("rate", Sample(300.25, 0.99), 3600)
+
+    late = assess(plan, analysis, "stage", Run(started=0, next_due=300), history, 300.25, None)
+    after_a_pause = assess(plan, analysis, "stage", Run(started=0, next_due=300), history,
+                           4000, None)
+
+    assert late.next_due == 600
+    assert after_a_pause.next_due == 4300

@@ -90,7 +90,7 @@ class Zygote:
 # Imported once, in the zygote, for every child: what `rollout run` and `resume` load
 # (httpx imports its transport and rich its emoji table only when first used).
 PRELOAD = ("rich.console", "rich._emoji_codes", "httpx", "httpcore", "h11", "anyio", "certifi",
-           "encodings.idna", "pydantic.type_adapter", "typer._adapters",
+           "encodings.idna", "pydantic.type_adapter",
            "rollout_cli.cli.app", "rollout_cli.cli.rollout_commands", "rollout_cli.drivers.http",
            "rollout_cli.operations", "rollout_cli.plan.loader", "rollout_cli.reconcile.executor",
            "rollout_cli.reconcile.loop", "rollout_cli.render.rollout_view")
