@@ -138,7 +138,11 @@ def _rollback(plan: Plan, state: RolloutState) -> Decision:
         return Record({"type": "rollback-failed",
                        "reason": f"{state.reason}; rollback incomplete: "
                                  + "; ".join(state.rollback_failures)})
-    return Record({"type": "rolled-back", "reason": state.reason})
+    reason = state.reason
+    if state.rollback_uncertain:  # rolled back, but say what nobody can vouch for
+        reason = (f"{reason}; not re-sent, may not have been applied (not idempotent, no "
+                  f"answer): " + "; ".join(state.rollback_uncertain))
+    return Record({"type": "rolled-back", "reason": reason})
 
 
 def _gate(stage: Stage, stage_index: int, policy: Policy) -> Decision:
@@ -234,7 +238,9 @@ def _analysis_due(plan: Plan, state: RolloutState, now: float) -> Decision | Non
     measured = state.measured_at if state.measured_at is not None else float("-inf")
     for scope, analysis in active:
         run = state.analyses[scope]
-        if measured >= run.next_due - runs.slack(analysis):
+        # Judged on a measurement taken for it: due by then, and with all of its metrics.
+        if measured >= run.next_due - runs.slack(analysis) and set(
+                runs.metrics_of(plan, analysis)) <= set(state.measured_metrics):
             since = state.baking_since if scope == runs.STAGE else None
             judged = runs.assess(plan, analysis, scope, run, state.measurements, measured, since)
             return Record({"type": "analysis", "scope": scope, "stage": state.stage,

@@ -61,6 +61,7 @@ class RolloutState:
     rollback_uncertain: tuple[str, ...] = ()
     last_event: str = ""
     measured_at: float | None = None
+    measured_metrics: tuple[str, ...] = ()   # what the measurement at measured_at fetched
     analyses: dict[str, Run] = field(default_factory=dict)
     history: dict[str, tuple[tuple[float, float | None, str], ...]] = field(default_factory=dict)
     measurements: Measurements = field(default_factory=Measurements)
@@ -79,7 +80,7 @@ class RolloutState:
         for key in ("pending", "uncertain"):
             if values.get(key):
                 values[key] = PendingCall(**values[key])
-        for key in ("rollback_failures", "rollback_uncertain"):
+        for key in ("rollback_failures", "rollback_uncertain", "measured_metrics"):
             values[key] = tuple(values.get(key, ()))
         values["analyses"] = {k: Run.from_json(v) for k, v in values.get("analyses", {}).items()}
         values["history"] = {k: tuple(tuple(p) for p in v)
@@ -210,7 +211,8 @@ def _measured(state: RolloutState, event: dict[str, Any]) -> RolloutState:
         for one in value if isinstance(value, list) else [value]:
             state.measurements.add(metric, Sample(event["time"], one, errors.get(metric)),
                                    keep.get(metric, 3600.0))
-    return replace(state, measured_at=event["time"])
+    return replace(state, measured_at=event["time"],
+                   measured_metrics=tuple(event.get("values", {})))
 
 
 HISTORY = 30

@@ -180,6 +180,7 @@ def status_dict(status: Any, now: float) -> dict[str, Any]:
         "uncertain": state.uncertain.line if state.uncertain else None,
         "captures": state.captures, "recent": status.recent, "exit_code": status.exit_code,
         "rollback_failures": list(state.rollback_failures),
+        "rollback_uncertain": list(state.rollback_uncertain),
         "analysis": runs_data(state), "checks": checks_data(state, plan),
     }
 

@@ -214,7 +214,8 @@ def test_uncertain_non_idempotent_rollback_step_is_not_resent(replay):
 
     end = replay.until_wait()
 
-    assert end == Finished("rolled-back", "x")
+    assert end == Finished("rolled-back", "x; not re-sent, may not have been applied (not "
+                                          "idempotent, no answer): POST /alert")
     assert replay.state.rollback_uncertain == ("POST /alert",)
 
 
