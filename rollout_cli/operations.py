@@ -299,6 +299,9 @@ def resume(ctx: Context, rollout_id: str | None, follow: bool, assume_applied: b
                         "how": "assume-applied" if assume_applied else "resend", "who": who()}
             if assume_applied:
                 resolved["captures"] = _stand_ins(loaded, state.uncertain, captures or {})
+                call = state.uncertain
+                if call.kind == "traffic" and call.stage is not None:  # traffic moved
+                    resolved["percentage"] = loaded.plan.stages[call.stage].percentage
             found.append(resolved)
         if state.phase == PAUSED:
             found.append({"type": "resumed", "who": who()})

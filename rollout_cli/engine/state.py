@@ -173,7 +173,7 @@ def _call_resolved(state: RolloutState, event: dict[str, Any]) -> RolloutState:
     if call is None or event["how"] == "resend":
         return state
     return _settle(state, call, True, {"captures": event.get("captures", {}),
-                                       "percentage": event.get("percentage")})
+                                       "percentage": event.get("percentage", state.percentage)})
 
 
 def _acted(state: RolloutState, reset: bool = False) -> RolloutState:

@@ -452,10 +452,9 @@ class RolloutWorld(RuleBasedStateMachine):
                 if before.phase == PAUSED:
                     assert call.call_id == self.pending_at_pause
             else:
-                # `resume --assume-applied` journals no percentage, so the fold forgets it
-                # (None, "unknown") instead of taking the stage's: see the commit message.
+                # `resume --assume-applied` vouches for the stage's percentage.
                 assert event["how"] == "assume-applied"
-                assert after.percentage in (stage_percentage, None)
+                assert after.percentage == stage_percentage
         if after.percentage is not None:
             assert after.percentage <= self.ceiling[min(after.stage, len(self.ceiling) - 1)]
         # An analysis that asks for an action gets it next, unless a person steps in.
@@ -677,6 +676,8 @@ class RolloutWorld(RuleBasedStateMachine):
                         if call.stage is not None else None)
                 resolved["captures"] = {name: f"{name}-by-hand"
                                         for name in sorted(getattr(step, "capture", {}) or {})}
+                if call.kind == "traffic" and call.stage is not None:
+                    resolved["percentage"] = self.plan.stages[call.stage].percentage
             found.append(resolved)
         if state.phase == PAUSED:
             found.append({"type": "resumed", "who": PERSON})
