@@ -43,9 +43,9 @@ class Run:
 
 
 def slack(analysis: Analysis) -> float:
-    """How early a round may be measured, so that analyses due within about the same
-    second share one measurement instead of drifting into one request burst each."""
-    return min(1.0, analysis.interval / 10)
+    """How early a round may be measured: so that analyses due close together (within half
+    an interval, 10 s at most) share one measurement instead of each sending its own."""
+    return min(10.0, analysis.interval / 2)
 
 
 def start(analysis: Analysis, now: float) -> Run:
