@@ -63,7 +63,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRAC
 TEXT_LIMIT = 64 * 1024
 DESCRIBE_BODY_LIMIT = 200
 
-# Sized so that a fan-out of 50 requests (send_many) never waits for a free connection.
+# Per thread (see HttpDriver): far more than one thread ever keeps open to one target.
 POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
 
 # 500 too, for idempotent requests only: asking again changes nothing, and an admin API
@@ -262,14 +262,16 @@ class HttpDriver:
         self._sleep = sleep
         self._random = random
         self._clock = clock
-        # The transport (and its connection pool) without httpx.Client around it: a client
-        # adds cookie jars, redirect and auth flows the driver never uses, and costs more
-        # than an in-process sandbox answer (a simulation sends thousands of requests).
-        # Plain http never needs a TLS context, whose CA bundle takes ~0.1 s to load: the
-        # https transport is made on the first https request.
-        self._transport = transport or httpx.HTTPTransport(verify=False, limits=POOL_LIMITS)
-        self._tls_transport: httpx.BaseTransport | None = transport
+        # Transports (connection pools) without httpx.Client around them: a client adds
+        # cookie jars, redirect and auth flows the driver never uses, and costs more than
+        # an in-process sandbox answer (a simulation sends thousands of requests). One pool
+        # per thread: a tick's fan-out of 50 requests through one pool spends ~30% of a
+        # request's time in its bookkeeping under one lock. Plain http never needs a TLS
+        # context (its CA bundle takes ~0.1 s to load); https pools come on first use.
+        self._given = transport
         self._verify = verify
+        self._local = threading.local()
+        self._made: list[httpx.BaseTransport] = []
         self._lock = threading.Lock()
 
     def __enter__(self) -> HttpDriver:
@@ -287,9 +289,12 @@ class HttpDriver:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        self._transport.close()
-        if self._tls_transport is not None and self._tls_transport is not self._transport:
-            self._tls_transport.close()
+        if self._given is not None:
+            self._given.close()
+        with self._lock:
+            made, self._made = self._made, []
+        for transport in made:
+            transport.close()
 
     def send(self, request: HttpRequest, policy: RetryPolicy = NO_RETRY) -> HttpOutcome:
         """Send with retries; never raises for HTTP or transport failures."""
@@ -368,13 +373,18 @@ class HttpDriver:
         return _answered_attempt(response, bool(request.idempotent))
 
     def _transport_for(self, url: httpx.URL) -> httpx.BaseTransport:
-        if url.scheme != "https":
-            return self._transport
-        with self._lock:
-            if self._tls_transport is None:
-                self._tls_transport = httpx.HTTPTransport(verify=_ssl_verify(self._verify),
-                                                          limits=POOL_LIMITS)
-            return self._tls_transport
+        if self._given is not None:
+            return self._given
+        secure = url.scheme == "https"
+        name = "tls" if secure else "plain"
+        found: httpx.BaseTransport | None = getattr(self._local, name, None)
+        if found is None:
+            found = httpx.HTTPTransport(verify=_ssl_verify(self._verify) if secure else False,
+                                        limits=POOL_LIMITS)
+            setattr(self._local, name, found)
+            with self._lock:
+                self._made.append(found)
+        return found
 
     def _prepare(self, request: HttpRequest) -> _Prepared:
         # Measurements repeat the same few requests every tick: parse and prepare once.

@@ -28,8 +28,7 @@ from rollout_cli.plan.templates import MissingVariable, render, render_text
 
 Value = float | list[float] | None
 
-# A tick's requests all go out at once, up to the connection pool's size: more threads
-# than connections would only queue for a connection (and hit its pool timeout).
+# A tick's requests all go out at once, one thread (and connection pool) each, up to 64.
 MAX_FANOUT = POOL_LIMITS.max_connections or 64
 
 
