@@ -151,6 +151,15 @@ class SandboxApp:
         self._sleep = sleep
         self._faults = FaultInjector(model.scenario.faults.flaky_fraction, model.seed)
         self._router = Router([*ROUTES, *self._own_routes()])
+        self._scraped = threading.Condition()
+        self.scrapes = 0  # answered GET /metrics so far
+
+    def wait_for_scrape(self, after: int, timeout: float) -> int:
+        """Block until /metrics has been answered more than ``after`` times, or
+        ``timeout`` passes; the count. For waiting on a scraper without polling."""
+        with self._scraped:
+            self._scraped.wait_for(lambda: self.scrapes > after, timeout)
+            return self.scrapes
 
     @property
     def clock(self) -> Clock:
@@ -239,7 +248,11 @@ class SandboxApp:
         ]
 
     def _metrics(self, model: BrainModel, request: Request) -> Reply:
-        return Reply(200, generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST)
+        reply = Reply(200, generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST)
+        with self._scraped:
+            self.scrapes += 1
+            self._scraped.notify_all()
+        return reply
 
     def _calls(self, model: BrainModel, request: Request) -> Reply:
         records = self.calls.since(request.integer("since", 0, 0, 2**62))

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from rollout_cli.plan import load_text
-from rollout_cli.sandbox import create_sandbox, load_scenario, running_sandbox
+from rollout_cli.sandbox import SandboxApp, create_sandbox, load_scenario, running_sandbox
 from tests.conftest import PLANS, ROOT
-from tests.sandbox.conftest import start_prometheus, wait_until
+from tests.sandbox.conftest import next_scrape, start_prometheus, wait_until
 
 
 def sandbox(scenario: str):  # type: ignore[no-untyped-def]
@@ -87,14 +87,15 @@ def test_outcomes_over_http_against_the_sandbox(tmp_path: Path):
     _assert_outcomes(results)
 
 
-def _wait_for_targets(prometheus_url: str, count: int, within: float = 30.0) -> None:
+def _wait_for_targets(prometheus_url: str, count: int, app: SandboxApp,
+                      within: float = 30.0) -> None:
     def scraped() -> bool:
         answer = httpx.get(f"{prometheus_url}/api/v1/query",
                            params={"query": "count(brain_rollout_percentage)"}).json()
         result = answer["data"]["result"]
         return bool(result) and int(float(result[0]["value"][1])) == count
 
-    wait_until(scraped, within, "prometheus did not scrape every sandbox")
+    wait_until(scraped, within, "prometheus did not scrape every sandbox", next_scrape(app))
 
 
 def test_outcomes_with_promql_through_a_real_prometheus(tmp_path: Path):
@@ -103,7 +104,7 @@ def test_outcomes_with_promql_through_a_real_prometheus(tmp_path: Path):
         instances = {s: box.url.removeprefix("http://") for s, box in sandboxes.items()}
         prometheus = start_prometheus(list(instances.values()), tmp_path)
         stack.callback(prometheus.stop)
-        _wait_for_targets(prometheus.url, len(SCENARIOS))
+        _wait_for_targets(prometheus.url, len(SCENARIOS), sandboxes["healthy"].app)
         results = _run_all(ROOT / "examples" / "brain-api-prometheus.yaml", tmp_path,
                            lambda scenario: {"BRAIN_API_URL": sandboxes[scenario].url,
                                              "PROM_URL": prometheus.url,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -79,48 +80,65 @@ def start_prometheus(
     )
     port = free_port()
     log_path = tmp_path / "prometheus.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                PROMETHEUS_BINARY,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = subprocess.Popen(
+        [
+            PROMETHEUS_BINARY,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     handle = PrometheusHandle(f"http://127.0.0.1:{port}", process, log_path)
+    ready = _watch_log(process, log_path)
     try:
-        _wait_ready(handle, ready_within)
+        if not ready.wait(ready_within) or process.poll() is not None:
+            raise RuntimeError(f"prometheus not ready within {ready_within}s: "
+                               f"{log_path.read_text(errors='replace')[-2000:]}")
     except BaseException:
         handle.stop()
         raise
     return handle
 
 
-def wait_until(condition: Callable[[], Any], within: float, what: str) -> Any:
-    """Poll ``condition`` until it returns something truthy. Only for real external
-    processes (Prometheus scrapes on its own schedule): there is no clock to advance."""
+def _watch_log(process: subprocess.Popen[bytes], log_path: Path) -> threading.Event:
+    """Copy Prometheus's output to ``log_path``; the event is set once it says it is
+    ready to serve (or its output ends): a blocking read, no polling."""
+    ready = threading.Event()
+
+    def copy() -> None:
+        assert process.stdout is not None
+        with log_path.open("wb") as log:
+            for line in process.stdout:
+                log.write(line)
+                log.flush()
+                if b"ready to receive web requests" in line:
+                    ready.set()
+        ready.set()
+
+    threading.Thread(target=copy, daemon=True).start()
+    return ready
+
+
+def wait_until(condition: Callable[[], Any], within: float, what: str,
+               next_chance: Callable[[float], object]) -> Any:
+    """Check ``condition`` until it returns something truthy, blocking in between on
+    ``next_chance(seconds_left)``: something that returns when the answer may have changed,
+    such as a sandbox's next scrape. Only for real external processes (Prometheus scrapes
+    on its own schedule), where there is no clock to advance."""
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+    while (left := deadline - time.monotonic()) > 0:
         found = condition()
         if found:
             return found
-        time.sleep(0.1)
+        next_chance(left)
     raise TimeoutError(f"{what} within {within}s")
 
 
-def _wait_ready(handle: PrometheusHandle, within: float) -> None:
-    def ready() -> bool:
-        if handle.process.poll() is not None:
-            raise RuntimeError(f"prometheus exited: {handle.log_path.read_text()[-2000:]}")
-        try:
-            return httpx.get(f"{handle.url}/-/ready", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(ready, within, "prometheus not ready")
+def next_scrape(app: SandboxApp) -> Callable[[float], object]:
+    """A ``next_chance`` for wait_until: returns once Prometheus scraped ``app`` again."""
+    return lambda left: app.wait_for_scrape(app.scrapes, left)
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from rollout_cli.sandbox import create_sandbox, running_sandbox
+from rollout_cli.sandbox import SandboxApp, create_sandbox, running_sandbox
 from rollout_cli.sandbox.scenarios import scenario_from_mapping
 
-from .conftest import PrometheusHandle, Sim, wait_until
+from .conftest import PrometheusHandle, Sim, next_scrape, wait_until
 
 MakeSim = Callable[..., Sim]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -96,9 +96,10 @@ MODERN_ERROR_RATIO = (
 )
 
 
-def _wait_for_value(prometheus: PrometheusHandle, promql: str, within: float) -> float:
+def _wait_for_value(prometheus: PrometheusHandle, promql: str, within: float,
+                    app: SandboxApp) -> float:
     result = wait_until(lambda: prometheus.query(promql), within,
-                        f"no value for {promql} ({prometheus.log_path})")
+                        f"no value for {promql} ({prometheus.log_path})", next_scrape(app))
     return float(result[0]["value"][1])
 
 
@@ -114,5 +115,5 @@ def test_a_real_prometheus_scrapes_the_modern_error_ratio(
         body = {"testId": "t", "rolloutPercentage": 50}
         assert httpx.post(f"{running.url}/api/admin/ab-testing/start", json=body).status_code == 200
         server = prometheus([running.url.removeprefix("http://")])
-        ratio = _wait_for_value(server, MODERN_ERROR_RATIO, within=30.0)
+        ratio = _wait_for_value(server, MODERN_ERROR_RATIO, within=30.0, app=app)
     assert ratio == pytest.approx(0.20, abs=0.02)
