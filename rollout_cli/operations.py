@@ -193,15 +193,9 @@ def _plan_for(ctx: Context, rollout: RolloutDir, state: RolloutState, plan_file:
 
 
 def _state(ctx: Context, rollout: RolloutDir) -> RolloutState:
-    """The snapshot plus the journal after it: the reconciler's ``load_state``, without
-    importing the reconciler (and with it httpx) to look at a rollout."""
-    from rollout_cli.engine import RolloutState, fold
+    from rollout_cli.store.loading import load_state
 
-    saved = rollout.load()
-    state = RolloutState(id=rollout.meta.id, plan=rollout.meta.plan_name)
-    if saved.snapshot is not None:
-        state = RolloutState.from_json(dict(saved.snapshot.state))
-    return fold(state, saved.tail_events)
+    return load_state(rollout)
 
 
 def _act(ctx: Context, rollout_id: str | None, operation: str,

@@ -33,6 +33,7 @@ from rollout_cli.engine.measurements import Measurements
 from rollout_cli.engine.state import replace
 from rollout_cli.reconcile.executor import Executor
 from rollout_cli.store import RolloutDir, StateStore
+from rollout_cli.store.loading import load_state
 
 SNAPSHOT_EVERY = 200
 MAX_NAP = 1.0
@@ -149,21 +150,3 @@ class Reconciler:
         # Short naps: another process may journal an advance, pause or rollback meanwhile.
         remaining = self.max_nap if wait.until is None else wait.until - self.clock.now()
         self.clock.sleep(max(0.0, min(self.max_nap, remaining)))
-
-
-def load_state(rollout: RolloutDir, known: RolloutState | None = None) -> RolloutState:
-    """A rollout's state: the snapshot plus the journal after it, or ``known`` plus news."""
-    if known is not None:
-        return _fold(known, rollout.journal.events(after_seq=known.seq))
-    saved = rollout.load()
-    meta = rollout.meta
-    state = RolloutState(id=meta.id, plan=meta.plan_name)
-    if saved.snapshot is not None:
-        state = RolloutState.from_json(dict(saved.snapshot.state))
-    return _fold(state, saved.tail_events)
-
-
-def _fold(state: RolloutState, events: Any) -> RolloutState:
-    for event in events:
-        state = apply(state, event)
-    return state
