@@ -56,6 +56,14 @@ def variant_json(stats: VariantStats, seconds: float | None = None) -> dict[str,
     return body
 
 
+def _overall(stats: dict[str, VariantStats]) -> VariantStats:
+    """Both variants' traffic together."""
+    overall = VariantStats()
+    for name in VARIANTS:
+        overall.absorb(stats[name])
+    return overall
+
+
 def _covered_seconds(model: BrainModel, window: float) -> float:
     return len(model.buckets(window)) * BUCKET_SECONDS
 
@@ -131,9 +139,7 @@ def ab_results(model: BrainModel, window: float) -> dict[str, Any]:
 def dashboard_metrics(model: BrainModel, window: float) -> dict[str, Any]:
     stats = model.window_stats(window)
     seconds = _covered_seconds(model, window)
-    overall = VariantStats()
-    for name in VARIANTS:
-        overall.absorb(stats[name])
+    overall = _overall(stats)
     return {
         **_header(model, window),
         "dashboard": {
@@ -339,9 +345,7 @@ def tools_performance(model: BrainModel, window: float) -> dict[str, Any]:
 def system_load(model: BrainModel, window: float) -> dict[str, Any]:
     stats = model.window_stats(window)
     seconds = _covered_seconds(model, window)
-    overall = VariantStats()
-    for name in VARIANTS:
-        overall.absorb(stats[name])
+    overall = _overall(stats)
     rate = overall.requests / seconds if seconds else 0.0
     # Little's law: requests in flight = arrival rate x time in the system.
     in_flight = rate * (overall.mean_latency_ms or 0.0) / 1000.0
@@ -357,9 +361,7 @@ def system_load(model: BrainModel, window: float) -> dict[str, Any]:
 
 def error_analysis(model: BrainModel, window: float) -> dict[str, Any]:
     stats = model.window_stats(window)
-    overall = VariantStats()
-    for name in VARIANTS:
-        overall.absorb(stats[name])
+    overall = _overall(stats)
     return {
         **_header(model, window),
         "total": _error_counts(overall),
