@@ -8,7 +8,7 @@
      └── StateError              missing, corrupt or conflicting rollout state      (exit 2)
           └── IllegalTransition  the engine was asked for a transition its table forbids
 
-Lower-level errors (yaml, pydantic, httpx, OSError) are mapped onto this tree at one
+Lower-level errors (yaml, plan fields, httpx, OSError) are mapped onto this tree at one
 edge each, with ``raise ... from exc``.
 """
 

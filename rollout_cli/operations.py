@@ -2,7 +2,7 @@
 
 Every operation that changes a rollout takes its lock; every change is a journaled event.
 
-The engine (and through it the plan's pydantic models) is imported where a rollout's state
+The engine (and through it the plan's models) is imported where a rollout's state
 is folded, and the reconciler (httpx, jmespath, the notifier) where a rollout runs: `rollout
 status` and `rollout list` never import httpx, and a state directory with nothing to show
 costs neither.

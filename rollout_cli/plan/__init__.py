@@ -1,7 +1,7 @@
 """The plan language: load YAML into a validated, immutable Plan; lint it; dry-run it.
 
 ``load_plan``, ``load_text`` and ``LoadedPlan`` are imported on first use: the loader
-brings pydantic, PyYAML and the models, which commands that only need a submodule such as
+brings PyYAML, jmespath and the models, which commands that only need a submodule such as
 ``plan.durations`` (`rollout status` with nothing to show, `--help`) do not pay for.
 """
 

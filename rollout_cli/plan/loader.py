@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
 
-from pydantic import ValidationError
-
 from rollout_cli.errors import PlanError, Problem
 from rollout_cli.plan import semantics
 from rollout_cli.plan.env import interpolate
+from rollout_cli.plan.fields import PlanDataError, parse
 from rollout_cli.plan.models import Plan
 from rollout_cli.plan.problems import to_problems
 from rollout_cli.plan.yaml_source import Positions, read_document
@@ -52,9 +51,9 @@ def load_text(raw: bytes | str, file: str, env: Mapping[str, str]) -> LoadedPlan
     problems = list(job.problems)
     plan: Plan | None = None
     try:
-        plan = Plan.model_validate(resolved)
-    except ValidationError as exc:
-        problems.extend(to_problems(exc, positions))
+        plan = parse(Plan, resolved)
+    except PlanDataError as exc:
+        problems.extend(to_problems(exc.issues, positions))
     problems.extend(semantics.check(resolved, positions))
     if problems:
         raise PlanError(_unique(problems))

@@ -1,4 +1,4 @@
-"""The plan language, version 1, as immutable pydantic models.
+"""The plan language, version 1, as immutable models (frozen dataclasses; see ``fields``).
 
 Field names are the YAML keys (``pass`` and ``json`` through aliases). Cross-references
 (metric and check names, template variables, duplicate stage names) are checked in
@@ -10,23 +10,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, Any, Literal
-
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    PlainSerializer,
-    PlainValidator,
-    Tag,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
+from typing import Any, Literal
 
 from rollout_cli.plan.durations import format_duration, parse_duration
 from rollout_cli.plan.expressions import Threshold, parse_threshold
+from rollout_cli.plan.fields import (
+    AnyValue,
+    Boolean,
+    Integer,
+    ListOf,
+    MapOf,
+    Nested,
+    Number,
+    OneOf,
+    Optional,
+    Parsed,
+    Tagged,
+    Text,
+    field,
+    model,
+)
 
 METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -51,17 +54,10 @@ def _duration(value: object) -> float:
     return seconds
 
 
-Duration = Annotated[float, PlainValidator(_duration), PlainSerializer(format_duration),
-                     WithJsonSchema(_DURATION_SCHEMA)]
-
-ThresholdExpr = Annotated[
-    Threshold,
-    PlainValidator(parse_threshold),
-    PlainSerializer(str),
-    WithJsonSchema({"type": "string",
-                    "pattern": _THRESHOLD_PATTERN,
-                    "description": "A comparison: '>= 0.95', '< 0.90', '> +20%', '> 50/h'."}),
-]
+DURATION = Parsed(_duration, _DURATION_SCHEMA, format_duration)
+THRESHOLD = Parsed(parse_threshold, {
+    "type": "string", "pattern": _THRESHOLD_PATTERN,
+    "description": "A comparison: '>= 0.95', '< 0.90', '> +20%', '> 50/h'."})
 
 
 @dataclass(frozen=True)
@@ -88,10 +84,7 @@ def _bake(value: object) -> Bake:
     return Bake(seconds, seconds)
 
 
-BakeSpec = Annotated[
-    Bake, PlainValidator(_bake), PlainSerializer(str),
-    WithJsonSchema({"type": "string", "description": "A duration (2h) or a range (2h..4h)."}),
-]
+BAKE = Parsed(_bake, {"type": "string", "description": "A duration (2h) or a range (2h..4h)."})
 
 
 @dataclass(frozen=True)
@@ -120,11 +113,9 @@ def _request_line(value: object) -> RequestLine:
     return RequestLine(method, target)
 
 
-RequestLineSpec = Annotated[
-    RequestLine, PlainValidator(_request_line), PlainSerializer(str),
-    WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z]+\s+\S+$",
-                    "description": "Method and path or URL: 'POST /api/x'."}),
-]
+REQUEST_LINE = Parsed(_request_line, {
+    "type": "string", "pattern": r"^[A-Za-z]+\s+\S+$",
+    "description": "Method and path or URL: 'POST /api/x'."})
 
 
 def _jmespath(value: object) -> str:
@@ -140,8 +131,8 @@ def _jmespath(value: object) -> str:
     return value
 
 
-JMESPath = Annotated[str, PlainValidator(_jmespath),
-                     WithJsonSchema({"type": "string", "description": "A JMESPath expression."})]
+JMESPATH = Parsed(_jmespath, {"type": "string", "description": "A JMESPath expression."},
+                  lambda v: v)
 
 
 def _status_list(value: object) -> tuple[int, ...]:
@@ -154,11 +145,9 @@ def _status_list(value: object) -> tuple[int, ...]:
     return tuple(statuses)
 
 
-StatusSpec = Annotated[
-    tuple[int, ...], PlainValidator(_status_list), PlainSerializer(list),
-    WithJsonSchema({"oneOf": [{"type": "integer"},
-                              {"type": "array", "items": {"type": "integer"}}]}),
-]
+STATUS = Parsed(_status_list, {"oneOf": [{"type": "integer"},
+                                         {"type": "array", "items": {"type": "integer"}}]},
+                list)
 
 
 def _argv_or_command(value: object) -> str | tuple[str, ...]:
@@ -169,11 +158,9 @@ def _argv_or_command(value: object) -> str | tuple[str, ...]:
     raise ValueError("expected a command string or a non-empty list of arguments")
 
 
-CommandLine = Annotated[
-    str | tuple[str, ...], PlainValidator(_argv_or_command),
-    PlainSerializer(lambda v: v if isinstance(v, str) else list(v)),
-    WithJsonSchema({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
-]
+COMMAND_LINE = Parsed(_argv_or_command, {"oneOf": [{"type": "string"},
+                                                   {"type": "array", "items": {"type": "string"}}]},
+                      lambda v: v if isinstance(v, str) else list(v))
 
 
 def _verify(value: object) -> bool | str:
@@ -182,63 +169,72 @@ def _verify(value: object) -> bool | str:
     raise ValueError("expected true, false or the path of a CA bundle")
 
 
-VerifySpec = Annotated[bool | str, PlainValidator(_verify), PlainSerializer(lambda v: v),
-                       WithJsonSchema({"oneOf": [{"type": "boolean"}, {"type": "string"}]})]
-
-Percentage = Annotated[float, Field(ge=0, le=100)]
+VERIFY = Parsed(_verify, {"oneOf": [{"type": "boolean"}, {"type": "string"}]}, lambda v: v)
 
 
-def _http_url(value: str, what: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError(f"{what} {value!r} must be an http:// or https:// URL")
-    return value.rstrip("/")
+
+def _http_url(what: str) -> Parsed:
+    def read(value: object) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"{what} must be a string, like 'http://127.0.0.1:8080'")
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{what} {value!r} must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    return Parsed(read, {"type": "string"})
 
 
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+TEXT = Text()
+NAME = Text(SLUG, "lowercase letters, digits, '.', '_' or '-', starting with a letter or digit")
+HEADERS = MapOf(TEXT)
+MAYBE_TEXT = Optional(TEXT)
+MAYBE_DURATION = Optional(DURATION)
+MAYBE_COUNT = Optional(Integer(ge=0))
 
 
-class RetrySpec(Model):
-    attempts: int = Field(4, ge=1, le=50, description="Total tries, first one included.")
-    backoff: Duration = 1.0
-    max_backoff: Duration = 30.0
-    deadline: Duration | None = None
+@model
+class RetrySpec:
+    attempts: int = field(Integer(ge=1, le=50), 4,
+                          description="Total tries, first one included.")
+    backoff: float = field(DURATION, 1.0)
+    max_backoff: float = field(DURATION, 30.0)
+    deadline: float | None = field(MAYBE_DURATION, None)
 
 
-class Target(Model):
-    base_url: str = Field(description="Where relative request paths go.")
-    headers: dict[str, str] = {}
-    timeout: Duration = 10.0
-    retry: RetrySpec = RetrySpec()
-    verify: VerifySpec = True
-
-    _base_url = field_validator("base_url")(lambda v: _http_url(v, "base_url"))
-
-
-class Expect(Model):
-    status: StatusSpec | None = None
-    condition: JMESPath | None = Field(
-        None, description="JMESPath over the JSON response; must be true.")
+@model
+class Target:
+    base_url: str = field(_http_url("base_url"), description="Where relative request paths go.")
+    headers: dict[str, str] = field(HEADERS, {})
+    timeout: float = field(DURATION, 10.0)
+    retry: RetrySpec = field(Nested(RetrySpec), RetrySpec())
+    verify: bool | str = field(VERIFY, True)
 
 
-class RequestStep(Model):
-    name: str | None = None
-    request: RequestLineSpec
-    headers: dict[str, str] = {}
-    json_body: Any = Field(None, alias="json")
-    body: str | None = None
-    expect: Expect | None = None
-    capture: dict[str, JMESPath] = {}
-    idempotent: bool | None = Field(
-        None, description="Safe to send twice? Default: true for GET/HEAD/OPTIONS/PUT/DELETE.")
-    timeout: Duration | None = None
-    retry: RetrySpec | None = None
+@model
+class Expect:
+    status: tuple[int, ...] | None = field(Optional(STATUS), None)
+    condition: str | None = field(Optional(JMESPATH), None,
+                                  description="JMESPath over the JSON response; must be true.")
 
-    @model_validator(mode="after")
-    def _one_body(self) -> RequestStep:
+
+@model
+class RequestStep:
+    name: str | None = field(MAYBE_TEXT, None)
+    request: RequestLine = field(REQUEST_LINE)
+    headers: dict[str, str] = field(HEADERS, {})
+    json_body: Any = field(AnyValue(), None, key="json")
+    body: str | None = field(MAYBE_TEXT, None)
+    expect: Expect | None = field(Optional(Nested(Expect)), None)
+    capture: dict[str, str] = field(MapOf(JMESPATH), {})
+    idempotent: bool | None = field(
+        Optional(Boolean()), None,
+        description="Safe to send twice? Default: true for GET/HEAD/OPTIONS/PUT/DELETE.")
+    timeout: float | None = field(MAYBE_DURATION, None)
+    retry: RetrySpec | None = field(Optional(Nested(RetrySpec)), None)
+
+    def _check(self) -> None:
         if self.json_body is not None and self.body is not None:
             raise ValueError("give either `json:` or `body:`, not both")
-        return self
 
     @property
     def is_idempotent(self) -> bool:
@@ -251,21 +247,20 @@ class RequestStep(Model):
         return self.name or str(self.request)
 
 
-class RunStep(Model):
-    name: str | None = None
-    run: CommandLine
-    shell: bool = Field(False, description="Run through /bin/sh; off unless asked.")
-    timeout: Duration = 600.0
-    expect_exit: int = 0
-    cwd: str | None = None
-    env: dict[str, str] = {}
-    idempotent: bool = Field(False, description="Safe to run twice after a crash?")
+@model
+class RunStep:
+    name: str | None = field(MAYBE_TEXT, None)
+    run: str | tuple[str, ...] = field(COMMAND_LINE)
+    shell: bool = field(Boolean(), False, description="Run through /bin/sh; off unless asked.")
+    timeout: float = field(DURATION, 600.0)
+    expect_exit: int = field(Integer(), 0)
+    cwd: str | None = field(MAYBE_TEXT, None)
+    env: dict[str, str] = field(HEADERS, {})
+    idempotent: bool = field(Boolean(), False, description="Safe to run twice after a crash?")
 
-    @model_validator(mode="after")
-    def _shell_needs_string(self) -> RunStep:
+    def _check(self) -> None:
         if self.shell and not isinstance(self.run, str):
             raise ValueError("`shell: true` needs `run:` as one command string")
-        return self
 
     @property
     def label(self) -> str:
@@ -278,32 +273,24 @@ def _step_kind(value: Any) -> str | None:
             return "request"
         if "run" in value:
             return "run"
-        return None
-    if isinstance(value, RequestStep):
-        return "request"
-    if isinstance(value, RunStep):
-        return "run"
     return None
 
 
-Step = Annotated[
-    Annotated[RequestStep, Tag("request")] | Annotated[RunStep, Tag("run")],
-    Discriminator(_step_kind, custom_error_type="step_kind",
-                  custom_error_message="a step needs a `request:` or a `run:` key"),
-]
+STEP = Tagged(_step_kind, {"request": RequestStep, "run": RunStep},
+              "a step needs a `request:` or a `run:` key",
+              "e.g. `- request: GET /health` or `- run: [npm, run, build]`")
 
 
-class HttpQuery(Model):
-    get: str | None = None
-    post: str | None = None
-    headers: dict[str, str] = {}
-    json_body: Any = Field(None, alias="json")
+@model
+class HttpQuery:
+    get: str | None = field(MAYBE_TEXT, None)
+    post: str | None = field(MAYBE_TEXT, None)
+    headers: dict[str, str] = field(HEADERS, {})
+    json_body: Any = field(AnyValue(), None, key="json")
 
-    @model_validator(mode="after")
-    def _one_method(self) -> HttpQuery:
+    def _check(self) -> None:
         if (self.get is None) == (self.post is None):
             raise ValueError("an http metric needs exactly one of `get:` or `post:`")
-        return self
 
     @property
     def method(self) -> str:
@@ -314,76 +301,75 @@ class HttpQuery(Model):
         return self.get if self.get is not None else self.post  # type: ignore[return-value]
 
 
-class PrometheusQuery(Model):
-    url: str
-    query: str = Field(description="PromQL; {{ percentage }}, {{ stage }}, {{ interval }} allowed.")
-    range: Duration | None = Field(None, description="Query a range this long (a series).")
-    step: Duration | None = None
-    headers: dict[str, str] = {}
+@model
+class PrometheusQuery:
+    url: str = field(_http_url("prometheus url"))
+    query: str = field(TEXT, description="PromQL; {{ percentage }}, {{ stage }}, "
+                                         "{{ interval }} allowed.")
+    range: float | None = field(MAYBE_DURATION, None,
+                                description="Query a range this long (a series).")
+    step: float | None = field(MAYBE_DURATION, None)
+    headers: dict[str, str] = field(HEADERS, {})
 
-    _url = field_validator("url")(lambda v: _http_url(v, "prometheus url"))
 
+@model
+class Metric:
+    description: str | None = field(MAYBE_TEXT, None)
+    http: HttpQuery | None = field(Optional(Nested(HttpQuery)), None)
+    prometheus: PrometheusQuery | None = field(Optional(Nested(PrometheusQuery)), None)
+    select: str | None = field(Optional(JMESPATH), None)
+    unit: str | None = field(MAYBE_TEXT, None)
 
-class Metric(Model):
-    description: str | None = None
-    http: HttpQuery | None = None
-    prometheus: PrometheusQuery | None = None
-    select: JMESPath | None = None
-    unit: str | None = None
-
-    @model_validator(mode="after")
-    def _one_provider(self) -> Metric:
+    def _check(self) -> None:
         if (self.http is None) == (self.prometheus is None):
             raise ValueError("a metric needs exactly one provider: `http:` or `prometheus:`")
         if self.http is not None and self.select is None:
             raise ValueError("an http metric needs `select:` (JMESPath into the response)")
         if self.prometheus is not None and self.select is not None:
             raise ValueError("`select:` is for http metrics; PromQL selects by itself")
-        return self
 
 
-class Check(Model):
-    description: str | None = None
-    metric: str
-    baseline: str | None = Field(None, description="Compare against this metric, in %.")
-    window: Duration | None = None
-    aggregate: Literal["last", "mean", "min", "max", "p50", "p95", "p99"] | None = None
-    trend: Duration | None = Field(None, description="Slope per hour over this window.")
-    pass_: ThresholdExpr | None = Field(None, alias="pass")
-    fail: ThresholdExpr | None = None
-    min_samples: int = Field(1, ge=1)
-    no_data: Literal["fail", "inconclusive", "ignore"] = "inconclusive"
-    dry_run: bool = Field(False, description="Evaluate and show, never act.")
+def _threshold_fits(value: Threshold, check: dict[str, Any]) -> None:
+    """A threshold's kind must match the check's: slope for a trend, % for a baseline."""
+    if check.get("trend") is not None:
+        if value.kind != "slope":
+            raise ValueError(f"{value.text!r}: a trend check compares a slope; "
+                             f"write it per hour, like '> 50/h'")
+    elif check.get("baseline") is not None:
+        if value.kind != "relative":
+            raise ValueError(f"{value.text!r}: a baseline check compares in %, like '> +20%'")
+    elif value.kind == "relative":
+        raise ValueError(f"{value.text!r} is relative (%), but the check has no "
+                         f"`baseline:`; write 0.95 for 95%")
+    elif value.kind == "slope":
+        raise ValueError(f"{value.text!r} is a slope, but the check has no `trend:` window")
 
-    @field_validator("pass_", "fail")
-    @classmethod
-    def _kind_fits(cls, value: Threshold | None, info: Any) -> Threshold | None:
-        if value is None:
-            return value
-        if info.data.get("trend") is not None:
-            if value.kind != "slope":
-                raise ValueError(f"{value.text!r}: a trend check compares a slope; "
-                                 f"write it per hour, like '> 50/h'")
-        elif info.data.get("baseline") is not None:
-            if value.kind != "relative":
-                raise ValueError(f"{value.text!r}: a baseline check compares in %, "
-                                 f"like '> +20%'")
-        elif value.kind == "relative":
-            raise ValueError(f"{value.text!r} is relative (%), but the check has no "
-                             f"`baseline:`; write 0.95 for 95%")
-        elif value.kind == "slope":
-            raise ValueError(f"{value.text!r} is a slope, but the check has no `trend:` window")
-        return value
 
-    @model_validator(mode="after")
-    def _shape(self) -> Check:
+@model
+class Check:
+    description: str | None = field(MAYBE_TEXT, None)
+    metric: str = field(TEXT)
+    baseline: str | None = field(MAYBE_TEXT, None,
+                                 description="Compare against this metric, in %.")
+    window: float | None = field(MAYBE_DURATION, None)
+    aggregate: str | None = field(Optional(OneOf(*AGGREGATES)), None)
+    trend: float | None = field(MAYBE_DURATION, None,
+                                description="Slope per hour over this window.")
+    pass_: Threshold | None = field(Optional(THRESHOLD), None, key="pass",
+                                    check=_threshold_fits)
+    fail: Threshold | None = field(Optional(THRESHOLD), None, check=_threshold_fits)
+    min_samples: int = field(Integer(ge=1), 1)
+    no_data: Literal["fail", "inconclusive", "ignore"] = field(
+        OneOf("fail", "inconclusive", "ignore"), "inconclusive")
+    dry_run: bool = field(Boolean(), False, description="Evaluate and show, never act.")
+
+    def _check(self) -> None:
         if self.pass_ is None and self.fail is None:
             raise ValueError("a check needs `pass:`, `fail:` or both")
         if self.trend is not None and (self.baseline is not None or self.aggregate is not None):
             raise ValueError("`trend:` cannot be combined with `baseline:` or `aggregate:`")
         if self.aggregate not in (None, "last") and self.window is None:
             raise ValueError(f"aggregate {self.aggregate!r} needs a `window:`")
-        return self
 
     @property
     def effective_aggregate(self) -> str:
@@ -397,16 +383,17 @@ class Check(Model):
         return self.trend or self.window or 0.0
 
 
-class AnalysisSpec(Model):
-    interval: Duration | None = None
-    initial_delay: Duration | None = None
-    checks: list[str] | None = None
-    failure_limit: int | None = Field(None, ge=0)
-    inconclusive_limit: int | None = Field(None, ge=0)
-    consecutive_error_limit: int | None = Field(None, ge=0)
-    on_inconclusive: Literal["pause", "rollback", "continue"] | None = None
-    on_failure: Literal["rollback", "pause"] | None = None
-    on_error: Literal["pause", "rollback"] | None = None
+@model
+class AnalysisSpec:
+    interval: float | None = field(MAYBE_DURATION, None)
+    initial_delay: float | None = field(MAYBE_DURATION, None)
+    checks: list[str] | None = field(Optional(ListOf(TEXT)), None)
+    failure_limit: int | None = field(MAYBE_COUNT, None)
+    inconclusive_limit: int | None = field(MAYBE_COUNT, None)
+    consecutive_error_limit: int | None = field(MAYBE_COUNT, None)
+    on_inconclusive: str | None = field(Optional(OneOf("pause", "rollback", "continue")), None)
+    on_failure: str | None = field(Optional(OneOf("rollback", "pause")), None)
+    on_error: str | None = field(Optional(OneOf("pause", "rollback")), None)
 
 
 @dataclass(frozen=True)
@@ -426,28 +413,29 @@ class Analysis:
     def over(self, spec: AnalysisSpec | None) -> Analysis:
         if spec is None:
             return self
-        given = {k: getattr(spec, k) for k in type(spec).model_fields
-                 if getattr(spec, k) is not None}
+        given = {k: v for k, v in spec.__dict__.items() if v is not None}
         if "checks" in given:
             given["checks"] = tuple(given["checks"])
         return Analysis(**{**self.__dict__, **given})
 
 
-class Stage(Model):
-    name: str = Field(pattern=SLUG)
-    description: str | None = None
-    percentage: Percentage | None = None
-    steps: list[Step] = []
-    bake: BakeSpec | None = None
-    gate: Literal["auto", "manual"] = "auto"
-    analysis: AnalysisSpec | None = None
+@model
+class Stage:
+    name: str = field(NAME)
+    description: str | None = field(MAYBE_TEXT, None)
+    percentage: float | None = field(Optional(Number(ge=0, le=100)), None)
+    steps: list[RequestStep | RunStep] = field(ListOf(STEP), [])
+    bake: Bake | None = field(Optional(BAKE), None)
+    gate: Literal["auto", "manual"] = field(OneOf("auto", "manual"), "auto")
+    analysis: AnalysisSpec | None = field(Optional(Nested(AnalysisSpec)), None)
 
 
-class Notify(Model):
-    webhook: str = Field(description="Webhook URL; treated as a secret.")
-    format: Literal["json", "slack"] = "json"
-    on: list[Literal[(*NOTIFY_EVENTS, "rollback")]] = list(NOTIFY_EVENTS)  # type: ignore[valid-type]
-    timeout: Duration = 5.0
+@model
+class Notify:
+    webhook: str = field(TEXT, description="Webhook URL; treated as a secret.")
+    format: Literal["json", "slack"] = field(OneOf("json", "slack"), "json")
+    on: list[str] = field(ListOf(OneOf(*NOTIFY_EVENTS, "rollback")), list(NOTIFY_EVENTS))
+    timeout: float = field(DURATION, 5.0)
 
     @property
     def events(self) -> frozenset[str]:
@@ -458,20 +446,25 @@ class Notify(Model):
         return frozenset(expanded)
 
 
-class Plan(Model):
-    version: Literal[1]
-    name: str = Field(pattern=SLUG)
-    description: str | None = None
-    secrets: list[str] = Field([], description="Environment variables whose values are secret.")
-    target: Target
-    traffic: RequestStep | None = Field(None, description="The request that applies a percentage.")
-    metrics: dict[str, Metric] = {}
-    checks: dict[str, Check] = {}
-    analysis: AnalysisSpec | None = Field(None, description="Defaults for stages with traffic.")
-    background: AnalysisSpec | None = Field(None, description="Runs across all traffic stages.")
-    stages: list[Stage] = Field(min_length=1)
-    rollback: list[Step] = []
-    notify: list[Notify] = []
+@model
+class Plan:
+    version: Literal[1] = field(OneOf(1))
+    name: str = field(NAME)
+    description: str | None = field(MAYBE_TEXT, None)
+    secrets: list[str] = field(ListOf(TEXT), [],
+                               description="Environment variables whose values are secret.")
+    target: Target = field(Nested(Target))
+    traffic: RequestStep | None = field(Optional(Nested(RequestStep)), None,
+                                        description="The request that applies a percentage.")
+    metrics: dict[str, Metric] = field(MapOf(Nested(Metric)), {})
+    checks: dict[str, Check] = field(MapOf(Nested(Check)), {})
+    analysis: AnalysisSpec | None = field(Optional(Nested(AnalysisSpec)), None,
+                                          description="Defaults for stages with traffic.")
+    background: AnalysisSpec | None = field(Optional(Nested(AnalysisSpec)), None,
+                                            description="Runs across all traffic stages.")
+    stages: list[Stage] = field(ListOf(Nested(Stage), min_items=1))
+    rollback: list[RequestStep | RunStep] = field(ListOf(STEP), [])
+    notify: list[Notify] = field(ListOf(Nested(Notify)), [])
 
     @cached_property
     def default_analysis(self) -> Analysis:

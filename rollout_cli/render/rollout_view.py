@@ -11,7 +11,7 @@ from rollout_cli.render.checks_view import checks_data, checks_lines, runs_data
 from rollout_cli.render.console import stderr, stdout
 
 if TYPE_CHECKING:
-    # The engine (and through it the plan's pydantic models) only once a rollout is shown:
+    # The engine (and through it the plan's models) only once a rollout is shown:
     # `rollout status` in a state directory with nothing in it does not pay for them.
     from rollout_cli.engine import RolloutState
 

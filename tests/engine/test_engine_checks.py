@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from rollout_cli.engine.checks import Sample, evaluate, worst
+from rollout_cli.plan.fields import parse
 from rollout_cli.plan.models import Check
 
 
 def check(**spec) -> Check:
-    return Check.model_validate(spec)
+    return parse(Check, spec)
 
 
 def series(*values, step: float = 300.0, start: float = 0.0) -> list[Sample]:

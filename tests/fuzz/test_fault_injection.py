@@ -11,6 +11,7 @@ properties and prints the counts for 200 seeds; ROLLOUT_FAULT_SEEDS raises the b
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,6 +22,7 @@ from bench import faults
 from rollout_cli.engine import RolloutState
 from rollout_cli.operations import Context, Result, rollback
 from rollout_cli.plan import load_plan
+from rollout_cli.plan.fields import dump_model
 from rollout_cli.sandbox import SandboxTransport, VirtualClock, create_sandbox, sandbox_client
 from rollout_cli.sandbox.app import SandboxApp
 from rollout_cli.simulation import START, simulate
@@ -57,8 +59,8 @@ def test_the_real_plan_under_faults_keeps_every_property():
 def test_the_fault_plan_is_the_real_plan_with_shorter_bakes():
     def without_bakes(path: Path) -> dict:
         plan = load_plan(path, {}).plan
-        stages = [stage.model_copy(update={"bake": None}) for stage in plan.stages]
-        return plan.model_copy(update={"stages": stages}).model_dump()
+        stages = [replace(stage, bake=None) for stage in plan.stages]
+        return dump_model(replace(plan, stages=stages))
 
     assert without_bakes(faults.PLAN) == without_bakes(faults.REAL_PLAN)
     assert ROUTES and all(method == "POST" for method, _ in ROUTES)

@@ -172,7 +172,7 @@ def _closed_port() -> int:
 def test_a_dead_receiver_never_blocks_or_fails_the_caller():
     webhook = f"http://127.0.0.1:{_closed_port()}/services/T0/B0/secret-token-1234"
     sleeps: list[float] = []
-    notifier = _notifier(Notify(webhook=webhook, timeout="1s"), sleeps=sleeps)
+    notifier = _notifier(Notify(webhook=webhook, timeout=1.0), sleeps=sleeps)
 
     began = time.monotonic()
     for event, state in (STARTED, PAUSED, ROLLBACK, SUCCEEDED):
@@ -193,7 +193,7 @@ def test_a_dead_receiver_never_blocks_or_fails_the_caller():
 
 def test_close_gives_up_after_its_timeout_and_counts_the_unsent(receiver: Receiver):
     receiver.answer_always(200, hang=5.0)
-    notifier = _notifier(Notify(webhook=receiver.webhook(), timeout="5s"))
+    notifier = _notifier(Notify(webhook=receiver.webhook(), timeout=5.0))
     notifier({**STARTED[0], "time": AT}, STARTED[1])
 
     began = time.monotonic()

@@ -98,9 +98,10 @@ CASES = [
     ("bad-base-url", variant("http://127.0.0.1:9", "ftp://example"),
      "4:13: target.base_url: base_url 'ftp://example' must be an http:// or https:// URL"),
     ("no-stages", variant("stages:\n  - name: one\n    percentage: 10\n    bake: 5m\n", "stages: []\n"),
-     "20:9: stages: list should have at least 1 item after validation, not 0, got []"),
+     "20:9: stages: must have at least 1 item, got []"),
     ("bad-stage-name", variant("- name: one", "- name: Stage One"),
-     "21:11: stages.0.name: string should match pattern"),
+     "21:11: stages.0.name: must be lowercase letters, digits, '.', '_' or '-', starting "
+     "with a letter or digit, got 'Stage One'"),
     ("duplicate-key", variant("    bake: 5m", "    bake: 5m\n    bake: 6m"),
      "24:5: duplicate key 'bake' (hint: first given on line 23)"),
     ("yaml-syntax", variant("  checks: [ok]", "  checks: [ok"), "20:7: YAML syntax"),

@@ -55,6 +55,20 @@ def test_empty_variable_takes_the_default():
     assert load_text(text, "p.yaml", {"URL": ""}).plan.target.base_url == "http://127.0.0.1:7"
 
 
+def test_numbers_and_flags_can_come_from_the_environment():
+    # ${VAR} always gives text; a numeric or boolean field reads it as a YAML value would.
+    text = BASE.replace("percentage: 10", "percentage: ${PCT}").replace(
+        "  - request: POST /off", "  - request: POST /off\n    idempotent: ${SAFE:-no}\n"
+        "    retry: {attempts: '${TRIES}'}")
+
+    plan = load_text(text, "p.yaml", {"PCT": "12.5", "TRIES": "3"}).plan
+
+    assert plan.stages[0].percentage == 12.5
+    assert plan.rollback[0].retry.attempts == 3 and plan.rollback[0].idempotent is False
+    with pytest.raises(PlanError, match=r"stages.0.percentage: must be a number, got 'ten'"):
+        load_text(text, "p.yaml", {"PCT": "ten", "TRIES": "3"})
+
+
 def test_secret_values_are_collected_for_redaction():
     text = BASE.replace("  base_url: http://127.0.0.1:9",
                         "  base_url: http://127.0.0.1:9\n  headers: {X-Api: '${API_TOKEN}',"

@@ -1,6 +1,6 @@
 """Running `rollout` as separate processes without paying for a fresh interpreter each time.
 
-A new interpreter spends most of a second importing rollout (pydantic, httpx, typer, rich)
+A new interpreter spends most of a second importing rollout (httpx, typer, rich, PyYAML)
 before it does anything, and the crash test starts ~90 rollout processes. A ``Zygote``
 is one helper process (``python -m tests.rollouts.forked``) that imports rollout once,
 runs no threads, and forks a child for every command it is sent. Each child is a real
@@ -90,7 +90,7 @@ class Zygote:
 # Imported once, in the zygote, for every child: what `rollout run` and `resume` load
 # (httpx imports its transport and rich its emoji table only when first used).
 PRELOAD = ("rich.console", "rich._emoji_codes", "httpx", "httpcore", "h11", "anyio", "certifi",
-           "encodings.idna", "pydantic.type_adapter",
+           "encodings.idna",
            "rollout_cli.cli.app", "rollout_cli.cli.rollout_commands", "rollout_cli.drivers.http",
            "rollout_cli.operations", "rollout_cli.plan.loader", "rollout_cli.reconcile.executor",
            "rollout_cli.reconcile.loop", "rollout_cli.render.rollout_view")

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from rollout_cli.plan import load_plan
+from rollout_cli.plan.fields import dump_model
 from tests.rollouts.conftest import DEMO_PLAN, FLAG, Operator, Target, derive_plan
 
 TEST_ID = "brain-api-modern-rollout"
@@ -37,7 +38,7 @@ EXPECTED_CHANGES = [
 
 
 def _dump(plan: Path) -> dict:
-    return load_plan(plan).plan.model_dump()
+    return dump_model(load_plan(plan).plan)
 
 
 def _without(plan: dict, *stage_keys: str) -> dict:
