@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -23,10 +23,17 @@ from rollout_cli.redact import Redactor
 class LoadedPlan:
     plan: Plan
     file: str
-    digest: str
+    raw: bytes
     positions: Positions
     redactor: Redactor
     env_names: frozenset[str]
+
+    @cached_property
+    def digest(self) -> str:
+        """The file's sha256, which the state keeps; hashlib is imported only for it."""
+        import hashlib
+
+        return hashlib.sha256(self.raw).hexdigest()
 
 
 def load_plan(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> LoadedPlan:
@@ -61,8 +68,8 @@ def load_text(raw: bytes | str, file: str, env: Mapping[str, str]) -> LoadedPlan
     redactor = Redactor(job.secret_values)
     for notify in plan.notify:
         redactor.add(notify.webhook)
-    digest = hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode()).hexdigest()
-    return LoadedPlan(plan, file, digest, positions, redactor, frozenset(job.used))
+    return LoadedPlan(plan, file, raw if isinstance(raw, bytes) else raw.encode(), positions,
+                      redactor, frozenset(job.used))
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

@@ -1,4 +1,4 @@
-"""The plan language, version 1, as immutable models (frozen dataclasses; see ``fields``).
+"""The plan language, version 1, as immutable models declared with ``fields``.
 
 Field names are the YAML keys (``pass`` and ``json`` through aliases). Cross-references
 (metric and check names, template variables, duplicate stage names) are checked in
@@ -20,6 +20,7 @@ from rollout_cli.plan.fields import (
     Integer,
     ListOf,
     MapOf,
+    Model,
     Nested,
     Number,
     OneOf,
@@ -28,7 +29,7 @@ from rollout_cli.plan.fields import (
     Tagged,
     Text,
     field,
-    model,
+    fields_of,
 )
 
 METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
@@ -192,8 +193,7 @@ MAYBE_DURATION = Optional(DURATION)
 MAYBE_COUNT = Optional(Integer(ge=0))
 
 
-@model
-class RetrySpec:
+class RetrySpec(Model):
     attempts: int = field(Integer(ge=1, le=50), 4,
                           description="Total tries, first one included.")
     backoff: float = field(DURATION, 1.0)
@@ -201,8 +201,7 @@ class RetrySpec:
     deadline: float | None = field(MAYBE_DURATION, None)
 
 
-@model
-class Target:
+class Target(Model):
     base_url: str = field(_http_url("base_url"), description="Where relative request paths go.")
     headers: dict[str, str] = field(HEADERS, {})
     timeout: float = field(DURATION, 10.0)
@@ -210,15 +209,13 @@ class Target:
     verify: bool | str = field(VERIFY, True)
 
 
-@model
-class Expect:
+class Expect(Model):
     status: tuple[int, ...] | None = field(Optional(STATUS), None)
     condition: str | None = field(Optional(JMESPATH), None,
                                   description="JMESPath over the JSON response; must be true.")
 
 
-@model
-class RequestStep:
+class RequestStep(Model):
     name: str | None = field(MAYBE_TEXT, None)
     request: RequestLine = field(REQUEST_LINE)
     headers: dict[str, str] = field(HEADERS, {})
@@ -247,8 +244,7 @@ class RequestStep:
         return self.name or str(self.request)
 
 
-@model
-class RunStep:
+class RunStep(Model):
     name: str | None = field(MAYBE_TEXT, None)
     run: str | tuple[str, ...] = field(COMMAND_LINE)
     shell: bool = field(Boolean(), False, description="Run through /bin/sh; off unless asked.")
@@ -281,8 +277,7 @@ STEP = Tagged(_step_kind, {"request": RequestStep, "run": RunStep},
               "e.g. `- request: GET /health` or `- run: [npm, run, build]`")
 
 
-@model
-class HttpQuery:
+class HttpQuery(Model):
     get: str | None = field(MAYBE_TEXT, None)
     post: str | None = field(MAYBE_TEXT, None)
     headers: dict[str, str] = field(HEADERS, {})
@@ -301,8 +296,7 @@ class HttpQuery:
         return self.get if self.get is not None else self.post  # type: ignore[return-value]
 
 
-@model
-class PrometheusQuery:
+class PrometheusQuery(Model):
     url: str = field(_http_url("prometheus url"))
     query: str = field(TEXT, description="PromQL; {{ percentage }}, {{ stage }}, "
                                          "{{ interval }} allowed.")
@@ -312,8 +306,7 @@ class PrometheusQuery:
     headers: dict[str, str] = field(HEADERS, {})
 
 
-@model
-class Metric:
+class Metric(Model):
     description: str | None = field(MAYBE_TEXT, None)
     http: HttpQuery | None = field(Optional(Nested(HttpQuery)), None)
     prometheus: PrometheusQuery | None = field(Optional(Nested(PrometheusQuery)), None)
@@ -345,8 +338,7 @@ def _threshold_fits(value: Threshold, check: dict[str, Any]) -> None:
         raise ValueError(f"{value.text!r} is a slope, but the check has no `trend:` window")
 
 
-@model
-class Check:
+class Check(Model):
     description: str | None = field(MAYBE_TEXT, None)
     metric: str = field(TEXT)
     baseline: str | None = field(MAYBE_TEXT, None,
@@ -383,8 +375,7 @@ class Check:
         return self.trend or self.window or 0.0
 
 
-@model
-class AnalysisSpec:
+class AnalysisSpec(Model):
     interval: float | None = field(MAYBE_DURATION, None)
     initial_delay: float | None = field(MAYBE_DURATION, None)
     checks: list[str] | None = field(Optional(ListOf(TEXT)), None)
@@ -413,14 +404,14 @@ class Analysis:
     def over(self, spec: AnalysisSpec | None) -> Analysis:
         if spec is None:
             return self
-        given = {k: v for k, v in spec.__dict__.items() if v is not None}
+        given = {f.name: getattr(spec, f.name) for f in fields_of(AnalysisSpec).values()
+                 if getattr(spec, f.name) is not None}
         if "checks" in given:
             given["checks"] = tuple(given["checks"])
         return Analysis(**{**self.__dict__, **given})
 
 
-@model
-class Stage:
+class Stage(Model):
     name: str = field(NAME)
     description: str | None = field(MAYBE_TEXT, None)
     percentage: float | None = field(Optional(Number(ge=0, le=100)), None)
@@ -430,8 +421,7 @@ class Stage:
     analysis: AnalysisSpec | None = field(Optional(Nested(AnalysisSpec)), None)
 
 
-@model
-class Notify:
+class Notify(Model):
     webhook: str = field(TEXT, description="Webhook URL; treated as a secret.")
     format: Literal["json", "slack"] = field(OneOf("json", "slack"), "json")
     on: list[str] = field(ListOf(OneOf(*NOTIFY_EVENTS, "rollback")), list(NOTIFY_EVENTS))
@@ -446,8 +436,7 @@ class Notify:
         return frozenset(expanded)
 
 
-@model
-class Plan:
+class Plan(Model):
     version: Literal[1] = field(OneOf(1))
     name: str = field(NAME)
     description: str | None = field(MAYBE_TEXT, None)

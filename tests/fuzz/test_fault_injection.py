@@ -11,7 +11,6 @@ properties and prints the counts for 200 seeds; ROLLOUT_FAULT_SEEDS raises the b
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,7 +21,7 @@ from bench import faults
 from rollout_cli.engine import RolloutState
 from rollout_cli.operations import Context, Result, rollback
 from rollout_cli.plan import load_plan
-from rollout_cli.plan.fields import dump_model
+from rollout_cli.plan.fields import dump_model, replace
 from rollout_cli.sandbox import SandboxTransport, VirtualClock, create_sandbox, sandbox_client
 from rollout_cli.sandbox.app import SandboxApp
 from rollout_cli.simulation import START, simulate
