@@ -79,6 +79,7 @@ def test_validate_imports_no_network_code(tmp_path: Path):
     assert code == 0
     assert "rollout_cli.plan.models" in modules   # the plan really was loaded
     assert loaded(modules, NETWORK) == []
+    assert loaded(modules, ("rich", "hashlib")) == []   # plain lines; no digest to keep
 
 
 def test_status_with_nothing_to_show_imports_neither_plan_nor_engine(tmp_path: Path):

@@ -1,8 +1,13 @@
-"""Consoles for people (rich, colour when allowed) and the error printer."""
+"""Consoles for people (rich, colour when allowed), plain lines, and the error printer.
+
+Lines without style (errors, `validate`'s findings) are written with ``plain``, which
+needs no rich: importing rich costs about 40 ms, a tenth of a whole `rollout validate`.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -35,14 +40,22 @@ def stderr() -> Console:
     return _make(stderr=True)
 
 
+def plain(text: str, *, err: bool = False) -> None:
+    """One line as it is: no markup, colour, emoji codes or wrapping."""
+    print(text, file=sys.stderr if err else sys.stdout)
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
 def print_error(exc: RolloutError) -> None:
     from rollout_cli.errors import PlanError
 
-    console = stderr()
     if isinstance(exc, PlanError):
         for problem in exc.problems:
-            console.print(str(problem), markup=False)
+            plain(str(problem), err=True)
         count = len(exc.problems)
-        console.print(f"{count} error{'s' if count != 1 else ''}; nothing was run.", markup=False)
+        plain(f"{count} error{'s' if count != 1 else ''}; nothing was run.", err=True)
         return
-    console.print(f"error: {exc}", markup=False)
+    plain(f"error: {exc}", err=True)

@@ -8,7 +8,7 @@ from typing import Any
 from rollout_cli.errors import Problem
 from rollout_cli.plan.dryrun import DryRun, PlannedCall
 from rollout_cli.plan.durations import format_duration
-from rollout_cli.render.console import stderr, stdout
+from rollout_cli.render.console import is_terminal, plain, stdout
 
 
 def problem_dict(problem: Problem) -> dict[str, Any]:
@@ -17,7 +17,7 @@ def problem_dict(problem: Problem) -> dict[str, Any]:
 
 
 def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2) if stdout().is_terminal else json.dumps(data))
+    print(json.dumps(data, indent=2) if is_terminal() else json.dumps(data))
 
 
 def validation_text(file: str, summary: str | None, problems: list[Problem]) -> None:
@@ -26,13 +26,12 @@ def validation_text(file: str, summary: str | None, problems: list[Problem]) -> 
         text = f"{problem.file}:{problem.line}:{problem.column}: {label}{problem.message}"
         if problem.hint:
             text += f" (hint: {problem.hint})"
-        (stdout() if problem.severity == "warning" else stderr()).print(text, markup=False)
+        plain(text, err=problem.severity != "warning")
     if summary is not None:
-        stdout().print(f"{file}: valid, {summary}", markup=False)
+        plain(f"{file}: valid, {summary}")
     else:
         errors = sum(1 for p in problems if p.severity == "error")
-        stderr().print(f"{file}: invalid, {errors} error{'s' if errors != 1 else ''}",
-                       markup=False)
+        plain(f"{file}: invalid, {errors} error{'s' if errors != 1 else ''}", err=True)
 
 
 def _hours(seconds: float) -> str:
