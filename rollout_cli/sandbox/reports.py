@@ -205,8 +205,8 @@ def heap_trends(model: BrainModel, seconds: float = TREND_SECONDS) -> dict[str, 
 
 
 def _heap_trends(buckets: list[Bucket]) -> dict[str, float | None]:
-    series = {name: [b.variant(name).heap_mb for b in buckets] for name in VARIANTS}
-    series["total"] = list(map(operator.add, series["legacy"], series["modern"]))
+    legacy, modern = [b.legacy.heap_mb for b in buckets], [b.modern.heap_mb for b in buckets]
+    series = {"legacy": legacy, "modern": modern, "total": list(map(operator.add, legacy, modern))}
     weights = _slope_weights(len(buckets))
     return {name: _rounded(None if weights is None else sum(map(operator.mul, weights, values)),
                            2)
@@ -241,12 +241,17 @@ def memory_stats(model: BrainModel) -> dict[str, Any]:
         },
         "trendWindow": format_duration(TREND_SECONDS),
         "trendMbPerHour": heap_trends(model),
-        "samples": model.memo("heap-samples", lambda: [
-            model.history.lasting(("heap-sample", b.index), lambda b=b: _heap_sample(b))
-            for b in model.buckets(3600.0)
-            if b.index % 6 == 5  # one per minute
-        ]),
+        "samples": model.memo("heap-samples", lambda: _heap_samples(model)),
     }
+
+
+def _heap_samples(model: BrainModel) -> list[dict[str, Any]]:
+    """One sample per simulated minute of the last hour: the buckets ending on a minute."""
+    buckets = model.buckets(3600.0)
+    first = (5 - buckets[0].index) % 6 if buckets else 0  # indices are consecutive
+    lasting = model.history.lasting
+    return [lasting(("heap-sample", b.index), lambda b=b: _heap_sample(b))
+            for b in buckets[first::6]]
 
 
 def _heap_sample(bucket: Bucket) -> dict[str, Any]:
