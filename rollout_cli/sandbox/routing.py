@@ -122,8 +122,20 @@ class Route:
 class Router:
     def __init__(self, routes: list[Route]):
         self._routes = [(route, route.regex) for route in routes]
+        # The table never changes and a client asks for the same few paths all day.
+        self._found: dict[tuple[str, str], tuple[Route, dict[str, str]]] = {}
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        found = self._found.get((method, path))
+        if found is None:
+            found = self._match(method, path)
+            if len(self._found) >= 1024:
+                self._found.clear()
+            self._found[(method, path)] = found
+        route, params = found
+        return route, dict(params)
+
+    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed: list[str] = []
         for route, regex in self._routes:
             found = regex.match(path)
