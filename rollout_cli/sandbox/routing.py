@@ -44,6 +44,15 @@ class Reply:
         return json.dumps(self.body).encode()
 
 
+def json_with_list(head: dict[str, Any], key: str, items: list[str]) -> bytes:
+    """``json.dumps({**head, key: [...]})``, byte for byte, for a list whose items are
+    given already encoded (each with ``json.dumps``)."""
+    if key in head:
+        raise ValueError(f"{key!r} is in the head already")
+    text = json.dumps(head)
+    return f'{text[:-1]}{", " if head else ""}{json.dumps(key)}: [{", ".join(items)}]}}'.encode()
+
+
 @dataclass(frozen=True)
 class Request:
     method: str
