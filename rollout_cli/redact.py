@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -13,6 +14,7 @@ SECRET_NAME = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=1024)  # every answer's headers and keys ask again
 def is_secret_name(name: str) -> bool:
     """True for a header or variable name that conventionally holds a secret."""
     return bool(SECRET_NAME.search(name))

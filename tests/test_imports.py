@@ -106,3 +106,12 @@ def test_status_of_a_finished_rollout_imports_no_network_code(tmp_path: Path):
     assert code == 0
     assert "rollout_cli.plan.loader" in modules   # status shows the plan's side too
     assert loaded(modules, NETWORK) == []
+
+
+def test_simulate_imports_no_prometheus_client(tmp_path: Path):
+    code, modules = imported(tmp_path, "simulate", str(PLANS / "brain-api-demo.yaml"),
+                             "--output", "json")
+
+    assert code in (0, 1, 3)   # finished, rolled back or paused: the simulation ran
+    assert "rollout_cli.sandbox.model" in modules
+    assert loaded(modules, ("prometheus_client",)) == []

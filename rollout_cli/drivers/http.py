@@ -36,6 +36,7 @@ the server asks for more time than the policy's deadline has left, we stop inste
 from __future__ import annotations
 
 import base64
+import copy
 import json as jsonlib
 import math
 import random as random_module
@@ -45,7 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
@@ -340,7 +341,7 @@ class HttpDriver:
             pool = self._pool_of(max_workers)
             futures = {key: pool.submit(self.send, *pair) for key, pair in unique.items()}
             outcomes = {key: future.result() for key, future in futures.items()}
-        return [replace(outcomes[key]) for key in keys]
+        return [copy.copy(outcomes[key]) for key in keys]
 
     def _pool_of(self, max_workers: int) -> ThreadPoolExecutor:
         # One pool for the driver's life: starting threads every tick costs more than
@@ -360,10 +361,14 @@ class HttpDriver:
             prepared = self._prepare(request)
             if prepared.url is None:
                 raise httpx.InvalidURL(prepared.invalid)
-            response = self._transport_for(prepared.url).handle_request(httpx.Request(
-                request.method, prepared.url, headers=prepared.headers, json=request.json,
-                content=request.body,
-                extensions={"timeout": httpx.Timeout(timeout).as_dict()}))
+            extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+            if request.json is None and request.body is None:
+                outgoing = prepared.bodiless(request.method, extensions)
+            else:
+                outgoing = httpx.Request(request.method, prepared.url, headers=prepared.headers,
+                                         json=request.json, content=request.body,
+                                         extensions=extensions)
+            response = self._transport_for(prepared.url).handle_request(outgoing)
             try:
                 response.read()
             finally:
@@ -413,6 +418,21 @@ class _Prepared:
     headers: httpx.Headers
     redactor: _RequestRedactor
     invalid: str = ""
+    # Per method, the headers httpx gives a request without a body (Host, Content-Length).
+    _bodiless: dict[str, httpx.Headers] = field(default_factory=dict, compare=False)
+
+    def bodiless(self, method: str, extensions: dict[str, Any]) -> httpx.Request:
+        """The request httpx would build for ``method`` without a body, made without
+        working its headers out again: polls send the same few requests all day."""
+        assert self.url is not None
+        headers = self._bodiless.get(method)
+        if headers is None:
+            headers = self._bodiless[method] = httpx.Request(method, self.url,
+                                                             headers=self.headers).headers
+        request = httpx.Request(method, self.url, headers=headers, stream=httpx.ByteStream(b""),
+                                extensions=extensions)
+        request.read()
+        return request
 
     @classmethod
     def of(cls, request: HttpRequest, redactor: Redactor) -> _Prepared:
@@ -492,12 +512,15 @@ def _outcome(
             may_have_reached_server=reached,
         )
     response = last.response
-    text = _decoded(response)
+    content_type = response.headers.get("Content-Type", "")
+    text = _decoded(response, content_type)
+    shown = redact.text(text[:TEXT_LIMIT])
     return HttpOutcome(
         status=response.status_code,
         headers=redact.headers(response.headers),
-        json=_redacted_json(response, text, redact),
-        text=redact.text(text[:TEXT_LIMIT]),
+        json=_redacted_json(response, content_type, text,
+                            shown if len(text) <= TEXT_LIMIT else None, redact),
+        text=shown,
         elapsed=elapsed,
         attempts=len(attempts),
         error=None,
@@ -505,32 +528,33 @@ def _outcome(
     )
 
 
-def _decoded(response: httpx.Response) -> str:
+def _decoded(response: httpx.Response, content_type: str) -> str:
     # What response.text gives, for a fraction of its cost: httpx finds the charset with
     # the email package's header parser and decodes incrementally.
-    found = _CHARSET.search(response.headers.get("Content-Type", ""))
+    found = _CHARSET.search(content_type)
     try:
         return response.content.decode(found.group(1) if found else "utf-8", errors="replace")
     except LookupError:  # a charset Python doesn't know
         return response.content.decode("utf-8", errors="replace")
 
 
-def _redacted_json(response: httpx.Response, text: str, redact: Any) -> Any:
-    """The parsed body, with secrets masked; walking every value only when one may be there."""
-    body = _json_body(response)
+def _redacted_json(response: httpx.Response, content_type: str, text: str,
+                   redacted_text: str | None, redact: Any) -> Any:
+    """The parsed body, with secrets masked; walking every value only when one may be there.
+    ``redacted_text``: ``text`` redacted, when the caller has it already."""
+    body = _json_body(response, content_type)
     if body is None:
         return None
     lowered = text.lower()
     # Substring tests first: they are C-fast, the regex is not on long bodies.
     if any(word in lowered for word in _SECRET_WORDS) and _SECRET_KEY.search(text):
         return redact.data(body)
-    if redact.text(text) != text:
+    if (redact.text(text) if redacted_text is None else redacted_text) != text:
         return redact.data(body)
     return body
 
 
-def _json_body(response: httpx.Response) -> Any | None:
-    content_type = response.headers.get("Content-Type", "")
+def _json_body(response: httpx.Response, content_type: str) -> Any | None:
     looks_like_json = response.content.lstrip()[:1] in (b"{", b"[")
     if "json" not in content_type and not looks_like_json:
         return None

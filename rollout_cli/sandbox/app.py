@@ -25,18 +25,18 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
-
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from typing import TYPE_CHECKING, Any
 
 from rollout_cli.redact import Redactor
 from rollout_cli.sandbox import reports
 from rollout_cli.sandbox.clock import Clock, ScaledClock
 from rollout_cli.sandbox.endpoints import ROUTES, handle
-from rollout_cli.sandbox.metrics import sandbox_registry
 from rollout_cli.sandbox.model import BrainModel
 from rollout_cli.sandbox.routing import HttpError, Reply, Request, Route, Router
 from rollout_cli.sandbox.scenarios import Scenario, load_scenario
+
+if TYPE_CHECKING:
+    from rollout_cli.sandbox.metrics import Exposition
 
 DELAY_HEADER = "X-Sandbox-Delay"
 FAULT_HEADER = "X-Sandbox-Fault"
@@ -143,7 +143,7 @@ class SandboxApp:
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.model = model
-        self.registry = sandbox_registry(model)
+        self._exposition: Exposition | None = None  # made by the first GET /metrics
         self.calls = CallLog(Redactor([token] if token else []))
         self._token = token
         self._time_scale = time_scale
@@ -248,7 +248,14 @@ class SandboxApp:
         ]
 
     def _metrics(self, model: BrainModel, request: Request) -> Reply:
-        reply = Reply(200, generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST)
+        # prometheus-client is imported on the first scrape, not with the app: a simulation
+        # or an in-process test never serves /metrics.
+        if self._exposition is None:
+            from rollout_cli.sandbox.metrics import Exposition
+
+            self._exposition = Exposition(model)
+        body, content_type = self._exposition.scrape()
+        reply = Reply(200, body, content_type=content_type)
         with self._scraped:
             self.scrapes += 1
             self._scraped.notify_all()

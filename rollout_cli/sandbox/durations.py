@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -23,6 +24,7 @@ def parse_duration(value: str | float | int) -> float:
     return float(number) * _UNITS[unit or "s"]
 
 
+@functools.lru_cache(maxsize=64)  # reports spell the same few windows on every answer
 def format_duration(seconds: float) -> str:
     """The shortest exact spelling: 300 -> ``5m``, 3600 -> ``1h``, 45 -> ``45s``."""
     for unit in ("d", "h", "m"):

@@ -9,13 +9,15 @@ Metric names (all cumulative since the sandbox started, in simulated time):
 - ``brain_auto_rollbacks_total``                  counter; auto-rollbacks the A/B test fired
 
 The collector reads the model's own aggregates on every scrape; it is registered on a
-per-app ``CollectorRegistry`` so several sandboxes can live in one process.
+per-app ``CollectorRegistry`` so several sandboxes can live in one process. The app imports
+this module (and prometheus-client) on its first scrape only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -95,3 +97,14 @@ def sandbox_registry(model: BrainModel) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SandboxCollector(model))
     return registry
+
+
+class Exposition:
+    """One sandbox's /metrics: its registry and the text format Prometheus scrapes."""
+
+    def __init__(self, model: BrainModel):
+        self.registry = sandbox_registry(model)
+
+    def scrape(self) -> tuple[bytes, str]:
+        """The exposition body and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -80,6 +80,15 @@ class Heap:
     def total_mb(self) -> float:
         return self.base_mb + self.garbage_mb + self.leaked_mb
 
+    def grow(self, served: int, garbage_mb: float, gc_threshold_mb: float) -> float:
+        """One bucket: garbage piles up and leaks grow while it serves; the heap at its end."""
+        if served:
+            self.garbage_mb += garbage_mb
+            self.leaked_mb += self.leak_per_bucket
+            if self.garbage_mb > gc_threshold_mb:
+                self.garbage_mb = 0.0  # the runtime's own collector ran
+        return self.base_mb + self.garbage_mb + self.leaked_mb
+
 
 @dataclass(frozen=True)
 class UserAnswer:
@@ -133,6 +142,7 @@ class BrainModel:
         )
         self._heap = {"legacy": self._legacy_heap, "modern": self._modern_heap}
         self._profiles = self._latency_profiles(scenario)
+        self._legacy_behaviour = (scenario.legacy.success_rate, self._profiles["legacy"])
         self.ab_test: AbTest | None = None
         self.flags: dict[str, bool] = {MODERN_FLAG: False}
         self.dashboard_started_at: float | None = None
@@ -165,11 +175,17 @@ class BrainModel:
     def catch_up(self) -> None:
         """Generate the traffic of every bucket completed by now (call under the lock)."""
         complete = math.floor(self.elapsed() / BUCKET_SECONDS + 1e-9)
+        if self._next_index >= complete:
+            return
+        # Only handlers change the memory settings, and none runs while we catch up.
+        gc_threshold = self._gc_threshold_mb()
         while self._next_index < complete:
-            self._generate(self._next_index)
+            self._generate(self._next_index, gc_threshold)
             self._next_index += 1
 
-    def _generate(self, index: int) -> None:
+    def _generate(self, index: int, gc_threshold: float) -> None:
+        # The hot loop of every simulation (a simulated day is 8,640 buckets): lean on
+        # locals, and keep the order of the random draws, which is what a seed replays.
         start = index * BUCKET_SECONDS
         share = self.modern_percentage()
         if share > 0 and self.modern_since is None:
@@ -177,16 +193,15 @@ class BrainModel:
         rng = self._traffic_rng
         total = draw_poisson(rng, self._requests_per_bucket)
         modern_requests = draw_binomial(rng, total, share / 100.0)
-        legacy_success, legacy_latency = self._behaviour("legacy", share, start)
-        modern_success, modern_latency = self._behaviour("modern", share, start)
-        legacy = draw_variant(rng, total - modern_requests, legacy_success, legacy_latency, index)
-        modern = draw_variant(rng, modern_requests, modern_success, modern_latency, index)
+        legacy = draw_variant(rng, total - modern_requests, *self._legacy_behaviour, index)
+        modern = draw_variant(rng, modern_requests, *self._modern_behaviour(share, start), index)
         if self._pending:
             live = self._pending.pop(index, {})
             legacy.add(live.get("legacy", VariantBucket()))
             modern.add(live.get("modern", VariantBucket()))
-        self._grow_heap(self._legacy_heap, legacy)
-        self._grow_heap(self._modern_heap, modern)
+        garbage = self._garbage_per_bucket
+        legacy.heap_mb = self._legacy_heap.grow(legacy.requests, garbage, gc_threshold)
+        modern.heap_mb = self._modern_heap.grow(modern.requests, garbage, gc_threshold)
         self._legacy_totals.add(legacy)
         self._modern_totals.add(modern)
         self._modern_minute.add(modern)
@@ -199,7 +214,10 @@ class BrainModel:
     def _behaviour(self, variant: str, share: float, t: float) -> tuple[float, LatencyProfile]:
         """Success probability and latency profile of a variant at simulated time t."""
         if variant == "legacy":
-            return self.scenario.legacy.success_rate, self._profiles["legacy"]
+            return self._legacy_behaviour
+        return self._modern_behaviour(share, t)
+
+    def _modern_behaviour(self, share: float, t: float) -> tuple[float, LatencyProfile]:
         success, profile = self.scenario.modern.success_rate, self._profiles["modern"]
         degradation = self.scenario.degradation
         if degradation is not None and share >= degradation.at_percentage:
@@ -210,14 +228,6 @@ class BrainModel:
         if spike is not None and since is not None and t >= since + spike.after:
             success = min(success, 1.0 - spike.error_rate)
         return success, profile
-
-    def _grow_heap(self, heap: Heap, part: VariantBucket) -> None:
-        if part.requests:
-            heap.garbage_mb += self._garbage_per_bucket
-            heap.leaked_mb += heap.leak_per_bucket
-            if heap.garbage_mb > self._gc_threshold_mb():
-                heap.garbage_mb = 0.0  # the runtime's own collector ran
-        part.heap_mb = heap.base_mb + heap.garbage_mb + heap.leaked_mb
 
     def _gc_threshold_mb(self) -> float:
         memory = self.scenario.memory

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import operator
 from typing import Any
 
@@ -16,6 +17,7 @@ from rollout_cli.sandbox.abtest import RUNNING, AbTest
 from rollout_cli.sandbox.alerts import Alert
 from rollout_cli.sandbox.durations import format_duration
 from rollout_cli.sandbox.model import MODERN_FLAG, BrainModel
+from rollout_cli.sandbox.routing import json_with_list
 from rollout_cli.sandbox.traffic import BUCKET_SECONDS, ERROR_CODES, VARIANTS, Bucket, VariantStats
 
 TREND_SECONDS = 1800.0
@@ -205,8 +207,8 @@ def heap_trends(model: BrainModel, seconds: float = TREND_SECONDS) -> dict[str, 
 
 
 def _heap_trends(buckets: list[Bucket]) -> dict[str, float | None]:
-    series = {name: [b.variant(name).heap_mb for b in buckets] for name in VARIANTS}
-    series["total"] = list(map(operator.add, series["legacy"], series["modern"]))
+    legacy, modern = [b.legacy.heap_mb for b in buckets], [b.modern.heap_mb for b in buckets]
+    series = {"legacy": legacy, "modern": modern, "total": list(map(operator.add, legacy, modern))}
     weights = _slope_weights(len(buckets))
     return {name: _rounded(None if weights is None else sum(map(operator.mul, weights, values)),
                            2)
@@ -225,7 +227,14 @@ def _slope_weights(count: int) -> tuple[float, ...] | None:
     return tuple((x - mean_x) / spread for x in xs)
 
 
-def memory_stats(model: BrainModel) -> dict[str, Any]:
+def memory_stats_json(model: BrainModel) -> bytes:
+    """GET /memory/stats as sent. Its per-minute samples are most of it, and each one is the
+    same for the hour it is listed: it is encoded once, not in every answer."""
+    samples = model.memo("heap-samples", lambda: _heap_samples(model))
+    return json_with_list(_memory_stats(model), "samples", samples)
+
+
+def _memory_stats(model: BrainModel) -> dict[str, Any]:
     heap = model.heap_mb()
     return {
         "time": _rounded(model.elapsed(), 3),
@@ -241,12 +250,17 @@ def memory_stats(model: BrainModel) -> dict[str, Any]:
         },
         "trendWindow": format_duration(TREND_SECONDS),
         "trendMbPerHour": heap_trends(model),
-        "samples": model.memo("heap-samples", lambda: [
-            model.history.lasting(("heap-sample", b.index), lambda b=b: _heap_sample(b))
-            for b in model.buckets(3600.0)
-            if b.index % 6 == 5  # one per minute
-        ]),
     }
+
+
+def _heap_samples(model: BrainModel) -> list[str]:
+    """One sample per simulated minute of the last hour (the buckets ending on a minute),
+    each as JSON."""
+    buckets = model.buckets(3600.0)
+    first = (5 - buckets[0].index) % 6 if buckets else 0  # indices are consecutive
+    lasting = model.history.lasting
+    return [lasting(("heap-sample", b.index), lambda b=b: json.dumps(_heap_sample(b)))
+            for b in buckets[first::6]]
 
 
 def _heap_sample(bucket: Bucket) -> dict[str, Any]:

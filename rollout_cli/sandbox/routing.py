@@ -44,6 +44,15 @@ class Reply:
         return json.dumps(self.body).encode()
 
 
+def json_with_list(head: dict[str, Any], key: str, items: list[str]) -> bytes:
+    """``json.dumps({**head, key: [...]})``, byte for byte, for a list whose items are
+    given already encoded (each with ``json.dumps``)."""
+    if key in head:
+        raise ValueError(f"{key!r} is in the head already")
+    text = json.dumps(head)
+    return f'{text[:-1]}{", " if head else ""}{json.dumps(key)}: [{", ".join(items)}]}}'.encode()
+
+
 @dataclass(frozen=True)
 class Request:
     method: str
@@ -122,8 +131,20 @@ class Route:
 class Router:
     def __init__(self, routes: list[Route]):
         self._routes = [(route, route.regex) for route in routes]
+        # The table never changes and a client asks for the same few paths all day.
+        self._found: dict[tuple[str, str], tuple[Route, dict[str, str]]] = {}
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        found = self._found.get((method, path))
+        if found is None:
+            found = self._match(method, path)
+            if len(self._found) >= 1024:
+                self._found.clear()
+            self._found[(method, path)] = found
+        route, params = found
+        return route, dict(params)
+
+    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed: list[str] = []
         for route, regex in self._routes:
             found = regex.match(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jmespath
 import pytest
 
 from rollout_cli.drivers.expect import (
@@ -120,6 +121,28 @@ def test_capture_keeps_falsy_values() -> None:
     values, errors = capture({"on": False, "n": 0, "s": ""}, {"on": "on", "n": "n", "s": "s"})
 
     assert (values, errors) == ({"on": False, "n": 0, "s": ""}, [])
+
+
+@pytest.mark.parametrize(
+    ("expression", "doc"),
+    [
+        ("testId", RESULTS),
+        ("variants.modern.successRate", RESULTS),
+        ("variants.canary.successRate", RESULTS),
+        ("variants.modern.samples", RESULTS),
+        ("variants.modern.samples.first", RESULTS),
+        ("testId.length", RESULTS),
+        ("null", {"null": 1, "true": 2}),
+        ("true", {"null": 1, "true": 2}),
+        ("a.b", {"a": None}),
+        ("a.b", {"a": [{"b": 1}]}),
+        ("a", [{"a": 1}]),
+        ("a", None),
+        ("a", "text"),
+    ],
+)
+def test_a_field_path_answers_what_jmespath_answers(expression: str, doc: Any) -> None:
+    assert compile_expression(expression).search(doc) == jmespath.search(expression, doc)
 
 
 def test_expressions_are_compiled_once() -> None:

@@ -10,6 +10,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
+from rollout_cli import __version__
 from rollout_cli.drivers.http import (
     TEXT_LIMIT,
     HttpDriver,
@@ -48,6 +49,33 @@ def mock_driver(handler: Callable[[httpx.Request], httpx.Response], clock: FakeC
 
 
 # --- normal paths -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "url", "headers"), [
+    ("GET", "http://brain.example:8080/api/admin/memory/stats?window=5m",
+     {"Authorization": "Bearer t"}),
+    ("POST", "http://user:pass@brain.example/api/admin/ab-testing/stop", {}),
+    ("DELETE", "https://brain.example/api/admin/feature-flags/X", {"Host": "brain.internal"}),
+])
+def test_a_request_without_a_body_goes_out_as_httpx_builds_it(
+        method: str, url: str, headers: dict[str, str], clock: FakeClock) -> None:
+    sent: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={})
+
+    with mock_driver(record, clock) as http:
+        for _ in range(2):   # the second one reuses what the first worked out
+            http.send(HttpRequest(method, url, headers))
+
+    auth = {"Authorization": "Basic dXNlcjpwYXNz"} if "@" in url else {}
+    expected = httpx.Request(method, url, headers={
+        "Accept": "*/*", "Accept-Encoding": "gzip, deflate", "Connection": "keep-alive",
+        "User-Agent": f"rollout/{__version__}", **headers, **auth})
+    for request in sent:
+        assert (request.method, request.url, request.headers.raw, request.content) == (
+            expected.method, expected.url, expected.headers.raw, b"")
 
 
 def test_get_returns_parsed_json(driver: HttpDriver, server: ScriptedServer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -116,6 +117,17 @@ def test_memory_leak_grows_modern_heap_steadily(make_sim: MakeSim) -> None:
     leaks = sim.get("/api/admin/memory/leaks")
     assert leaks["suspected"] is True
     assert [leak["variant"] for leak in leaks["leaks"]] == ["modern"]
+
+
+def test_memory_stats_are_sent_as_plain_json_like_every_other_answer(make_sim: MakeSim) -> None:
+    sim = make_sim("healthy")
+    sim.start_test(50)
+    for _ in range(3):   # samples made by earlier answers are sent again
+        sim.advance("25m")
+        response = sim.client.get("/api/admin/memory/stats")
+        assert response.headers["content-type"] == "application/json"
+        assert response.content == json.dumps(response.json()).encode()
+        assert [s["time"] for s in response.json()["samples"]][-1] == response.json()["time"] // 60 * 60
 
 
 def test_memory_is_stable_when_healthy(make_sim: MakeSim) -> None:
