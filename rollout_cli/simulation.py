@@ -5,6 +5,7 @@ the transport and the journal differ. Local `run:` steps are not executed."""
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ class Simulation:
     evaluations: int
     rounds: int
     max_percentage: float | None
-    calls: int
+    calls: int   # requests sent to the target: steps, traffic, metric queries, retries
 
     @property
     def exit_code(self) -> int:
@@ -112,9 +113,12 @@ def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
             on_event(event, state)
 
     # Calls take simulated time, so what a call causes comes after the instant before it.
-    transport = SandboxTransport(app, elapse=clock.advance)
-    http = HttpDriver(redactor=loaded.redactor, transport=transport, sleep=clock.advance,
-                      clock=clock.now)
+    transport = _Counted(SandboxTransport(app, elapse=clock.advance))
+    # Retry jitter drawn from the seed too: the same seed gives the same trace.
+    jitter = random.Random(f"retry-jitter:{seed}")
+    http = HttpDriver(redactor=loaded.redactor, transport=transport,  # type: ignore[arg-type]
+                      sleep=clock.advance,
+                      clock=clock.now, random=jitter.random)
     rollout = MemoryRollout(MemoryMeta(f"simulation-{seed}", loaded.plan.name))
     executor = Executor(loaded, http, simulate_commands=True)
     executor.metrics.concurrency = 1
@@ -131,4 +135,19 @@ def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
         decision, "reason", None)
     return Simulation(loaded.plan.name, str(scenario), seed, state.phase, reason,
                       clock.now() - start, trace.entries, trace.evaluations, trace.rounds,
-                      top["percentage"], 0)
+                      top["percentage"], transport.sent)
+
+
+class _Counted:
+    """A transport that counts the requests it passes on."""
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+        self.sent = 0
+
+    def handle_request(self, request: Any) -> Any:
+        self.sent += 1
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()

@@ -75,6 +75,24 @@ def test_flaky_admin_still_completes_through_retries(outcomes):
     assert result.max_percentage == 100
 
 
+def test_the_same_seed_gives_the_same_simulation_retries_included(outcomes):
+    # flaky-admin makes the driver retry; the jitter between tries comes from the seed.
+    again = simulate(BRAIN, "flaky-admin", seed=7, env=ENV)
+
+    assert again.to_dict() == outcomes["flaky-admin"].to_dict()
+
+
+def test_calls_counts_every_request_sent_to_the_target(outcomes):
+    from rollout_cli.sandbox import VirtualClock, create_sandbox
+    from rollout_cli.simulation import START
+
+    app = create_sandbox("flaky-admin", seed=7, clock=VirtualClock(START))
+    result = simulate(BRAIN, sandbox=app, env=ENV)
+
+    admin = len(app.calls.since(0))   # the sandbox logs every /api/admin/* call it got
+    assert result.calls >= admin > outcomes["healthy"].rounds
+
+
 def test_simulate_command_prints_trace_and_exits_like_a_run(rollout):
     text = rollout("simulate", str(BRAIN), "--scenario", "memory-leak", "--seed", "7")
     data = rollout("simulate", str(BRAIN), "--scenario", "memory-leak", "--seed", "7",
