@@ -45,20 +45,23 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 import httpx
-from tenacity import RetryCallState, Retrying
 
 from rollout_cli import __version__
 from rollout_cli.redact import MASK, Redactor, is_secret_name
+
+if TYPE_CHECKING:  # both are imported where first needed: most runs never retry or fan out
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tenacity import RetryCallState
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 TEXT_LIMIT = 64 * 1024
@@ -303,6 +306,8 @@ class HttpDriver:
         attempts = [self._attempt(request, schedule.remaining())]
         if attempts[0].retryable and policy.attempts > 1:
             # Only now is tenacity needed; its first attempt is the one already made.
+            from tenacity import Retrying
+
             made = iter(attempts[:1])
 
             def attempt() -> _Attempt:
@@ -347,6 +352,8 @@ class HttpDriver:
         # One pool for the driver's life: starting threads every tick costs more than
         # the requests of an in-process simulation.
         if self._pool is None or self._pool_size < max_workers:
+            from concurrent.futures import ThreadPoolExecutor
+
             if self._pool is not None:
                 self._pool.shutdown(wait=False)
             self._pool = ThreadPoolExecutor(max_workers=max_workers)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollout_cli.engine import (
     Call,
@@ -32,8 +32,10 @@ from rollout_cli.engine import (
 from rollout_cli.engine.measurements import Measurements
 from rollout_cli.engine.state import replace
 from rollout_cli.reconcile.executor import Executor
-from rollout_cli.store import RolloutDir, StateStore
 from rollout_cli.store.loading import load_state
+
+if TYPE_CHECKING:  # a simulation keeps its rollout in memory and never needs the store
+    from rollout_cli.store import RolloutDir, StateStore
 
 SNAPSHOT_EVERY = 200
 MAX_NAP = 1.0
