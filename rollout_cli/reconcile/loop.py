@@ -77,10 +77,16 @@ class Reconciler:
         # Raises IllegalTransition before anything is written. The trial gets empty
         # measurements of its own: they are the state's one mutable part, and folding the
         # event into them twice would record every sample twice (the journal has it once).
-        trial = replace(state, measurements=Measurements())
-        apply(trial, {**event, "seq": state.seq + 1, "time": self.clock.now()})
-        stored = self.rollout.journal.append(event, time=self.clock.now())
-        self.state = apply(state, stored)
+        now = self.clock.now()
+        expected = {**event, "seq": state.seq + 1, "time": now}
+        trial = apply(replace(state, measurements=Measurements()), expected)
+        stored = self.rollout.journal.append(event, time=now)
+        if stored == expected and trial.measurements.empty:
+            # The journal stored what the trial folded, and the event left the measurements
+            # alone: the trial is the new state once it has the real ones back.
+            self.state = replace(trial, measurements=state.measurements)
+        else:
+            self.state = apply(state, stored)
         self._after_append()
         self.on_event(stored, self.state)
         return self.state
