@@ -115,3 +115,16 @@ def test_simulate_imports_no_prometheus_client(tmp_path: Path):
     assert code in (0, 1, 3)   # finished, rolled back or paused: the simulation ran
     assert "rollout_cli.sandbox.model" in modules
     assert loaded(modules, ("prometheus_client",)) == []
+
+
+def test_simulate_imports_no_retry_threads_commands_or_store(tmp_path: Path):
+    # The in-process sandbox answers every first try, one request at a time; a simulation
+    # runs no local command and keeps its journal in memory.
+    code, modules = imported(tmp_path, "simulate", str(PLANS / "brain-api.yaml"),
+                             "--output", "json")
+
+    assert code in (0, 1, 3)
+    assert "rollout_cli.drivers.http" in modules   # the same driver as a real run
+    assert loaded(modules, ("tenacity", "concurrent.futures", "rollout_cli.drivers.command",
+                            "rollout_cli.store.journal", "rollout_cli.store.locks",
+                            "rollout_cli.store.rollouts", "rollout_cli.store.snapshot")) == []

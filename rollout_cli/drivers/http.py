@@ -36,7 +36,6 @@ the server asks for more time than the policy's deadline has left, we stop inste
 from __future__ import annotations
 
 import base64
-import copy
 import json as jsonlib
 import math
 import random as random_module
@@ -45,20 +44,23 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 import httpx
-from tenacity import RetryCallState, Retrying
 
 from rollout_cli import __version__
 from rollout_cli.redact import MASK, Redactor, is_secret_name
+
+if TYPE_CHECKING:  # both are imported where first needed: most runs never retry or fan out
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tenacity import RetryCallState
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 TEXT_LIMIT = 64 * 1024
@@ -179,6 +181,7 @@ class _Attempt:
     retryable: bool
     may_have_applied: bool
     retry_after: float | None = None
+    content: bytes = b""  # the response's body, read
 
 
 class _Schedule:
@@ -303,6 +306,8 @@ class HttpDriver:
         attempts = [self._attempt(request, schedule.remaining())]
         if attempts[0].retryable and policy.attempts > 1:
             # Only now is tenacity needed; its first attempt is the one already made.
+            from tenacity import Retrying
+
             made = iter(attempts[:1])
 
             def attempt() -> _Attempt:
@@ -327,7 +332,7 @@ class HttpDriver:
         """Send concurrently, in input order; identical requests go out once.
 
         Identity is method, URL, headers and body; the first occurrence's policy is used
-        and every duplicate gets its own copy of the shared outcome.
+        and every duplicate gets its own (shallow) copy of the shared outcome.
         """
         keys = [_identity(request) for request, _ in requests]
         unique: dict[tuple[Any, ...], tuple[HttpRequest, RetryPolicy]] = {}
@@ -341,12 +346,22 @@ class HttpDriver:
             pool = self._pool_of(max_workers)
             futures = {key: pool.submit(self.send, *pair) for key, pair in unique.items()}
             outcomes = {key: future.result() for key, future in futures.items()}
-        return [copy.copy(outcomes[key]) for key in keys]
+        given: set[tuple[Any, ...]] = set()
+        answers = []
+        for key in keys:
+            outcome = outcomes[key]
+            if key in given:
+                outcome = _copy(outcome)
+            given.add(key)
+            answers.append(outcome)
+        return answers
 
     def _pool_of(self, max_workers: int) -> ThreadPoolExecutor:
         # One pool for the driver's life: starting threads every tick costs more than
         # the requests of an in-process simulation.
         if self._pool is None or self._pool_size < max_workers:
+            from concurrent.futures import ThreadPoolExecutor
+
             if self._pool is not None:
                 self._pool.shutdown(wait=False)
             self._pool = ThreadPoolExecutor(max_workers=max_workers)
@@ -361,7 +376,9 @@ class HttpDriver:
             prepared = self._prepare(request)
             if prepared.url is None:
                 raise httpx.InvalidURL(prepared.invalid)
-            extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+            # What httpx.Timeout(timeout).as_dict() gives, without building a Timeout.
+            extensions = {"timeout": {"connect": timeout, "read": timeout, "write": timeout,
+                                      "pool": timeout}}
             if request.json is None and request.body is None:
                 outgoing = prepared.bodiless(request.method, extensions)
             else:
@@ -370,12 +387,12 @@ class HttpDriver:
                                          extensions=extensions)
             response = self._transport_for(prepared.url).handle_request(outgoing)
             try:
-                response.read()
+                content = _read(response)
             finally:
                 response.close()
         except (httpx.HTTPError, httpx.InvalidURL) as failure:
             return _failed_attempt(failure, bool(request.idempotent))
-        return _answered_attempt(response, bool(request.idempotent))
+        return _answered_attempt(response, content, bool(request.idempotent))
 
     def _transport_for(self, url: httpx.URL) -> httpx.BaseTransport:
         if self._given is not None:
@@ -451,7 +468,17 @@ class _Prepared:
         return cls(url, headers, redact)
 
 
-def _answered_attempt(response: httpx.Response, idempotent: bool) -> _Attempt:
+def _read(response: httpx.Response) -> bytes:
+    """What ``response.read()`` returns. An answer without a Content-Encoding is taken as it
+    comes (``iter_raw``), not through httpx's identity decoder and chunker; an encoded one,
+    or one read already, goes through ``read()``."""
+    if response.is_stream_consumed or any(
+            name.lower() == b"content-encoding" for name, _ in response.headers.raw):
+        return response.read()
+    return b"".join(response.iter_raw())
+
+
+def _answered_attempt(response: httpx.Response, content: bytes, idempotent: bool) -> _Attempt:
     status = response.status_code
     declined = status in DECLINED_STATUSES
     retry_after = parse_retry_after(response.headers.get("Retry-After")) if declined else None
@@ -461,6 +488,7 @@ def _answered_attempt(response: httpx.Response, idempotent: bool) -> _Attempt:
         retryable=declined or (idempotent and status in RETRYABLE_STATUSES),
         may_have_applied=not declined,
         retry_after=retry_after,
+        content=content,
     )
 
 
@@ -512,13 +540,16 @@ def _outcome(
             may_have_reached_server=reached,
         )
     response = last.response
-    content_type = response.headers.get("Content-Type", "")
-    text = _decoded(response, content_type)
+    # Decoded once: httpx's items() merges repeated names as get() does, under lower-case
+    # names, so this Content-Type is what response.headers.get("Content-Type") gives.
+    received = dict(response.headers.items())
+    content_type = received.get("content-type", "")
+    text = _decoded(last.content, content_type)
     shown = redact.text(text[:TEXT_LIMIT])
     return HttpOutcome(
         status=response.status_code,
-        headers=redact.headers(response.headers),
-        json=_redacted_json(response, content_type, text,
+        headers=redact.headers(received),
+        json=_redacted_json(last.content, content_type, text,
                             shown if len(text) <= TEXT_LIMIT else None, redact),
         text=shown,
         elapsed=elapsed,
@@ -528,21 +559,21 @@ def _outcome(
     )
 
 
-def _decoded(response: httpx.Response, content_type: str) -> str:
+def _decoded(content: bytes, content_type: str) -> str:
     # What response.text gives, for a fraction of its cost: httpx finds the charset with
     # the email package's header parser and decodes incrementally.
     found = _CHARSET.search(content_type)
     try:
-        return response.content.decode(found.group(1) if found else "utf-8", errors="replace")
+        return content.decode(found.group(1) if found else "utf-8", errors="replace")
     except LookupError:  # a charset Python doesn't know
-        return response.content.decode("utf-8", errors="replace")
+        return content.decode("utf-8", errors="replace")
 
 
-def _redacted_json(response: httpx.Response, content_type: str, text: str,
+def _redacted_json(content: bytes, content_type: str, text: str,
                    redacted_text: str | None, redact: Any) -> Any:
     """The parsed body, with secrets masked; walking every value only when one may be there.
     ``redacted_text``: ``text`` redacted, when the caller has it already."""
-    body = _json_body(response, content_type)
+    body = _json_body(content, content_type)
     if body is None:
         return None
     lowered = text.lower()
@@ -554,12 +585,12 @@ def _redacted_json(response: httpx.Response, content_type: str, text: str,
     return body
 
 
-def _json_body(response: httpx.Response, content_type: str) -> Any | None:
-    looks_like_json = response.content.lstrip()[:1] in (b"{", b"[")
+def _json_body(content: bytes, content_type: str) -> Any | None:
+    looks_like_json = content.lstrip()[:1] in (b"{", b"[")
     if "json" not in content_type and not looks_like_json:
         return None
     try:
-        return jsonlib.loads(response.content)
+        return jsonlib.loads(content)
     except ValueError:
         return None
 
@@ -585,6 +616,13 @@ def _ssl_verify(verify: bool | str) -> bool | ssl.SSLContext:
 def _default_tls() -> ssl.SSLContext:
     # Loading the CA bundle costs ~50 ms; every driver in the process can share one context.
     return httpx.create_ssl_context()
+
+
+def _copy(outcome: HttpOutcome) -> HttpOutcome:
+    """``copy.copy(outcome)``, without its reduce protocol: a new object, the same fields."""
+    twin = object.__new__(HttpOutcome)
+    twin.__dict__.update(outcome.__dict__)
+    return twin
 
 
 def _identity(request: HttpRequest) -> tuple[Any, ...]:

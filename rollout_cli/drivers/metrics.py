@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -24,7 +24,7 @@ from rollout_cli.drivers.http import (
 )
 from rollout_cli.plan.calls import join_url
 from rollout_cli.plan.models import Metric, Plan
-from rollout_cli.plan.templates import MissingVariable, render, render_text
+from rollout_cli.plan.templates import MissingVariable, names_in, render, render_text
 
 Value = float | list[float] | None
 
@@ -149,6 +149,12 @@ class MetricFetcher:
     # None: as many at once as the tick has requests, up to MAX_FANOUT. 1 in simulations:
     # the in-process target gains nothing from threads.
     concurrency: int | None = None
+    # HTTP metrics' requests by metric and the values of the variables their templates use:
+    # a plan polls the same requests all day, and they do not depend on the time.
+    _made: dict[tuple[Any, ...], HttpRequest] = field(default_factory=dict, init=False,
+                                                      repr=False, compare=False)
+    _uses: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False, repr=False,
+                                              compare=False)
 
     def fetch(self, names: list[str] | tuple[str, ...], variables: Mapping[str, Any],
               now: float) -> tuple[dict[str, Value], dict[str, str]]:
@@ -161,8 +167,7 @@ class MetricFetcher:
         for name in names:
             metric = self.plan.metrics[name]
             try:
-                planned.append((name, provider_of(metric).request(self.plan, metric, variables,
-                                                                  now)))
+                planned.append((name, self._request(name, metric, variables, now)))
             except MissingVariable as missing:
                 values[name], errors[name] = None, f"template variable {missing.name!r} unset"
         workers = self.concurrency or min(len(planned), MAX_FANOUT)
@@ -175,3 +180,29 @@ class MetricFetcher:
             except ProviderError as problem:
                 values[name], errors[name] = None, str(problem)
         return values, errors
+
+    def _request(self, name: str, metric: Metric, variables: Mapping[str, Any],
+                 now: float) -> HttpRequest:
+        """``provider.request(...)``, made once per distinct value of what it depends on."""
+        provider = provider_of(metric)
+        if metric.http is None:  # a Prometheus query is asked at ``now``: never the same
+            return provider.request(self.plan, metric, variables, now)
+        uses = self._uses.get(name)
+        if uses is None:
+            query = metric.http
+            templates = [query.path, *self.plan.target.headers.values(),
+                         *query.headers.values(), query.json_body]
+            uses = self._uses[name] = tuple(dict.fromkeys(names_in(templates)))
+        if not all(used in variables for used in uses):  # let the provider say what is missing
+            return provider.request(self.plan, metric, variables, now)
+        # By type too: 1, 1.0 and True are equal keys, and render as 1, 1 and true.
+        key = (name, *((type(variables[used]), variables[used]) for used in uses))
+        try:
+            found = self._made.get(key)
+        except TypeError:  # an unhashable value (a captured list or object)
+            return provider.request(self.plan, metric, variables, now)
+        if found is None:
+            if len(self._made) >= 256:
+                self._made.clear()
+            found = self._made[key] = provider.request(self.plan, metric, variables, now)
+        return found

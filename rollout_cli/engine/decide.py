@@ -210,10 +210,20 @@ def _active_analyses(plan: Plan, state: RolloutState) -> list[tuple[str, Analysi
     if stage_analysis is not None and state.baking_since is not None:
         found.append((runs.STAGE, stage_analysis))
     background = plan.background_analysis
-    traffic = [i for i, s in enumerate(plan.stages) if s.percentage is not None]
+    traffic = _traffic_stages(plan)
     if background is not None and traffic and traffic[0] <= state.stage <= traffic[-1] and (
             state.stage > traffic[0] or state.traffic_applied):
         found.append((runs.BACKGROUND, background))
+    return found
+
+
+def _traffic_stages(plan: Plan) -> tuple[int, ...]:
+    """The indexes of the stages that set a percentage."""
+    memo = runs.plan_memo(plan)
+    found: tuple[int, ...] | None = memo.get("traffic-stages")
+    if found is None:
+        found = memo["traffic-stages"] = tuple(
+            i for i, s in enumerate(plan.stages) if s.percentage is not None)
     return found
 
 
@@ -239,8 +249,8 @@ def _analysis_due(plan: Plan, state: RolloutState, now: float) -> Decision | Non
     for scope, analysis in active:
         run = state.analyses[scope]
         # Judged on a measurement taken for it: due by then, and with all of its metrics.
-        if measured >= run.next_due - runs.slack(analysis) and set(
-                runs.metrics_of(plan, analysis)) <= set(state.measured_metrics):
+        if measured >= run.next_due - runs.slack(analysis) and runs.measures_all(
+                plan, analysis, state.measured_metrics):
             since = state.baking_since if scope == runs.STAGE else None
             judged = runs.assess(plan, analysis, scope, run, state.measurements, measured, since)
             return Record({"type": "analysis", "scope": scope, "stage": state.stage,

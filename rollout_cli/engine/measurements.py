@@ -26,6 +26,11 @@ class Measurements:
         while len(series) > 1 and series[0].time < horizon:
             series.popleft()
 
+    @property
+    def empty(self) -> bool:
+        """No sample of any metric yet."""
+        return not self._series
+
     def of(self, metric: str) -> list[Sample]:
         return list(self._series.get(metric, ()))
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rollout_cli.drivers.command import CommandOutcome, CommandSpec, run_command
 from rollout_cli.drivers.expect import capture, check_condition, check_status
 from rollout_cli.drivers.http import HttpDriver, HttpOutcome, HttpRequest, RetryPolicy
 from rollout_cli.drivers.metrics import MetricFetcher
@@ -20,6 +19,9 @@ from rollout_cli.plan.calls import (
 from rollout_cli.plan.loader import LoadedPlan
 from rollout_cli.plan.models import RequestStep, RunStep
 from rollout_cli.plan.templates import MissingVariable
+
+if TYPE_CHECKING:
+    from rollout_cli.drivers.command import CommandOutcome
 
 ROLLBACK_MIN_ATTEMPTS = 8
 ROLLBACK_DEADLINE = 120.0
@@ -132,6 +134,9 @@ class Executor:
     def _command(self, resolved: ResolvedCommand) -> dict[str, Any]:
         if self.simulate_commands:
             return {"ok": True, "exit_code": 0, "elapsed": 0.0, "output": "(not run: simulation)"}
+        # Here, not at the top: a simulation never runs a command.
+        from rollout_cli.drivers.command import CommandSpec, run_command
+
         spec = CommandSpec(list(resolved.argv) if resolved.argv is not None else None,
                            resolved.command, resolved.shell, resolved.timeout,
                            resolved.expect_exit, resolved.cwd, resolved.env)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollout_cli.engine import (
     Call,
@@ -32,8 +32,10 @@ from rollout_cli.engine import (
 from rollout_cli.engine.measurements import Measurements
 from rollout_cli.engine.state import replace
 from rollout_cli.reconcile.executor import Executor
-from rollout_cli.store import RolloutDir, StateStore
 from rollout_cli.store.loading import load_state
+
+if TYPE_CHECKING:  # a simulation keeps its rollout in memory and never needs the store
+    from rollout_cli.store import RolloutDir, StateStore
 
 SNAPSHOT_EVERY = 200
 MAX_NAP = 1.0
@@ -75,10 +77,16 @@ class Reconciler:
         # Raises IllegalTransition before anything is written. The trial gets empty
         # measurements of its own: they are the state's one mutable part, and folding the
         # event into them twice would record every sample twice (the journal has it once).
-        trial = replace(state, measurements=Measurements())
-        apply(trial, {**event, "seq": state.seq + 1, "time": self.clock.now()})
-        stored = self.rollout.journal.append(event, time=self.clock.now())
-        self.state = apply(state, stored)
+        now = self.clock.now()
+        expected = {**event, "seq": state.seq + 1, "time": now}
+        trial = apply(replace(state, measurements=Measurements()), expected)
+        stored = self.rollout.journal.append(event, time=now)
+        if stored == expected and trial.measurements.empty:
+            # The journal stored what the trial folded, and the event left the measurements
+            # alone: the trial is the new state once it has the real ones back.
+            self.state = replace(trial, measurements=state.measurements)
+        else:
+            self.state = apply(state, stored)
         self._after_append()
         self.on_event(stored, self.state)
         return self.state

@@ -124,3 +124,46 @@ def test_results_are_json_serialisable():
     values, errors = metrics.fetch(["modern", "series", "errors"], VARIABLES, 1000.0)
 
     assert json.loads(json.dumps({"values": values, "errors": errors}))["values"]["modern"] == 0.97
+
+
+TEMPLATED = """\
+version: 1
+name: templated
+target: {base_url: "http://127.0.0.1:9", retry: {attempts: 1},
+         headers: {X-Rollout: "{{ rollout_id }}"}}
+metrics:
+  share: {http: {get: "/results?p={{ percentage }}"}, select: variants.modern.successRate}
+  posted: {http: {post: /query, json: {test: "{{ stage }}"}}, select: variants.modern.successRate}
+stages:
+  - {name: only}
+"""
+
+
+def test_http_requests_follow_the_variables_their_templates_use():
+    sent: list[tuple[str, str, bytes]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append((str(request.url), request.headers["X-Rollout"], request.read()))
+        return httpx.Response(200, json=RESULTS)
+
+    plan = load_text(TEMPLATED, "t.yaml", {}).plan
+    metrics = MetricFetcher(plan, HttpDriver(transport=httpx.MockTransport(handler)))
+    base = {"rollout_id": "r-1", "stage": "only", "interval": "5m"}
+
+    for variables in ({**base, "percentage": 10}, {**base, "percentage": 10},
+                      {**base, "percentage": 10.0}, {**base, "percentage": True},
+                      {**base, "percentage": 25, "rollout_id": "r-2"},
+                      {**base, "percentage": 25, "stage": ["a", "list"]}):
+        values, errors = metrics.fetch(["share", "posted"], variables, 1000.0)
+        assert values == {"share": 0.97, "posted": 0.97} and errors == {}
+
+    assert [(url, who) for url, who, _ in sent[::2]] == [
+        ("http://127.0.0.1:9/results?p=10", "r-1"), ("http://127.0.0.1:9/results?p=10", "r-1"),
+        ("http://127.0.0.1:9/results?p=10", "r-1"), ("http://127.0.0.1:9/results?p=true", "r-1"),
+        ("http://127.0.0.1:9/results?p=25", "r-2"), ("http://127.0.0.1:9/results?p=25", "r-1")]
+    assert [json.loads(body) for _, _, body in sent[1::2]] == [
+        {"test": "only"}] * 5 + [{"test": ["a", "list"]}]
+
+    values, errors = metrics.fetch(["share"], {k: v for k, v in base.items()
+                                               if k != "rollout_id"} | {"percentage": 10}, 1.0)
+    assert values == {"share": None} and errors == {"share": "template variable 'rollout_id' unset"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -596,3 +598,28 @@ def test_invalid_requests_are_rejected(kwargs: dict[str, object]) -> None:
 def test_invalid_policies_are_rejected(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("how", ["streamed", "encoded", "read-already", "repeated-headers"])
+def test_an_answer_reads_as_httpx_would_read_it(clock: FakeClock, how: str) -> None:
+    body = json.dumps({"status": "ok", "n": 1}).encode()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if how == "encoded":
+            return httpx.Response(200, headers={"Content-Type": "application/json",
+                                                "Content-Encoding": "gzip"},
+                                  stream=httpx.ByteStream(gzip.compress(body)))
+        if how == "read-already":
+            return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+        headers = [("Content-Type", "application/json")]
+        if how == "repeated-headers":
+            headers = [("Content-Type", "application/json"), ("X-Seen", "a"), ("x-seen", "b")]
+        return httpx.Response(200, headers=headers, stream=httpx.ByteStream(body))
+
+    outcome = mock_driver(handler, clock).send(HttpRequest("GET", "http://brain.example/x"))
+
+    assert outcome.status == 200 and outcome.error is None
+    assert outcome.json == {"status": "ok", "n": 1} and outcome.text == body.decode()
+    assert outcome.headers["content-type"] == "application/json"
+    if how == "repeated-headers":
+        assert outcome.headers["x-seen"] == "a, b"
