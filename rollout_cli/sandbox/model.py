@@ -30,6 +30,7 @@ import functools
 import math
 import random
 import threading
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -49,6 +50,12 @@ from rollout_cli.sandbox.clock import Clock
 from rollout_cli.sandbox.latency import LatencyProfile
 from rollout_cli.sandbox.scenarios import Scenario
 from rollout_cli.sandbox.traffic import (
+    _CYCLE,
+    _EXACT_BELOW_VARIANCE,
+    _FULL,
+    _NORMAL_LEVELS,
+    _NORMAL_TABLE,
+    _PARTIAL,
     BUCKET_SECONDS,
     VARIANTS,
     Bucket,
@@ -57,13 +64,14 @@ from rollout_cli.sandbox.traffic import (
     VariantStats,
     draw_binomial,
     draw_poisson,
-    draw_variant,
     error_code_at,
 )
 
 MODERN_FLAG = "USE_MODERN_BRAIN_API"
 EVENT_ALERT_SECONDS = 3600.0  # emergency and auto-rollback alerts stay listed this long
 _BUCKETS_PER_MINUTE = round(60 / BUCKET_SECONDS)  # auto-rollback checks once a simulated minute
+
+_NO_CODES = (0, 0, 0)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -88,6 +96,47 @@ class Heap:
             if self.garbage_mb > gc_threshold_mb:
                 self.garbage_mb = 0.0  # the runtime's own collector ran
         return self.base_mb + self.garbage_mb + self.leaked_mb
+
+
+class _VariantDraw:
+    """What ``draw_variant`` reads of a behaviour (success rate, latency profile), read once."""
+
+    __slots__ = ("_terms", "cv", "error_p", "exact", "inversions", "mean_ms", "profile")
+
+    def __init__(self, success_rate: float, profile: LatencyProfile):
+        self.profile = profile
+        self.error_p = 1.0 - success_rate
+        # draw_binomial's own cases: only 0 < p <= 0.5 gets past its first checks
+        self.exact = 0 < self.error_p <= 0.5
+        self.cv = profile.coefficient_of_variation
+        self.mean_ms = profile.mean_ms
+        # draw_binomial's inversion for n draws, as far as it has gone: its running sums
+        # (the same floats, made by the same operations) and its last term. A draw is
+        # then the first sum not below u; the loop only runs past the known ones.
+        self.inversions: dict[int, list[float]] = {}
+        self._terms: dict[int, float] = {}
+
+    def inversion(self, n: int) -> list[float]:
+        if len(self.inversions) >= 4096:
+            self.inversions.clear()
+            self._terms.clear()
+        term = self._terms[n] = (1 - self.error_p) ** n
+        found = self.inversions[n] = [term]
+        return found
+
+    def extend(self, n: int, u: float) -> int:
+        """The draw for a u beyond the known sums, extending them as the loop goes."""
+        p = self.error_p
+        sums = self.inversions[n]
+        k, term, cumulative = len(sums) - 1, self._terms[n], sums[-1]
+        odds = p / (1 - p)
+        while u > cumulative and k < n:
+            term *= (n - k) / (k + 1) * odds
+            k += 1
+            cumulative += term
+            sums.append(cumulative)
+        self._terms[n] = term
+        return k
 
 
 @dataclass(frozen=True)
@@ -143,6 +192,7 @@ class BrainModel:
         self._heap = {"legacy": self._legacy_heap, "modern": self._modern_heap}
         self._profiles = self._latency_profiles(scenario)
         self._legacy_behaviour = (scenario.legacy.success_rate, self._profiles["legacy"])
+        self._draws: dict[tuple[float, LatencyProfile], _VariantDraw] = {}
         self.ab_test: AbTest | None = None
         self.flags: dict[str, bool] = {MODERN_FLAG: False}
         self.dashboard_started_at: float | None = None
@@ -175,41 +225,250 @@ class BrainModel:
     def catch_up(self) -> None:
         """Generate the traffic of every bucket completed by now (call under the lock)."""
         complete = math.floor(self.elapsed() / BUCKET_SECONDS + 1e-9)
-        if self._next_index >= complete:
-            return
-        # Only handlers change the memory settings, and none runs while we catch up.
-        gc_threshold = self._gc_threshold_mb()
-        while self._next_index < complete:
-            self._generate(self._next_index, gc_threshold)
-            self._next_index += 1
+        if self._next_index < complete:
+            self._generate(complete)
 
-    def _generate(self, index: int, gc_threshold: float) -> None:
-        # The hot loop of every simulation (a simulated day is 8,640 buckets): lean on
-        # locals, and keep the order of the random draws, which is what a seed replays.
-        start = index * BUCKET_SECONDS
-        share = self.modern_percentage()
-        if share > 0 and self.modern_since is None:
-            self.modern_since = start
+    def _generate(self, complete: int) -> None:
+        """The buckets from ``_next_index`` up to ``complete``.
+
+        The hot loop of every simulation (a simulated day is 8,640 buckets), so it is one
+        function: ``draw_poisson``, ``draw_binomial``, ``draw_variant``, ``Heap.grow`` and
+        ``VariantStats.add`` spelled out on locals, with the same operations in the same
+        order, so the same bits, and the same random draws in the same order, which is
+        what a seed replays (tests/sandbox/test_sandbox_generation.py checks it against
+        those functions).
+        """
+        # Only handlers change the memory settings and the routing, and none runs while
+        # we catch up; only an auto-rollback check (once a simulated minute) may reroute.
+        gc_threshold = self._gc_threshold_mb()
         rng = self._traffic_rng
-        total = draw_poisson(rng, self._requests_per_bucket)
-        modern_requests = draw_binomial(rng, total, share / 100.0)
-        legacy = draw_variant(rng, total - modern_requests, *self._legacy_behaviour, index)
-        modern = draw_variant(rng, modern_requests, *self._modern_behaviour(share, start), index)
-        if self._pending:
-            live = self._pending.pop(index, {})
-            legacy.add(live.get("legacy", VariantBucket()))
-            modern.add(live.get("modern", VariantBucket()))
-        garbage = self._garbage_per_bucket
-        legacy.heap_mb = self._legacy_heap.grow(legacy.requests, garbage, gc_threshold)
-        modern.heap_mb = self._modern_heap.grow(modern.requests, garbage, gc_threshold)
-        self._legacy_totals.add(legacy)
-        self._modern_totals.add(modern)
-        self._modern_minute.add(modern)
-        self.history.append(Bucket(index, start + BUCKET_SECONDS, legacy, modern))
-        if (index + 1) % _BUCKETS_PER_MINUTE == 0:
-            self._modern_minutes.append(self._modern_minute)
-            self._modern_minute = VariantStats()
-            self._check_auto_rollback(start + BUCKET_SECONDS)
+        random = rng.random
+        table, levels, sqrt = _NORMAL_TABLE, _NORMAL_LEVELS, math.sqrt
+        partial, full0, full1, full2 = _PARTIAL, *_FULL
+        per_bucket = self._requests_per_bucket
+        poisson_sd = math.sqrt(per_bucket) if per_bucket >= 30 else 0.0
+        garbage_mb = self._garbage_per_bucket
+        lheap, mheap = self._legacy_heap, self._modern_heap
+        l_base, l_leak, l_garbage, l_leaked = (
+            lheap.base_mb, lheap.leak_per_bucket, lheap.garbage_mb, lheap.leaked_mb)
+        m_base, m_leak, m_garbage, m_leaked = (
+            mheap.base_mb, mheap.leak_per_bucket, mheap.garbage_mb, mheap.leaked_mb)
+        legacy_draw = self._draw(*self._legacy_behaviour)
+        lt, mt, mm = self._legacy_totals, self._modern_totals, self._modern_minute
+        lt_requests, lt_errors, (lt_c0, lt_c1, lt_c2), lt_latency, lt_profiles = (
+            lt.requests, lt.errors, lt.codes, lt.latency_sum_ms, lt.profiles)
+        mt_requests, mt_errors, (mt_c0, mt_c1, mt_c2), mt_latency, mt_profiles = (
+            mt.requests, mt.errors, mt.codes, mt.latency_sum_ms, mt.profiles)
+        mm_requests, mm_errors, (mm_c0, mm_c1, mm_c2), mm_latency, mm_profiles = (
+            mm.requests, mm.errors, mm.codes, mm.latency_sum_ms, mm.profiles)
+        pending = self._pending
+        append = self.history.append
+        routing = True  # the routing below is to be (re)read
+        share = 0.0
+        split_p = 0.0
+        flip = False
+        spike_at = math.inf
+        modern_draw = before_spike = after_spike = legacy_draw
+        index = self._next_index
+        try:
+            while index < complete:
+                start = index * BUCKET_SECONDS
+                if routing:
+                    routing = False
+                    share = self.modern_percentage()
+                    if share > 0 and self.modern_since is None:
+                        self.modern_since = start
+                    # draw_binomial(rng, n, share / 100.0), flipped above one half
+                    split_p = share / 100.0
+                    flip = split_p > 0.5
+                    if flip and split_p < 1:
+                        split_p = 1 - split_p
+                    before_spike, spike_at, after_spike = self._modern_phases(share)
+                modern_draw = after_spike if start >= spike_at else before_spike
+
+                # draw_poisson(rng, per_bucket)
+                if per_bucket >= 30:
+                    total = round(per_bucket + poisson_sd * table[int(random() * levels)])
+                    if total < 0:
+                        total = 0
+                elif per_bucket <= 0:
+                    total = 0
+                else:
+                    total = draw_poisson(rng, per_bucket)
+
+                # draw_binomial(rng, total, share / 100.0)
+                if total <= 0 or split_p <= 0:
+                    modern_n = 0
+                elif split_p >= 1:
+                    modern_n = total
+                else:
+                    variance = total * split_p * (1 - split_p)
+                    if variance >= _EXACT_BELOW_VARIANCE:
+                        z = table[int(random() * levels)]
+                        modern_n = min(total, max(0, round(total * split_p + sqrt(variance) * z)))
+                    else:
+                        modern_n = draw_binomial(rng, total, split_p)
+                    if flip:
+                        modern_n = total - modern_n
+                codes_row = partial[index % _CYCLE]
+
+                # draw_variant(rng, total - modern_n, *legacy behaviour, index)
+                n = total - modern_n
+                if n == 0:
+                    legacy = VariantBucket(profile=legacy_draw.profile)
+                else:
+                    p = legacy_draw.error_p
+                    if legacy_draw.exact:
+                        variance = n * p * (1 - p)
+                        if variance >= _EXACT_BELOW_VARIANCE:
+                            z = table[int(random() * levels)]
+                            errors = min(n, max(0, round(n * p + sqrt(variance) * z)))
+                        else:
+                            u = random()
+                            cumulative = legacy_draw.inversions.get(n)
+                            if cumulative is None:
+                                cumulative = legacy_draw.inversion(n)
+                            if u > cumulative[-1]:
+                                errors = legacy_draw.extend(n, u)
+                            else:
+                                errors = bisect_left(cumulative, u)
+                    else:
+                        errors = draw_binomial(rng, n, p)
+                    if not errors:
+                        codes = _NO_CODES
+                    elif errors < _CYCLE:
+                        codes = codes_row[errors]
+                    else:
+                        cycles, rest = divmod(errors, _CYCLE)
+                        a, b, c = codes_row[rest]
+                        codes = (cycles * full0 + a, cycles * full1 + b, cycles * full2 + c)
+                    factor = 1.0 + legacy_draw.cv / sqrt(n) * table[int(random() * levels)]
+                    mean = legacy_draw.mean_ms * factor if factor > 0 else 0.0
+                    legacy = VariantBucket(n, errors, codes, n * mean, legacy_draw.profile)
+
+                # draw_variant(rng, modern_n, *modern behaviour, index)
+                n = modern_n
+                if n == 0:
+                    modern = VariantBucket(profile=modern_draw.profile)
+                else:
+                    p = modern_draw.error_p
+                    if modern_draw.exact:
+                        variance = n * p * (1 - p)
+                        if variance >= _EXACT_BELOW_VARIANCE:
+                            z = table[int(random() * levels)]
+                            errors = min(n, max(0, round(n * p + sqrt(variance) * z)))
+                        else:
+                            u = random()
+                            cumulative = modern_draw.inversions.get(n)
+                            if cumulative is None:
+                                cumulative = modern_draw.inversion(n)
+                            if u > cumulative[-1]:
+                                errors = modern_draw.extend(n, u)
+                            else:
+                                errors = bisect_left(cumulative, u)
+                    else:
+                        errors = draw_binomial(rng, n, p)
+                    if not errors:
+                        codes = _NO_CODES
+                    elif errors < _CYCLE:
+                        codes = codes_row[errors]
+                    else:
+                        cycles, rest = divmod(errors, _CYCLE)
+                        a, b, c = codes_row[rest]
+                        codes = (cycles * full0 + a, cycles * full1 + b, cycles * full2 + c)
+                    factor = 1.0 + modern_draw.cv / sqrt(n) * table[int(random() * levels)]
+                    mean = modern_draw.mean_ms * factor if factor > 0 else 0.0
+                    modern = VariantBucket(n, errors, codes, n * mean, modern_draw.profile)
+
+                if pending:
+                    live = pending.pop(index, None)
+                    if live:
+                        legacy.add(live.get("legacy", VariantBucket()))
+                        modern.add(live.get("modern", VariantBucket()))
+
+                # Heap.grow, then VariantStats.add into the totals (and modern's minute)
+                n = legacy.requests
+                if n:
+                    l_garbage += garbage_mb
+                    l_leaked += l_leak
+                    if l_garbage > gc_threshold:
+                        l_garbage = 0.0
+                    lt_requests += n
+                    errors = legacy.errors
+                    if errors:
+                        lt_errors += errors
+                        c0, c1, c2 = legacy.codes
+                        lt_c0 += c0
+                        lt_c1 += c1
+                        lt_c2 += c2
+                    lt_latency += legacy.latency_sum_ms
+                    key = legacy.profile
+                    if key is not None:
+                        lt_profiles[key] = lt_profiles.get(key, 0) + n
+                legacy.heap_mb = l_base + l_garbage + l_leaked
+                n = modern.requests
+                if n:
+                    m_garbage += garbage_mb
+                    m_leaked += m_leak
+                    if m_garbage > gc_threshold:
+                        m_garbage = 0.0
+                    mt_requests += n
+                    mm_requests += n
+                    errors = modern.errors
+                    if errors:
+                        mt_errors += errors
+                        mm_errors += errors
+                        c0, c1, c2 = modern.codes
+                        mt_c0 += c0
+                        mt_c1 += c1
+                        mt_c2 += c2
+                        mm_c0 += c0
+                        mm_c1 += c1
+                        mm_c2 += c2
+                    latency = modern.latency_sum_ms
+                    mt_latency += latency
+                    mm_latency += latency
+                    key = modern.profile
+                    if key is not None:
+                        mt_profiles[key] = mt_profiles.get(key, 0) + n
+                        mm_profiles[key] = mm_profiles.get(key, 0) + n
+                modern.heap_mb = m_base + m_garbage + m_leaked
+
+                append(Bucket(index, start + BUCKET_SECONDS, legacy, modern))
+                index += 1
+                if index % _BUCKETS_PER_MINUTE == 0:
+                    self._modern_minutes.append(VariantStats(
+                        mm_requests, mm_errors, (mm_c0, mm_c1, mm_c2), mm_latency, mm_profiles))
+                    mm_requests, mm_errors, mm_c0, mm_c1, mm_c2, mm_latency, mm_profiles = (
+                        0, 0, 0, 0, 0, 0.0, {})
+                    self._next_index = index
+                    self._check_auto_rollback(start + BUCKET_SECONDS)
+                    routing = True
+        finally:
+            self._next_index = index
+            lheap.garbage_mb, lheap.leaked_mb = l_garbage, l_leaked
+            mheap.garbage_mb, mheap.leaked_mb = m_garbage, m_leaked
+            lt.requests, lt.errors, lt.codes, lt.latency_sum_ms = (
+                lt_requests, lt_errors, (lt_c0, lt_c1, lt_c2), lt_latency)
+            mt.requests, mt.errors, mt.codes, mt.latency_sum_ms = (
+                mt_requests, mt_errors, (mt_c0, mt_c1, mt_c2), mt_latency)
+            self._modern_minute = VariantStats(
+                mm_requests, mm_errors, (mm_c0, mm_c1, mm_c2), mm_latency, mm_profiles)
+
+    def _modern_phases(self, share: float) -> tuple[_VariantDraw, float, _VariantDraw]:
+        """How modern draws before ``spike_at`` and from then on, at this share."""
+        before = self._draw(*self._modern_behaviour(share, -math.inf))
+        spike, since = self.scenario.error_spike, self.modern_since
+        if spike is None or since is None:
+            return before, math.inf, before
+        return before, since + spike.after, self._draw(*self._modern_behaviour(share, math.inf))
+
+    def _draw(self, success_rate: float, profile: LatencyProfile) -> _VariantDraw:
+        key = (success_rate, profile)
+        found = self._draws.get(key)
+        if found is None:
+            found = self._draws[key] = _VariantDraw(success_rate, profile)
+        return found
 
     def _behaviour(self, variant: str, share: float, t: float) -> tuple[float, LatencyProfile]:
         """Success probability and latency profile of a variant at simulated time t."""
