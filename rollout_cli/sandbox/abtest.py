@@ -42,17 +42,24 @@ class AbTest:
 
 
 def breach_reason(config: AbTestConfig, modern: VariantStats, window: float) -> str | None:
-    """Why the test's own limits are breached, with the numbers; None when they hold."""
-    span = f"over {format_duration(window)} ({modern.requests} requests)"
+    """Why the test's own limits are breached, with the numbers; None when they hold.
+    Reads only ``requests``, ``errors`` and ``profiles`` of ``modern``."""
     error_rate, success = modern.error_rate or 0.0, modern.success_rate or 0.0
-    p95 = modern.p95_latency_ms or 0.0
     if error_rate > config.max_error_rate:
         limit = config.max_error_rate
-        return f"modern error rate {error_rate:.3f} > maxErrorRate {limit:g} {span}"
+        return (f"modern error rate {error_rate:.3f} > maxErrorRate {limit:g} "
+                f"{_span(modern, window)}")
     if success < config.min_success_rate:
         limit = config.min_success_rate
-        return f"modern success rate {success:.3f} < minSuccessRate {limit:g} {span}"
+        return (f"modern success rate {success:.3f} < minSuccessRate {limit:g} "
+                f"{_span(modern, window)}")
+    p95 = modern.p95_latency_ms or 0.0
     if p95 > config.max_response_time_ms:
         limit = config.max_response_time_ms
-        return f"modern p95 latency {p95:.0f} ms > maxResponseTime {limit:g} ms {span}"
+        return (f"modern p95 latency {p95:.0f} ms > maxResponseTime {limit:g} ms "
+                f"{_span(modern, window)}")
     return None
+
+
+def _span(modern: VariantStats, window: float) -> str:
+    return f"over {format_duration(window)} ({modern.requests} requests)"

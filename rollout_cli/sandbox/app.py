@@ -84,7 +84,9 @@ class CallLog:
         self._queries: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
 
     def record(self, request: Request, reply: Reply, at: float) -> None:
-        body = self._redactor.data(_readable_body(request.body))
+        body = _readable_body(request.body)
+        if body is not None:
+            body = self._redactor.data(body)
         key = tuple(request.query.items())
         query = self._queries.get(key)
         if query is None:

@@ -105,6 +105,18 @@ def _bisect_quantile(present: dict[LatencyProfile, int], q: float) -> float:
     # of it for every mixed window are the dearest part of a dashboard answer.
     parts = [(n, p.mu, p.sigma) for p, n in present.items()]
     log, exp, erf = math.log, math.exp, math.erf
+    if len(parts) == 2:
+        # The usual mixture (legacy and modern), its sum written out: sum() of two floats
+        # is 0 + a + b, which is a + b, bit for bit.
+        (n1, mu1, sigma1), (n2, mu2, sigma2) = parts
+        for _ in range(60):
+            middle = (low + high) / 2
+            ms = exp(middle)
+            at = log(ms) if ms > 0 else -math.inf
+            below = (n1 * (0.5 * (1.0 + erf((at - mu1) / sigma1 / _SQRT2)))
+                     + n2 * (0.5 * (1.0 + erf((at - mu2) / sigma2 / _SQRT2)))) / total
+            low, high = (middle, high) if below < q else (low, middle)
+        return math.exp((low + high) / 2)
     for _ in range(60):  # bisection on log-latency; 60 halvings is far below a microsecond
         middle = (low + high) / 2
         ms = exp(middle)

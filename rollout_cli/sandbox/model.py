@@ -550,13 +550,20 @@ class BrainModel:
         test = self.ab_test
         if test is None or test.status != RUNNING or not test.config.enable_auto_rollback:
             return
-        modern = VariantStats()
+        # What breach_reason reads of modern's window (requests, errors, profiles), summed
+        # as VariantStats.absorb sums it.
+        requests = errors = 0
+        profiles: dict[LatencyProfile, int] = {}
         for minute in self._modern_minutes:
-            modern.absorb(minute)
+            requests += minute.requests
+            errors += minute.errors
+            for profile, n in minute.profiles.items():
+                profiles[profile] = profiles.get(profile, 0) + n
         window = 60.0 * len(self._modern_minutes)
-        if modern.requests < self.scenario.auto_rollback_min_requests:
+        if requests < self.scenario.auto_rollback_min_requests:
             self._breach_since = None
             return
+        modern = VariantStats(requests, errors, profiles=profiles)
         reason = breach_reason(test.config, modern, window)
         if reason is None:
             self._breach_since = None
@@ -650,6 +657,16 @@ class BrainModel:
     @_current
     def buckets(self, window: float) -> list[Bucket]:
         return self.history.last(window)
+
+    @_current
+    def covered(self, window: float) -> int:
+        """How many buckets of the window there are: ``len(buckets(window))``."""
+        return self.history.count(window)
+
+    @_current
+    def heaps(self, window: float) -> tuple[list[float], list[float]]:
+        """Legacy's and modern's heap at the end of each bucket of the window, oldest first."""
+        return self.history.heaps(window)
 
     @_current
     def memo(self, key: Any, compute: Callable[[], R]) -> R:

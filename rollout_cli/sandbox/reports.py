@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import operator
 from typing import Any
 
@@ -17,7 +16,7 @@ from rollout_cli.sandbox.abtest import RUNNING, AbTest
 from rollout_cli.sandbox.alerts import Alert
 from rollout_cli.sandbox.durations import format_duration
 from rollout_cli.sandbox.model import MODERN_FLAG, BrainModel
-from rollout_cli.sandbox.routing import json_with_list
+from rollout_cli.sandbox.routing import dumps, json_with_list
 from rollout_cli.sandbox.traffic import BUCKET_SECONDS, ERROR_CODES, VARIANTS, Bucket, VariantStats
 
 TREND_SECONDS = 1800.0
@@ -67,7 +66,7 @@ def _overall(stats: dict[str, VariantStats]) -> VariantStats:
 
 
 def _covered_seconds(model: BrainModel, window: float) -> float:
-    return len(model.buckets(window)) * BUCKET_SECONDS
+    return model.covered(window) * BUCKET_SECONDS
 
 
 def _header(model: BrainModel, window: float) -> dict[str, Any]:
@@ -203,13 +202,12 @@ def _heap_totals(model: BrainModel) -> dict[str, float | int | None]:
 
 def heap_trends(model: BrainModel, seconds: float = TREND_SECONDS) -> dict[str, float | None]:
     """Least-squares slope of each variant's heap (MB per simulated hour) over ``seconds``."""
-    return model.memo(("heap-trends", seconds), lambda: _heap_trends(model.buckets(seconds)))
+    return model.memo(("heap-trends", seconds), lambda: _heap_trends(*model.heaps(seconds)))
 
 
-def _heap_trends(buckets: list[Bucket]) -> dict[str, float | None]:
-    legacy, modern = [b.legacy.heap_mb for b in buckets], [b.modern.heap_mb for b in buckets]
+def _heap_trends(legacy: list[float], modern: list[float]) -> dict[str, float | None]:
     series = {"legacy": legacy, "modern": modern, "total": list(map(operator.add, legacy, modern))}
-    weights = _slope_weights(len(buckets))
+    weights = _slope_weights(len(legacy))
     return {name: _rounded(None if weights is None else sum(map(operator.mul, weights, values)),
                            2)
             for name, values in series.items()}
@@ -256,11 +254,8 @@ def _memory_stats(model: BrainModel) -> dict[str, Any]:
 def _heap_samples(model: BrainModel) -> list[str]:
     """One sample per simulated minute of the last hour (the buckets ending on a minute),
     each as JSON."""
-    buckets = model.buckets(3600.0)
-    first = (5 - buckets[0].index) % 6 if buckets else 0  # indices are consecutive
-    lasting = model.history.lasting
-    return [lasting(("heap-sample", b.index), lambda b=b: json.dumps(_heap_sample(b)))
-            for b in buckets[first::6]]
+    minutes = model.history.every(3600.0, 6, 5)
+    return model.history.rows("heap-sample", minutes, lambda b: dumps(_heap_sample(b)))
 
 
 def _heap_sample(bucket: Bucket) -> dict[str, Any]:

@@ -170,3 +170,26 @@ def test_the_bucket_loop_draws_what_the_reference_functions_draw(name: str, seed
     assert math.isfinite(fast.totals["legacy"].latency_sum_ms)
     if name in ("broken", "dead", "instant-spike"):
         assert rollbacks > 0  # the loop went through an auto-rollback and rerouted
+
+
+def test_the_package_imports_its_http_server_only_when_asked() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, rollout_cli.sandbox as sandbox\n"
+        "assert 'rollout_cli.sandbox.server' not in sys.modules\n"
+        "assert 'running_sandbox' in dir(sandbox)\n"
+        "from rollout_cli.sandbox import RunningSandbox, SandboxServer, running_sandbox\n"
+        "from rollout_cli.sandbox import server\n"
+        "assert (RunningSandbox, SandboxServer, running_sandbox) == "
+        "(server.RunningSandbox, server.SandboxServer, server.running_sandbox)\n"
+        "try:\n"
+        "    sandbox.no_such_name\n"
+        "except AttributeError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
