@@ -124,6 +124,39 @@ class _VariantDraw:
         found = self.inversions[n] = [term]
         return found
 
+    def bucket(self, n: int, codes_row: Any, rng: random.Random) -> VariantBucket:
+        """``draw_variant(rng, n, ...)`` for this behaviour: the same draws, in the same
+        order, and the same bits (tests/sandbox/test_sandbox_generation.py)."""
+        if n == 0:
+            return VariantBucket(profile=self.profile)
+        draw = rng.random
+        p = self.error_p
+        if self.exact:
+            variance = n * p * (1 - p)
+            if variance >= _EXACT_BELOW_VARIANCE:
+                z = _NORMAL_TABLE[int(draw() * _NORMAL_LEVELS)]
+                errors = min(n, max(0, round(n * p + math.sqrt(variance) * z)))
+            else:
+                u = draw()
+                cumulative = self.inversions.get(n)
+                if cumulative is None:
+                    cumulative = self.inversion(n)
+                errors = self.extend(n, u) if u > cumulative[-1] else bisect_left(cumulative, u)
+        else:
+            errors = draw_binomial(rng, n, p)
+        if not errors:
+            codes = _NO_CODES
+        elif errors < _CYCLE:
+            codes = codes_row[errors]
+        else:
+            cycles, rest = divmod(errors, _CYCLE)
+            a, b, c = codes_row[rest]
+            full0, full1, full2 = _FULL
+            codes = (cycles * full0 + a, cycles * full1 + b, cycles * full2 + c)
+        factor = 1.0 + self.cv / math.sqrt(n) * _NORMAL_TABLE[int(draw() * _NORMAL_LEVELS)]
+        mean = self.mean_ms * factor if factor > 0 else 0.0
+        return VariantBucket(n, errors, codes, n * mean, self.profile)
+
     def extend(self, n: int, u: float) -> int:
         """The draw for a u beyond the known sums, extending them as the loop goes."""
         p = self.error_p
@@ -244,7 +277,7 @@ class BrainModel:
         rng = self._traffic_rng
         random = rng.random
         table, levels, sqrt = _NORMAL_TABLE, _NORMAL_LEVELS, math.sqrt
-        partial, full0, full1, full2 = _PARTIAL, *_FULL
+        partial = _PARTIAL
         per_bucket = self._requests_per_bucket
         poisson_sd = math.sqrt(per_bucket) if per_bucket >= 30 else 0.0
         garbage_mb = self._garbage_per_bucket
@@ -312,73 +345,9 @@ class BrainModel:
                         modern_n = total - modern_n
                 codes_row = partial[index % _CYCLE]
 
-                # draw_variant(rng, total - modern_n, *legacy behaviour, index)
-                n = total - modern_n
-                if n == 0:
-                    legacy = VariantBucket(profile=legacy_draw.profile)
-                else:
-                    p = legacy_draw.error_p
-                    if legacy_draw.exact:
-                        variance = n * p * (1 - p)
-                        if variance >= _EXACT_BELOW_VARIANCE:
-                            z = table[int(random() * levels)]
-                            errors = min(n, max(0, round(n * p + sqrt(variance) * z)))
-                        else:
-                            u = random()
-                            cumulative = legacy_draw.inversions.get(n)
-                            if cumulative is None:
-                                cumulative = legacy_draw.inversion(n)
-                            if u > cumulative[-1]:
-                                errors = legacy_draw.extend(n, u)
-                            else:
-                                errors = bisect_left(cumulative, u)
-                    else:
-                        errors = draw_binomial(rng, n, p)
-                    if not errors:
-                        codes = _NO_CODES
-                    elif errors < _CYCLE:
-                        codes = codes_row[errors]
-                    else:
-                        cycles, rest = divmod(errors, _CYCLE)
-                        a, b, c = codes_row[rest]
-                        codes = (cycles * full0 + a, cycles * full1 + b, cycles * full2 + c)
-                    factor = 1.0 + legacy_draw.cv / sqrt(n) * table[int(random() * levels)]
-                    mean = legacy_draw.mean_ms * factor if factor > 0 else 0.0
-                    legacy = VariantBucket(n, errors, codes, n * mean, legacy_draw.profile)
-
-                # draw_variant(rng, modern_n, *modern behaviour, index)
-                n = modern_n
-                if n == 0:
-                    modern = VariantBucket(profile=modern_draw.profile)
-                else:
-                    p = modern_draw.error_p
-                    if modern_draw.exact:
-                        variance = n * p * (1 - p)
-                        if variance >= _EXACT_BELOW_VARIANCE:
-                            z = table[int(random() * levels)]
-                            errors = min(n, max(0, round(n * p + sqrt(variance) * z)))
-                        else:
-                            u = random()
-                            cumulative = modern_draw.inversions.get(n)
-                            if cumulative is None:
-                                cumulative = modern_draw.inversion(n)
-                            if u > cumulative[-1]:
-                                errors = modern_draw.extend(n, u)
-                            else:
-                                errors = bisect_left(cumulative, u)
-                    else:
-                        errors = draw_binomial(rng, n, p)
-                    if not errors:
-                        codes = _NO_CODES
-                    elif errors < _CYCLE:
-                        codes = codes_row[errors]
-                    else:
-                        cycles, rest = divmod(errors, _CYCLE)
-                        a, b, c = codes_row[rest]
-                        codes = (cycles * full0 + a, cycles * full1 + b, cycles * full2 + c)
-                    factor = 1.0 + modern_draw.cv / sqrt(n) * table[int(random() * levels)]
-                    mean = modern_draw.mean_ms * factor if factor > 0 else 0.0
-                    modern = VariantBucket(n, errors, codes, n * mean, modern_draw.profile)
+                # draw_variant(rng, n, *behaviour, index), legacy's draws first
+                legacy = legacy_draw.bucket(total - modern_n, codes_row, rng)
+                modern = modern_draw.bucket(modern_n, codes_row, rng)
 
                 if pending:
                     live = pending.pop(index, None)
