@@ -3,7 +3,13 @@
 Like Argo Rollouts' analysis: every ``interval`` (after ``initial_delay``) the checks are
 judged; failures, inconclusive rounds and consecutive errors are counted, and a count
 over its limit acts (``failed (1) > failure_limit (0)``). Dry-run checks are judged and
-shown, never counted.
+shown, never counted; a check with no data under ``no_data: ignore`` drops out of its
+round, and a round in which no check had data is inconclusive.
+
+What a run may be judged on: measurements taken at or after its ``since`` (the instant
+its traffic change answered plus ``initial_delay``, moved later when the stage has to
+watch again after a pause or an outage), each measurement at most once, and only while
+fresh (``FRESH`` seconds): a process that resumes measures before it judges.
 """
 
 from __future__ import annotations
@@ -11,11 +17,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rollout_cli.engine.checks import ERROR, FAIL, INCONCLUSIVE, PASS, Verdict, evaluate, worst
+from rollout_cli.engine.checks import (
+    ERROR,
+    FAIL,
+    IGNORED,
+    INCONCLUSIVE,
+    PASS,
+    Verdict,
+    evaluate,
+    worst,
+)
 from rollout_cli.engine.measurements import Measurements
 from rollout_cli.plan.models import Analysis, Plan
 
 STAGE, BACKGROUND = "stage", "background"
+# How old a measurement may be when it is judged: judging follows measuring within the
+# same tick, so an older one was taken by a process that has since died.
+FRESH = 1.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,8 @@ class Run:
     action: str = ""             # continue | pause | rollback, until acted on
     message: str = ""
     verdicts: tuple[dict[str, Any], ...] = field(default=())
+    since: float | None = None   # samples before this never count; None: ``started``
+    judged: int = 0              # the seq of the last `measured` event judged
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "verdicts": list(self.verdicts)}
@@ -42,14 +62,27 @@ class Run:
         return cls(**{**data, "verdicts": tuple(data.get("verdicts", ()))})
 
 
+    @property
+    def watched_since(self) -> float:
+        return self.started if self.since is None else self.since
+
+
 def slack(analysis: Analysis) -> float:
     """How early a round may be measured: so that analyses due close together (within half
     an interval, 10 s at most) share one measurement instead of each sending its own."""
     return min(10.0, analysis.interval / 2)
 
 
-def start(analysis: Analysis, now: float) -> Run:
-    return Run(started=now, next_due=now + analysis.initial_delay)
+def earliest(run: Run, analysis: Analysis) -> float:
+    """When the run's next round may be measured: early by the slack, never before ``since``."""
+    return max(run.next_due - slack(analysis), run.watched_since)
+
+
+def judgeable(run: Run, analysis: Analysis, measured_at: float | None, measured_seq: int,
+              now: float) -> bool:
+    """Whether the latest measurement is one this run may judge (see the module's rules)."""
+    return (measured_at is not None and measured_seq > run.judged
+            and measured_at >= earliest(run, analysis) and now - measured_at <= FRESH)
 
 
 # What only depends on a plan, worked out once per plan: decide() asks on every tick.
@@ -104,28 +137,36 @@ def keep_for(plan: Plan, metric: str, interval: float) -> float:
 
 
 def assess(plan: Plan, analysis: Analysis, scope: str, run: Run, measured: Measurements,
-           now: float, since: float | None) -> Run:
-    """One round: every check judged, counters updated, the action decided."""
+           now: float, measured_seq: int = 0) -> Run:
+    """One round on the measurement ``measured_seq`` taken at ``now``: every check judged,
+    counters updated, the action decided."""
+    since = run.watched_since
     verdicts = [evaluate(name, plan.checks[name], measured.of(plan.checks[name].metric), now,
                          measured.of(plan.checks[name].baseline or ""), since)
                 for name in analysis.checks]
-    acting = [v for v in verdicts if not v.dry_run]
-    phases = [v.phase for v in acting]
+    acting = [v for v in verdicts if not v.dry_run and v.phase != IGNORED]
+    no_data = not acting and any(not v.dry_run for v in verdicts)
+    phases = [v.phase for v in acting] or ([INCONCLUSIVE] if no_data else [])
     counted = [v for v in acting if not v.warming_up]
     failures = run.failures + (FAIL in phases)
-    inconclusives = run.inconclusives + any(v.phase == INCONCLUSIVE for v in counted)
+    inconclusives = run.inconclusives + (
+        no_data or any(v.phase == INCONCLUSIVE for v in counted))
     errors = run.consecutive_errors + 1 if ERROR in phases else 0
+    if no_data:
+        acting = [Verdict("analysis", INCONCLUSIVE, "no check had data: " + "; ".join(
+            v.reason for v in verdicts if not v.dry_run))]
     action, message = _act(analysis, scope, failures, inconclusives, errors, acting)
     passed = (bool(acting) and all(p == PASS for p in phases)) or (
-        analysis.on_inconclusive == "continue" and not {FAIL, ERROR} & set(phases))
+        analysis.on_inconclusive == "continue" and not {FAIL, ERROR} & set(phases)
+        and not no_data)
     # At a fixed rate from when the round was due, so a measurement's own duration does not
     # push every later round back; after a long gap (a pause), one interval from now.
     next_due = run.next_due + analysis.interval
     if next_due <= now:
         next_due = now + analysis.interval
-    return Run(run.started, next_due, run.rounds + 1, failures, inconclusives,
-               errors, passed, worst(phases), action, message,
-               tuple(_verdict_json(v) for v in verdicts))
+    return Run(run.started, next_due, run.rounds + 1, failures, inconclusives, errors, passed,
+               worst(phases), action, message, tuple(_verdict_json(v) for v in verdicts),
+               run.since, max(measured_seq, run.judged))
 
 
 def _act(analysis: Analysis, scope: str, failures: int, inconclusives: int, errors: int,
@@ -152,6 +193,5 @@ def _verdict_json(verdict: Verdict) -> dict[str, Any]:
             "value": verdict.value, "dry_run": verdict.dry_run}
 
 
-__all__ = ["BACKGROUND", "PASS", "STAGE", "Run", "assess", "keep_for", "measures_all",
-           "metrics_of", "slack",
-           "start"]
+__all__ = ["BACKGROUND", "FRESH", "PASS", "STAGE", "Run", "assess", "earliest", "judgeable",
+           "keep_for", "measures_all", "metrics_of", "slack"]

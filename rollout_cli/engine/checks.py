@@ -1,7 +1,8 @@
 """From a metric's measurements to a verdict with its reason, the numbers included (pure).
 
 Verdicts, best to worst: pass < inconclusive < error < fail; an analysis takes the worst.
-Missing data is never a pass.
+Missing data is never a pass: under ``no_data: ignore`` a check without data is *ignored*,
+which drops it from its round rather than passing it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from rollout_cli.plan.durations import format_duration
 from rollout_cli.plan.models import Check
 
 PASS, INCONCLUSIVE, ERROR, FAIL = "pass", "inconclusive", "error", "fail"
-ORDER = {PASS: 0, INCONCLUSIVE: 1, ERROR: 2, FAIL: 3}
+IGNORED = "ignored"
+ORDER = {IGNORED: -1, PASS: 0, INCONCLUSIVE: 1, ERROR: 2, FAIL: 3}
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def _no_data(check: Check, verdict, reason: str) -> Verdict:  # type: ignore[no-
     if check.no_data == "fail":
         return verdict(FAIL, f"{reason}; no_data: fail")
     if check.no_data == "ignore":
-        return verdict(PASS, f"{reason}; no_data: ignore (not judged)")
+        return verdict(IGNORED, f"{reason}; no_data: ignore")
     return verdict(INCONCLUSIVE, f"{reason}; no_data: inconclusive")
 
 

@@ -184,22 +184,31 @@ def _running(plan: Plan, state: RolloutState, now: float, policy: Policy) -> Dec
 
 def _baking(plan: Plan, stage: Stage, stage_analysis: Analysis | None, state: RolloutState,
             now: float) -> Decision | None:
-    """A Wait while the stage must keep baking, a pause when its bake ran out; else None."""
-    since = state.baking_since if state.baking_since is not None else now
-    low = since + (stage.bake.min if stage.bake else 0.0)
-    high = since + stage.bake.max if stage.bake else None
+    """A Wait while the stage must keep baking, a pause when its bake ran out; else None.
+
+    A bake counts watched time (``RolloutState.baked_at``), not time on the wall."""
+    watched = state.baked_at(now)
+    low = stage.bake.min if stage.bake else 0.0
+    high = stage.bake.max if stage.bake else None
     run = state.analyses.get(runs.STAGE)
     passed = stage_analysis is None or state.gate_approved or (run is not None and run.passed)
-    if now >= low and passed:
+    # Within a microsecond: watched time is a sum of float differences, and a bake that is
+    # over by the clock must not wait a whole interval more for a rounding error.
+    if watched + 1e-6 >= low and passed:
         return None
-    if high is not None and now >= high and not passed and high > low:
+    if high is not None and watched >= high and not passed and high > low:
         detail = run.message or "; ".join(v["reason"] for v in run.verdicts) if run else ""
         return Record({"type": "paused", "reason": f"stage {stage.name!r}: bake "
                        f"{stage.bake} is over and its analysis has not passed: {detail}"})
-    wakes = [t for t in (low if now < low else None, high, *_next_due(plan, state))
+    # The bake's clock stands still while its metric source is down: then only the next
+    # round can move it.
+    ticking = state.bake_clock is not None
+    wakes = [t for t in (now + low - watched if ticking and watched + 1e-6 < low else None,
+                         now + high - watched if ticking and high is not None else None,
+                         *_next_due(plan, state))
              if t is not None and t > now]
     until = min(wakes) if wakes else now + (stage_analysis.interval if stage_analysis else 1.0)
-    what = "bakes" if now < low else "waits for a passing analysis"
+    what = "bakes" if watched + 1e-6 < low else "waits for a passing analysis"
     return Wait(until, f"stage {stage.name!r} {what} until {until:.3f}")
 
 
@@ -245,20 +254,30 @@ def _analysis_due(plan: Plan, state: RolloutState, now: float) -> Decision | Non
             return Record({"type": "rollback-started", "reason": run.message, "who": "analysis"})
         if run.action == "pause":
             return Record({"type": "paused", "reason": run.message, "who": "analysis"})
-    measured = state.measured_at if state.measured_at is not None else float("-inf")
     for scope, analysis in active:
         run = state.analyses[scope]
-        # Judged on a measurement taken for it: due by then, and with all of its metrics.
-        if measured >= run.next_due - runs.slack(analysis) and runs.measures_all(
-                plan, analysis, state.measured_metrics):
-            since = state.baking_since if scope == runs.STAGE else None
-            judged = runs.assess(plan, analysis, scope, run, state.measurements, measured, since)
+        # Judged on a measurement taken for it: due by then, with all of its metrics, not
+        # judged before, and fresh (a process that resumes measures before it judges).
+        if runs.judgeable(run, analysis, state.measured_at, state.measured_seq, now) and \
+                runs.measures_all(plan, analysis, state.measured_metrics):
+            assert state.measured_at is not None
+            judged = runs.assess(plan, analysis, scope, run, state.measurements,
+                                 state.measured_at, state.measured_seq)
             return Record({"type": "analysis", "scope": scope, "stage": state.stage,
                            "run": judged.to_json()})
     due = [(scope, analysis) for scope, analysis in active
-           if now >= state.analyses[scope].next_due - runs.slack(analysis)]
+           if now >= runs.earliest(state.analyses[scope], analysis)]
     if not due:
         return None
+    # An analysis that may measure a little later (a first round waiting out its initial
+    # delay) is waited for, within the slack of those due: rounds move later to share a
+    # measurement, never earlier than a run allows.
+    within = now + min(runs.slack(analysis) for _, analysis in due)
+    soon = [runs.earliest(state.analyses[scope], analysis) for scope, analysis in active
+            if (scope, analysis) not in due
+            and runs.earliest(state.analyses[scope], analysis) <= within]
+    if soon:
+        return Wait(max(soon), f"measures at {max(soon):.3f}, for every analysis due by then")
     metrics: list[str] = []
     keep: dict[str, float] = {}
     for _, analysis in due:

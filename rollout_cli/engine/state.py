@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from rollout_cli.engine.analysis import Run
+from rollout_cli.engine.analysis import STAGE, Run
 from rollout_cli.engine.checks import Sample
 from rollout_cli.engine.measurements import Measurements
 from rollout_cli.engine.phases import (
@@ -43,8 +43,11 @@ class RolloutState:
     step: int = 0
     stage_started: bool = False
     stage_started_at: float | None = None
+    stage_names: tuple[str, ...] = ()        # of the stages started so far, by index
     traffic_applied: bool = False
     baking_since: float | None = None
+    baked: float = 0.0                       # watched bake time before ``bake_clock``
+    bake_clock: float | None = None          # watching since; None: paused or blind
     bake_skipped: bool = False
     gate_approved: bool = False
     full_promotion: bool = False
@@ -61,10 +64,17 @@ class RolloutState:
     rollback_uncertain: tuple[str, ...] = ()
     last_event: str = ""
     measured_at: float | None = None
+    measured_seq: int = 0                    # the seq of the `measured` event at measured_at
     measured_metrics: tuple[str, ...] = ()   # what the measurement at measured_at fetched
     analyses: dict[str, Run] = field(default_factory=dict)
     history: dict[str, tuple[tuple[float, float | None, str], ...]] = field(default_factory=dict)
     measurements: Measurements = field(default_factory=Measurements)
+
+    def baked_at(self, now: float) -> float:
+        """How long the current stage's bake has watched by ``now``: paused time and time
+        in an error streak (its metric source down) do not count."""
+        running = 0.0 if self.bake_clock is None else max(0.0, now - self.bake_clock)
+        return self.baked + running
 
     def to_json(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items()
@@ -80,7 +90,8 @@ class RolloutState:
         for key in ("pending", "uncertain"):
             if values.get(key):
                 values[key] = PendingCall(**values[key])
-        for key in ("rollback_failures", "rollback_uncertain", "measured_metrics"):
+        for key in ("rollback_failures", "rollback_uncertain", "measured_metrics",
+                    "stage_names"):
             values[key] = tuple(values.get(key, ()))
         values["analyses"] = {k: Run.from_json(v) for k, v in values.get("analyses", {}).items()}
         values["history"] = {k: tuple(tuple(p) for p in v)
@@ -115,6 +126,8 @@ def apply(state: RolloutState, event: dict[str, Any]) -> RolloutState:
     """The state after one journaled event. Illegal events raise IllegalTransition."""
     kind = event["type"]
     phase = next_phase(state.phase, kind)
+    if state.phase == PAUSED and phase == RUNNING:
+        state = _watching_again(state, event.get("time", state.updated))
     state = replace(state, phase=phase, seq=event.get("seq", state.seq),
                     updated=event.get("time", state.updated), last_event=kind)
     handler = _HANDLERS.get(kind)
@@ -126,9 +139,12 @@ def _created(state: RolloutState, event: dict[str, Any]) -> RolloutState:
 
 
 def _stage_started(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    analyses = {k: v for k, v in state.analyses.items() if k != "stage"}
-    return replace(state, stage=event["stage"], step=0, stage_started=True, analyses=analyses,
-                   stage_started_at=event["time"], traffic_applied=False, baking_since=None,
+    analyses = {k: v for k, v in state.analyses.items() if k != STAGE}
+    index = event["stage"]
+    names = (*state.stage_names[:index], event.get("name", str(index)))
+    return replace(state, stage=index, step=0, stage_started=True, analyses=analyses,
+                   stage_started_at=event["time"], stage_names=names, traffic_applied=False,
+                   baking_since=None, baked=0.0, bake_clock=None,
                    bake_skipped=state.full_promotion, gate_approved=state.full_promotion,
                    step_failure=None)
 
@@ -187,7 +203,25 @@ def _acted(state: RolloutState, reset: bool = False) -> RolloutState:
 def _paused(state: RolloutState, event: dict[str, Any]) -> RolloutState:
     if event.get("uncertain") and state.pending is not None:
         state = replace(state, uncertain=state.pending, pending=None)
-    return replace(_acted(state), pause_reason=event.get("reason"))
+    return replace(_acted(state), pause_reason=event.get("reason"),
+                   baked=state.baked_at(event["time"]), bake_clock=None)
+
+
+def _watching_again(state: RolloutState, now: float) -> RolloutState:
+    """Leaving a pause: the bake's clock runs again, and the stage is judged afresh, on
+    what is measured from now on."""
+    if state.baking_since is None:
+        return state
+    state = replace(state, bake_clock=now)
+    return _fresh_stage_run(state, now)
+
+
+def _fresh_stage_run(state: RolloutState, since: float) -> RolloutState:
+    run = state.analyses.get(STAGE)
+    if run is None:
+        return state
+    return replace(state, analyses={**state.analyses,
+                                    STAGE: replace(run, since=since, passed=False)})
 
 
 def _resumed(state: RolloutState, event: dict[str, Any]) -> RolloutState:
@@ -200,7 +234,9 @@ def _gate_approved(state: RolloutState, event: dict[str, Any]) -> RolloutState:
 
 
 def _analysis_started(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    run = Run(started=event["started"], next_due=event["next_due"])
+    # Samples before the first round is due (traffic answered + initial_delay) never count.
+    run = Run(started=event["started"], next_due=event["next_due"],
+              since=event.get("since", event["next_due"]))
     return replace(state, analyses={**state.analyses, event["scope"]: run})
 
 
@@ -211,7 +247,7 @@ def _measured(state: RolloutState, event: dict[str, Any]) -> RolloutState:
         for one in value if isinstance(value, list) else [value]:
             state.measurements.add(metric, Sample(event["time"], one, errors.get(metric)),
                                    keep.get(metric, 3600.0))
-    return replace(state, measured_at=event["time"],
+    return replace(state, measured_at=event["time"], measured_seq=event.get("seq", state.seq),
                    measured_metrics=tuple(event.get("values", {})))
 
 
@@ -225,7 +261,25 @@ def _analysis(state: RolloutState, event: dict[str, Any]) -> RolloutState:
         points = (*history.get(verdict["check"], ()), (event["time"], verdict["value"],
                                                        verdict["phase"]))
         history[verdict["check"]] = points[-HISTORY:]
-    return replace(state, analyses={**state.analyses, event["scope"]: run}, history=history)
+    state = replace(state, analyses={**state.analyses, event["scope"]: run}, history=history)
+    if event["scope"] == STAGE and state.baking_since is not None:
+        state = _bake_watch(state, run, event["time"])
+    return state
+
+
+def _bake_watch(state: RolloutState, run: Run, now: float) -> RolloutState:
+    """A stage round moves the bake's clock: a round that could not measure (its metric
+    source failed) stops it as of the last round that could, and the first round that
+    measures again restarts it there, with the stage judged afresh from that measurement."""
+    blind = run.consecutive_errors > 0
+    if state.bake_clock is not None:
+        if blind:
+            return replace(state, bake_clock=None)
+        return replace(state, baked=state.baked_at(now), bake_clock=now)
+    if blind:
+        return state
+    since = state.measured_at if state.measured_at is not None else now
+    return _fresh_stage_run(replace(state, bake_clock=since), since)
 
 
 def _promoted_full(state: RolloutState, event: dict[str, Any]) -> RolloutState:
@@ -233,12 +287,12 @@ def _promoted_full(state: RolloutState, event: dict[str, Any]) -> RolloutState:
 
 
 def _stage_baking(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    return replace(state, baking_since=event["since"])
+    return replace(state, baking_since=event["since"], baked=0.0, bake_clock=event["since"])
 
 
 def _stage_completed(state: RolloutState, event: dict[str, Any]) -> RolloutState:
     return replace(state, stage=state.stage + 1, stage_started=False, step=0,
-                   traffic_applied=False, baking_since=None)
+                   traffic_applied=False, baking_since=None, baked=0.0, bake_clock=None)
 
 
 def _rollback_started(state: RolloutState, event: dict[str, Any]) -> RolloutState:

@@ -13,7 +13,8 @@ from rollout_cli.plan.durations import format_duration
 from rollout_cli.render.checks_view import checks_data, sparkline
 from rollout_cli.render.rollout_view import _clock, describe_event, next_step_hint
 
-VERDICT_STYLE = {"pass": "green", "inconclusive": "yellow", "error": "magenta", "fail": "red"}
+VERDICT_STYLE = {"pass": "green", "inconclusive": "yellow", "error": "magenta", "fail": "red",
+                 "ignored": "dim"}
 
 
 def render(plan: Any, state: RolloutState, events: list[dict[str, Any]], now: float) -> Any:
@@ -57,7 +58,7 @@ def _bake(plan: Any, state: RolloutState, now: float) -> Any:
         gate = "manual gate" if stage.gate == "manual" else "no bake"
         grid.add_row(f"stage {stage.name}: {gate}")
         return grid
-    done = min(now - state.baking_since, stage.bake.min)
+    done = min(state.baked_at(now), stage.bake.min)
     left = max(0.0, stage.bake.min - done)
     bar = ProgressBar(total=max(stage.bake.min, 0.001), completed=done, width=40)
     grid.add_row(f"bake {stage.bake}", bar, f"{format_duration(left)} left")

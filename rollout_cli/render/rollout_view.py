@@ -168,7 +168,7 @@ def status_dict(status: Any, now: float) -> dict[str, Any]:
     stage = plan.stages[state.stage] if plan and state.stage < len(plan.stages) else None
     bake_left = None
     if stage and stage.bake and state.baking_since is not None:
-        bake_left = max(0.0, state.baking_since + stage.bake.min - now)
+        bake_left = max(0.0, stage.bake.min - state.baked_at(now))
     return {
         "rollout": status.meta.id, "plan": status.meta.plan_name, "phase": state.phase,
         "stage": stage.name if stage else None, "stage_index": state.stage,

@@ -16,7 +16,7 @@ def test_frame_shows_where_the_rollout_stands():
     verdict = {"check": "success-rate", "phase": "pass", "reason": "", "value": 0.97,
                "dry_run": False}
     state = RolloutState(id="demo-1", plan=plan.name, phase="running", stage=4,
-                         stage_started=True, traffic_applied=True, baking_since=100.0,
+                         stage_started=True, traffic_applied=True, baking_since=100.0, bake_clock=100.0,
                          percentage=25.0,
                          analyses={"stage": Run(100.0, 101.0, rounds=2, verdicts=(verdict,))},
                          history={"success-rate": ((100.0, 0.96, "pass"), (100.5, 0.97, "pass"))})

@@ -45,7 +45,7 @@ def measured(**values: float | None) -> Measurements:
 
 
 def round_of(analysis: Analysis, run: Run, **values: float | None) -> Run:
-    return assess(plan, analysis, "stage", run, measured(**values), 100.0, None)
+    return assess(plan, analysis, "stage", run, measured(**values), 100.0)
 
 
 LIMITS = [
@@ -100,7 +100,7 @@ def _run_rounds(analysis: Analysis, rounds: list[dict]) -> Run:
         for metric, value in values.items():
             if not metric.startswith("!"):
                 history.add(metric, Sample(now, value, errors.get(metric)), 3600)
-        run = assess(plan, analysis, "stage", run, history, now, None)
+        run = assess(plan, analysis, "stage", run, history, now)
     return run
 
 
@@ -206,9 +206,9 @@ def test_rounds_keep_their_rate_however_long_a_measurement_takes():
     history = Measurements()
     history.add("rate", Sample(300.25, 0.99), 3600)
 
-    late = assess(plan, analysis, "stage", Run(started=0, next_due=300), history, 300.25, None)
+    late = assess(plan, analysis, "stage", Run(started=0, next_due=300), history, 300.25)
     after_a_pause = assess(plan, analysis, "stage", Run(started=0, next_due=300), history,
-                           4000, None)
+                           4000)
 
     assert late.next_due == 600
     assert after_a_pause.next_due == 4300

@@ -90,8 +90,8 @@ CASES = [
      "c: no data (1 answers had no value); no_data: inconclusive -> inconclusive"),
     ("no-data-fail", {**ABSOLUTE, "no_data": "fail"}, [Sample(0, None)], 0, (), "fail",
      "c: no data (1 answers had no value); no_data: fail -> fail"),
-    ("no-data-ignore-never-a-real-pass", {**ABSOLUTE, "no_data": "ignore"}, [], 0, (), "pass",
-     "c: no data (0 answers had no value); no_data: ignore (not judged) -> pass"),
+    ("no-data-ignore-never-a-pass", {**ABSOLUTE, "no_data": "ignore"}, [], 0, (), "ignored",
+     "c: no data (0 answers had no value); no_data: ignore -> ignored"),
     ("stale-sample-is-no-data", {**WINDOWED, "window": "5m"}, series(0.99), 3600, (),
      "inconclusive", "c: no data (0 answers in 5m had no value); no_data: inconclusive -> "
      "inconclusive"),

@@ -501,6 +501,8 @@ class RolloutWorld(RuleBasedStateMachine):
             if stage.bake and before.stage not in self.skipped:
                 assert before.baking_since is not None
                 assert self.now >= before.baking_since + stage.bake.min, "bake cut short"
+                assert before.baked_at(self.now) + 1e-6 >= stage.bake.min, \
+                    "bake counted time it did not watch"
             if self.plan.analysis_for(stage) and before.stage not in self.waived:
                 run = before.analyses.get("stage")
                 assert run is not None and run.passed, "completed without a passing analysis"
