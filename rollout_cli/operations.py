@@ -38,7 +38,8 @@ class Context:
     lock_timeout: float = 0.0
     transport: Any = None
     on_event: EventSink = lambda event, state: None
-    now: Callable[[], float] | None = None
+    now: Callable[[], float] | None = None          # the wall clock
+    monotonic: Callable[[], float] | None = None    # default: ``now`` if given, else real
     sleep: Callable[[float], None] | None = None
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
@@ -85,7 +86,7 @@ def _reconciler(ctx: Context, rollout: RolloutDir, loaded: Any, operation: str,
 
     http = HttpDriver(redactor=loaded.redactor, transport=ctx.transport,
                       verify=loaded.plan.target.verify)
-    clock = Clock(ctx.now or time.time, ctx.sleep or time.sleep)
+    clock = Clock(ctx.now or time.time, ctx.monotonic, ctx.sleep or time.sleep)
     notifier = Notifier(loaded.plan.notify, loaded.redactor, rollout.id, loaded.plan.name,
                         stages=[stage.name for stage in loaded.plan.stages])
 
@@ -188,7 +189,14 @@ def _plan_for(ctx: Context, rollout: RolloutDir, state: RolloutState, plan_file:
             raise StateError(f"plan {path} changed since rollout {rollout.id} started "
                              f"(digest {recorded[:12]} -> {digest[:12]}); run again with "
                              "--accept-plan-change to continue with the new plan")
-        return _load(path, ctx), {"type": "plan-changed", "plan_digest": digest, "who": who()}
+        from rollout_cli.engine.plan_change import refusal
+
+        loaded = _load(path, ctx)
+        refused = refusal(loaded.plan, state)
+        if refused is not None:
+            raise StateError(f"plan {path} changed since rollout {rollout.id} started, and "
+                             f"cannot be accepted: {refused}")
+        return loaded, {"type": "plan-changed", "plan_digest": digest, "who": who()}
     return _load(path, ctx), None
 
 

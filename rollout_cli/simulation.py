@@ -123,7 +123,7 @@ def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
     executor = Executor(loaded, http, simulate_commands=True)
     executor.metrics.concurrency = 1
     reconciler = Reconciler(MemoryStore(), rollout, executor,  # type: ignore[arg-type]
-                            Policy(auto_approve=True), Clock(clock.now, clock.advance), sink,
+                            Policy(auto_approve=True), Clock(clock.now, sleep=clock.advance), sink,
                             max_nap=float("inf"))
     with http:
         reconciler.record({"type": "created", "plan": loaded.plan.name, "simulated": True})

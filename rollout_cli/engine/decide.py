@@ -155,6 +155,9 @@ def _gate(stage: Stage, stage_index: int, policy: Policy) -> Decision:
 
 def _running(plan: Plan, state: RolloutState, now: float, policy: Policy) -> Decision:
     if state.stage >= len(plan.stages):
+        short = _traffic_short(plan, state)
+        if short is not None:
+            return Record({"type": "paused", "reason": short})
         return Record({"type": "succeeded", "reason": "every stage completed"})
     stage = plan.stages[state.stage]
     if not state.stage_started:
@@ -180,6 +183,20 @@ def _running(plan: Plan, state: RolloutState, now: float, policy: Policy) -> Dec
                            "who": "auto-approve", "auto": True})
         return Record({"type": "gate-waiting", "stage": state.stage, "name": stage.name})
     return Record({"type": "stage-completed", "stage": state.stage, "name": stage.name})
+
+
+def _traffic_short(plan: Plan, state: RolloutState) -> str | None:
+    """Why the rollout cannot succeed yet: its traffic is not what the last stage set."""
+    traffic = _traffic_stages(plan)
+    if not traffic:
+        return None
+    wanted = plan.stages[traffic[-1]].percentage
+    if state.percentage == wanted:
+        return None
+    now = "unknown" if state.percentage is None else f"{state.percentage:g}%"
+    return (f"every stage is done, but traffic is at {now}, not the {wanted:g}% of the last "
+            f"stage ({plan.stages[traffic[-1]].name}); check the target, then roll back or "
+            "fix the plan")
 
 
 def _baking(plan: Plan, stage: Stage, stage_analysis: Analysis | None, state: RolloutState,

@@ -31,7 +31,9 @@ from rollout_cli.engine import (
 )
 from rollout_cli.engine.measurements import Measurements
 from rollout_cli.engine.state import replace
+from rollout_cli.plan.durations import format_duration
 from rollout_cli.reconcile.executor import Executor
+from rollout_cli.store.identity import who
 from rollout_cli.store.loading import load_state
 
 if TYPE_CHECKING:  # a simulation keeps its rollout in memory and never needs the store
@@ -39,16 +41,44 @@ if TYPE_CHECKING:  # a simulation keeps its rollout in memory and never needs th
 
 SNAPSHOT_EVERY = 200
 MAX_NAP = 1.0
+# Clocks of different machines differ by a little; a resume behind by more is news.
+CLOCK_NOTE_AFTER = 1.0
 # Fault injection for the crash tests: SIGKILL this process right after its Nth append.
 CRASH_AFTER_ENV = "ROLLOUT_CRASH_AFTER_EVENTS"
 
 EventSink = Callable[[dict[str, Any], RolloutState], None]
 
 
-@dataclass
 class Clock:
-    now: Callable[[], float] = time.time
-    sleep: Callable[[float], None] = time.sleep
+    """The time a process decides by: the wall clock read once, then moved by the monotonic
+    clock, so that a step of the wall clock (NTP, a resumed VM) neither stops analysis nor
+    shortens a bake. Journal times stay wall-clock seconds, comparable across machines.
+
+    ``Clock(virtual.now, sleep=virtual.advance)`` runs on a simulation's clock.
+    """
+
+    def __init__(self, wall: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.wall = wall
+        self.sleep = sleep
+        if monotonic is None and wall is not time.time:
+            # One injected clock serves as both: a simulation's, or a test's fake wall clock.
+            self.monotonic, self._origin = wall, 0.0
+        else:
+            self.monotonic = monotonic or time.monotonic
+            self._origin = wall() - self.monotonic()
+
+    def now(self) -> float:
+        return self.monotonic() + self._origin
+
+    def catch_up(self, instant: float) -> float:
+        """Move on to ``instant`` if it is later than now (a journal written ahead of this
+        process's clock); returns how far this clock was behind."""
+        behind = instant - self.now()
+        if behind > 0:
+            self._origin += behind
+        return behind
 
 
 @dataclass
@@ -68,7 +98,15 @@ class Reconciler:
 
     def load(self) -> RolloutState:
         """Catch up with everything journaled so far, by us or by another process."""
+        first = self.state is None
         self.state = load_state(self.rollout, self.state)
+        # Journal times never go back: a clock behind the journal continues from its time.
+        behind = self.clock.catch_up(self.state.updated)
+        if first and behind > CLOCK_NOTE_AFTER:
+            self.record({"type": "note", "text": (
+                f"the clock of {who()} is {format_duration(behind)} behind this rollout's "
+                "journal (a clock step, or another machine's clock); time continues from "
+                "the journal's, and the gap does not count toward any bake")})
         return self.state
 
     def record(self, event: dict[str, Any]) -> RolloutState:
@@ -77,7 +115,7 @@ class Reconciler:
         # Raises IllegalTransition before anything is written. The trial gets empty
         # measurements of its own: they are the state's one mutable part, and folding the
         # event into them twice would record every sample twice (the journal has it once).
-        now = self.clock.now()
+        now = max(self.clock.now(), state.updated)
         expected = {**event, "seq": state.seq + 1, "time": now}
         trial = apply(replace(state, measurements=Measurements()), expected)
         stored = self.rollout.journal.append(event, time=now)

@@ -166,12 +166,17 @@ def status_dict(status: Any, now: float) -> dict[str, Any]:
     state: RolloutState = status.state
     plan = status.plan
     stage = plan.stages[state.stage] if plan and state.stage < len(plan.stages) else None
+    if state.stage < len(state.stage_names) and (
+            stage is None or stage.name != state.stage_names[state.stage]):
+        stage = None   # the plan file changed under the rollout: name only what it ran
+    stage_name = stage.name if stage else (state.stage_names[state.stage]
+                                           if state.stage < len(state.stage_names) else None)
     bake_left = None
     if stage and stage.bake and state.baking_since is not None:
         bake_left = max(0.0, stage.bake.min - state.baked_at(now))
     return {
         "rollout": status.meta.id, "plan": status.meta.plan_name, "phase": state.phase,
-        "stage": stage.name if stage else None, "stage_index": state.stage,
+        "stage": stage_name, "stage_index": state.stage,
         "stages": len(plan.stages) if plan else None, "percentage": state.percentage,
         "time_in_stage": (now - state.stage_started_at) if state.stage_started_at else None,
         "bake_left": bake_left, "gate": stage.gate if stage else None,

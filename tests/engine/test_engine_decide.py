@@ -41,6 +41,7 @@ class Replay:
     state: RolloutState = field(default_factory=lambda: RolloutState(id="r1", plan="tiny"))
     log: list[str] = field(default_factory=list)
     failing: set[str] = field(default_factory=set)
+    traffic_at: float | None = None   # what traffic calls leave it at; default: the stage's
 
     def record(self, event: dict[str, Any]) -> None:
         self.state = apply(self.state, {**event, "seq": self.state.seq + 1, "time": self.now})
@@ -58,9 +59,12 @@ class Replay:
                              "step": decision.step, "line": decision.call_id,
                              "idempotent": decision.kind != "step" or decision.step != 0})
                 ok = decision.call_id not in self.failing
+                percentage = self.traffic_at
+                if percentage is None and decision.kind == "traffic":
+                    percentage = self.plan.stages[decision.stage].percentage
                 self.record({"type": "outcome", "call_id": decision.call_id, "ok": ok,
                              "error": None if ok else "boom", "captures": {"test_id": "t-1"},
-                             "percentage": 10})
+                             "percentage": percentage})
             else:
                 return decision
         raise AssertionError("no wait within the limit")
@@ -247,3 +251,18 @@ def test_step_failure_without_rollback_steps_fails_the_rollout():
 
     assert end == Finished("failed", "step failed: step:0:0: boom (the plan has no rollback "
                                      "steps)")
+
+
+def test_success_is_never_reported_while_traffic_is_short_of_the_last_stage(replay):
+    replay.policy = Policy(auto_approve=True)
+    replay.traffic_at = 10                      # the target kept 10%, whatever was asked
+    replay.until_wait()
+    replay.now += 3600
+    replay.until_wait()
+    assert replay.state.stage == 2 and replay.state.percentage == 10
+    replay.now += 7200
+
+    end = replay.until_wait()
+
+    assert replay.state.phase == "paused", end
+    assert "10%" in replay.state.pause_reason and "100%" in replay.state.pause_reason

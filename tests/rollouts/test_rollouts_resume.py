@@ -76,3 +76,26 @@ def test_an_in_process_command_leaves_the_callers_sigterm_handler_alone(
     assert operator("start", str(fast_plan)).code == 3
 
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_plan_change_that_drops_stages_already_reached_is_refused(
+        operator: Operator, target: Target, tmp_path: Path):
+    plan = derive_plan(tmp_path / "cut.yaml", extra={"canary-50": "gate: manual"})
+    assert operator("start", str(plan)).code == 3              # canary-10's gate
+    assert operator("advance").code == 3                       # canary-50's gate, at 50%
+    text = plan.read_text()
+    for stage in ("canary-25", "canary-50", "canary-75"):
+        text = "\n".join(line for line in text.splitlines() if f"name: {stage}," not in line)
+    plan.write_text(text + "\n")
+
+    resumed = operator("resume", "--accept-plan-change")
+    advanced = operator("advance", "--accept-plan-change")
+
+    for refused in (resumed, advanced):
+        assert refused.code == 2, refused.out + refused.err
+        assert "canary-25" in refused.err and "canary-50" in refused.err
+        assert "internal error" not in refused.err
+    status = operator.status()
+    assert (status["phase"], status["stage"], status["percentage"]) == \
+        ("waiting-gate", "canary-50", 50)
+    assert _percentages(target) == [10, 25, 50]
