@@ -334,20 +334,45 @@ def _stand_ins(loaded: Any, call: PendingCall, given: dict[str, str]) -> dict[st
 
 
 def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
-             reason: str | None) -> Result:
-    """Run the plan's rollback steps, from a rollout's state or from the plan file alone."""
+             reason: str | None, resend: bool = False, assume_applied: bool = False) -> Result:
+    """Run the plan's rollback steps, from a rollout's state or from the plan file alone.
+
+    A rollback that was interrupted is continued, not started again: its cause stays the
+    reason, and a non-idempotent call it had in flight is not re-sent unless ``resend``
+    (``assume_applied`` counts it as arrived; without either it is named as uncertain)."""
+    if resend and assume_applied:
+        raise UsageError("choose one of --assume-applied and --resend")
     reason = reason or f"rollback requested by {who()}"
     started = {"type": "rollback-started", "reason": reason, "who": who()}
+
+    def events(state: RolloutState, loaded: Any) -> list[dict[str, Any]]:
+        from rollout_cli.engine.phases import ROLLBACK_FAILED, ROLLED_BACK, ROLLING_BACK
+
+        in_flight = state.pending if state.phase == ROLLING_BACK else None
+        if (resend or assume_applied) and (in_flight is None or in_flight.idempotent):
+            raise UsageError(f"rollout {state.id} has no rollback call in flight whose "
+                             "outcome is uncertain; --resend and --assume-applied are for one")
+        if state.phase == ROLLING_BACK:
+            found = [{"type": "rollback-requested", "reason": reason, "who": who()}]
+            if in_flight is not None and (resend or assume_applied):
+                found.append({"type": "call-resolved", "call_id": in_flight.call_id,
+                              "how": "resend" if resend else "assume-applied", "who": who()})
+            return found
+        if state.phase in (ROLLED_BACK, ROLLBACK_FAILED) and state.reason:
+            # Again, after a rollback that ended: its cause stays, the request is added.
+            return [{**started, "reason": f"{state.reason}; then {reason}"}]
+        return [started]
+
     if rollout_id or plan_path is None:
         # Without an active rollout, the newest one: running a rollback again is safe.
-        return _act(ctx, rollout_id, "rollback", lambda state, loaded: [started],
+        return _act(ctx, rollout_id, "rollback", events,
                     follow=True, accept_change=True, latest=True)
     loaded = _load(plan_path, ctx)
     store = ctx.store
     for meta in store.find_active():
         if meta.plan_name == loaded.plan.name:
             try:
-                return _act(ctx, meta.id, "rollback", lambda state, loaded: [started],
+                return _act(ctx, meta.id, "rollback", events,
                             follow=True, plan_file=plan_path, accept_change=True)
             except (StateError, LockedError) as problem:
                 if isinstance(problem, LockedError) and not problem.record.get("stale"):

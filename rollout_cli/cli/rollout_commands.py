@@ -217,6 +217,12 @@ def rollback(
                                      help="Roll back from the plan file alone (no state needed)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     reason: str | None = typer.Option(None, "--reason", help="Why; recorded and notified."),
+    resend: bool = typer.Option(
+        False, "--resend", help="An interrupted rollback's non-idempotent call in flight: "
+                                "send it again."),
+    assume_applied: bool = typer.Option(
+        False, "--assume-applied", help="An interrupted rollback's non-idempotent call in "
+                                        "flight: it did reach the target."),
     output: Output = OUTPUT,
     state_dir: str | None = STATE_DIR,
     lock_timeout: str = typer.Option("30s", "--lock-timeout",
@@ -236,7 +242,7 @@ def rollback(
         if not typer.confirm(f"Roll back {target}?"):
             raise typer.Exit(2)
     ctx = _context(state_dir, lock_timeout, output)
-    _finish(operations.rollback(ctx, rollout, plan, reason), output)
+    _finish(operations.rollback(ctx, rollout, plan, reason, resend, assume_applied), output)
 
 
 def status(

@@ -83,7 +83,7 @@ def decide(plan: Plan, state: RolloutState, now: float, policy: Policy = Policy(
     if state.uncertain is not None and state.phase != PAUSED:
         return _uncertain(state)
     if state.step_failure is not None and state.phase != PAUSED:
-        return _failure(plan, state.step_failure)
+        return _failure(plan, state)
     if state.phase == PAUSED:
         return Wait(None, state.pause_reason or "paused")
     if state.phase == WAITING_GATE:
@@ -117,8 +117,13 @@ def _uncertain(state: RolloutState) -> Decision:
     return Record({"type": "paused", "reason": reason, "uncertain": call.call_id})
 
 
-def _failure(plan: Plan, failure: str) -> Decision:
-    reason = f"step failed: {failure}"
+def _failure(plan: Plan, state: RolloutState) -> Decision:
+    reason = f"step failed: {state.step_failure}"
+    stage = plan.stages[state.stage] if state.stage < len(plan.stages) else None
+    step = stage.steps[state.step] if stage and state.step < len(stage.steps) else None
+    if step is not None and step.on_failure == "abort":
+        return Record({"type": "failed", "reason": reason + " (on_failure: abort, so the "
+                       "rollback was not run)"})
     if plan.rollback:
         return Record({"type": "rollback-started", "reason": reason, "who": "rollout"})
     return Record({"type": "failed", "reason": reason + " (the plan has no rollback steps)"})
@@ -141,7 +146,9 @@ def _rollback(plan: Plan, state: RolloutState) -> Decision:
     reason = state.reason
     if state.rollback_uncertain:  # rolled back, but say what nobody can vouch for
         reason = (f"{reason}; not re-sent, may not have been applied (not idempotent, no "
-                  f"answer): " + "; ".join(state.rollback_uncertain))
+                  f"answer): " + "; ".join(state.rollback_uncertain)
+                  + ". Check the target; if it never arrived, send it by hand or run the "
+                  "rollback again (`rollout rollback ROLLOUT`, every step is sent again)")
     return Record({"type": "rolled-back", "reason": reason})
 
 

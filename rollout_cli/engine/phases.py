@@ -53,13 +53,15 @@ STAYING: dict[str, frozenset[str]] = {
     "stage-completed": frozenset({RUNNING}),
     "intent": frozenset({RUNNING, ROLLING_BACK, PAUSED}),
     "outcome": frozenset({RUNNING, ROLLING_BACK, PAUSED}),
-    # RUNNING too: a process killed between an uncertain outcome and its pause.
-    "call-resolved": frozenset({PAUSED, RUNNING}),
+    # RUNNING too: a process killed between an uncertain outcome and its pause;
+    # ROLLING_BACK: a rollback's call in flight when its process died.
+    "call-resolved": frozenset({PAUSED, RUNNING, ROLLING_BACK}),
     "gate-approved": frozenset({RUNNING}),   # auto-approval, or forced during a bake
     "promoted-full": frozenset({RUNNING, WAITING_GATE, PAUSED}),
     "analysis-started": frozenset({RUNNING, WAITING_GATE}),
     "measured": frozenset({RUNNING, WAITING_GATE}),
     "analysis": frozenset({RUNNING, WAITING_GATE}),
+    "rollback-requested": frozenset({ROLLING_BACK}),   # a person, while one runs
     "plan-changed": frozenset(PHASES),
     "note": frozenset(PHASES),
 }

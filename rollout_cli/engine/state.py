@@ -12,6 +12,7 @@ from rollout_cli.engine.measurements import Measurements
 from rollout_cli.engine.phases import (
     PAUSED,
     PENDING,
+    ROLLING_BACK,
     RUNNING,
     WAITING_GATE,
     next_phase,
@@ -170,13 +171,15 @@ def _outcome(state: RolloutState, event: dict[str, Any]) -> RolloutState:
 
 def _settle(state: RolloutState, call: PendingCall, ok: bool,
             event: dict[str, Any]) -> RolloutState:
+    captures = {**state.captures, **event.get("captures", {})} if ok else state.captures
     if call.kind == "rollback":
+        # What a rollback step captures feeds the later ones, with no stage state at all.
         failures = state.rollback_failures if ok else (
             *state.rollback_failures, f"{call.line}: {event.get('error')}")
-        return replace(state, rollback_step=state.rollback_step + 1, rollback_failures=failures)
+        return replace(state, rollback_step=state.rollback_step + 1, rollback_failures=failures,
+                       captures=captures)
     if not ok:
         return replace(state, step_failure=f"{call.line}: {event.get('error')}")
-    captures = {**state.captures, **event.get("captures", {})}
     if call.kind == "traffic":
         return replace(state, traffic_applied=True, captures=captures,
                        percentage=event.get("percentage", state.percentage))
@@ -184,7 +187,12 @@ def _settle(state: RolloutState, call: PendingCall, ok: bool,
 
 
 def _call_resolved(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    """A person's word on a call that may or may not have been applied: the uncertain one,
+    or a rollback's call that was in flight when its process died."""
     call = state.uncertain
+    if call is None and state.phase == ROLLING_BACK and state.pending is not None and (
+            state.pending.call_id == event["call_id"]):
+        call, state = state.pending, replace(state, pending=None)
     state = replace(state, uncertain=None)
     if call is None or event["how"] == "resend":
         return state
@@ -301,6 +309,11 @@ def _rollback_started(state: RolloutState, event: dict[str, Any]) -> RolloutStat
                    pending=None, uncertain=None, pause_reason=None)
 
 
+def _rollback_requested(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+    return replace(state, reason=f"{state.reason}; {event.get('reason')}" if state.reason
+                   else event.get("reason"))
+
+
 def _ended(state: RolloutState, event: dict[str, Any]) -> RolloutState:
     return replace(state, reason=event.get("reason", state.reason))
 
@@ -322,6 +335,7 @@ _HANDLERS = {
     "stage-baking": _stage_baking,
     "stage-completed": _stage_completed,
     "rollback-started": _rollback_started,
+    "rollback-requested": _rollback_requested,
     "rolled-back": _ended,
     "rollback-failed": _ended,
     "failed": _ended,

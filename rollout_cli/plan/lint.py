@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from rollout_cli.errors import Problem
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.plan.loader import LoadedPlan
-from rollout_cli.plan.models import Analysis, Plan, Stage
+from rollout_cli.plan.models import Analysis, Plan, RequestStep, RunStep, Stage
+from rollout_cli.plan.templates import names_in
 
 MAX_CHECKS = 12
 
@@ -27,6 +29,8 @@ def lint(loaded: LoadedPlan) -> list[Problem]:
     if not plan.rollback:
         found.append(warn(("stages",), "the plan has no rollback steps",
                           "add `rollback:` with the calls that undo the change"))
+    found.extend(_rollback_captures(plan, warn))
+    found.extend(_late_aborts(plan, warn))
     for index, notify in enumerate(plan.notify):
         if not notify.webhook:
             found.append(warn(("notify", index, "webhook"),
@@ -72,3 +76,38 @@ def _percentages(plan: Plan, warn) -> Iterator[Problem]:  # type: ignore[no-unty
                        f"stage {stage.name!r}: percentage {stage.percentage:g} does not "
                        f"increase on the previous {previous:g}")
         previous = stage.percentage
+
+
+def _rollback_captures(plan: Plan, warn) -> Iterator[Problem]:  # type: ignore[no-untyped-def]
+    """A rollback step using a value that only stages capture: `rollout rollback --plan`,
+    which has no state, cannot fill it in."""
+    staged = {name for _, step in plan.steps() if isinstance(step, RequestStep)
+              for name in step.capture}
+    captured: set[str] = set()
+    for index, step in enumerate(plan.rollback):
+        for name in sorted(set(names_in(_templated(step))) & (staged - captured)):
+            yield warn(("rollback", index), f"rollback step {index + 1} uses {{{{ {name} }}}}, "
+                       "which only stage steps capture: a rollback from the plan alone "
+                       "(`rollout rollback --plan`) has no value for it",
+                       "capture it inside the rollback, with a step before this one")
+        if isinstance(step, RequestStep):
+            captured.update(step.capture)
+
+
+def _templated(step: RequestStep | RunStep) -> list[Any]:
+    if isinstance(step, RequestStep):
+        return [step.request.target, step.headers, step.json_body, step.body]
+    run = [step.run] if isinstance(step.run, str) else list(step.run)
+    return [*run, step.env, step.cwd]
+
+
+def _late_aborts(plan: Plan, warn) -> Iterator[Problem]:  # type: ignore[no-untyped-def]
+    moved = False
+    for index, stage in enumerate(plan.stages):
+        for number, step in enumerate(stage.steps):
+            if moved and step.on_failure == "abort":
+                yield warn(("stages", index, "steps", number, "on_failure"),
+                           f"stage {stage.name!r}: `on_failure: abort` after traffic has moved "
+                           "leaves it where it is when the step fails",
+                           "abort suits read-only checks before the first percentage")
+        moved = moved or stage.percentage is not None

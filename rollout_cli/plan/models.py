@@ -193,6 +193,12 @@ MAYBE_DURATION = Optional(DURATION)
 MAYBE_COUNT = Optional(Integer(ge=0))
 
 
+ON_FAILURE = OneOf("rollback", "abort")
+ON_FAILURE_TEXT = ("A stage step that fails (after its retries): `rollback` runs the plan's "
+                   "rollback; `abort` fails the rollout without it (a read-only precondition "
+                   "before traffic moved).")
+
+
 class RetrySpec(Model):
     attempts: int = field(Integer(ge=1, le=50), 4,
                           description="Total tries, first one included.")
@@ -228,6 +234,8 @@ class RequestStep(Model):
         description="Safe to send twice? Default: true for GET/HEAD/OPTIONS/PUT/DELETE.")
     timeout: float | None = field(MAYBE_DURATION, None)
     retry: RetrySpec | None = field(Optional(Nested(RetrySpec)), None)
+    on_failure: Literal["rollback", "abort"] = field(ON_FAILURE, "rollback",
+                                                     description=ON_FAILURE_TEXT)
 
     def _check(self) -> None:
         if self.json_body is not None and self.body is not None:
@@ -253,6 +261,8 @@ class RunStep(Model):
     cwd: str | None = field(MAYBE_TEXT, None)
     env: dict[str, str] = field(HEADERS, {})
     idempotent: bool = field(Boolean(), False, description="Safe to run twice after a crash?")
+    on_failure: Literal["rollback", "abort"] = field(ON_FAILURE, "rollback",
+                                                     description=ON_FAILURE_TEXT)
 
     def _check(self) -> None:
         if self.shell and not isinstance(self.run, str):

@@ -49,7 +49,18 @@ def check(data: dict[str, Any], positions: Positions) -> list[Problem]:
         *_references(data, positions),
         *_traffic(data, positions),
         *_templates(data, positions),
+        *_on_failure(data, positions),
     ]
+
+
+def _on_failure(data: dict[str, Any], positions: Positions) -> Iterator[Problem]:
+    """`on_failure` chooses between a rollback and none: only a stage's step has a choice."""
+    for path, step in _steps(data):
+        if "on_failure" in step and path[0] != "stages":
+            yield positions.problem((*path, "on_failure"),
+                                    f"`on_failure` is for a stage's steps, not {path[0]} ones",
+                                    "a failed traffic call always rolls back; a failed "
+                                    "rollback step never stops the others")
 
 
 def _stage_names(data: dict[str, Any], positions: Positions) -> Iterator[Problem]:

@@ -53,6 +53,8 @@ def describe_event(event: dict[str, Any]) -> str:
         return f"{kind}: {event.get('reason')}" if event.get("reason") else kind
     if kind == "resumed":
         return f"resumed by {event.get('who')}"
+    if kind == "rollback-requested":
+        return f"rollback requested again by {event.get('who')}: continuing the rollback"
     if kind == "call-resolved":
         return f"uncertain call resolved by {event.get('who')}: {event.get('how')}"
     if kind == "promoted-full":

@@ -218,8 +218,9 @@ def test_uncertain_non_idempotent_rollback_step_is_not_resent(replay):
 
     end = replay.until_wait()
 
-    assert end == Finished("rolled-back", "x; not re-sent, may not have been applied (not "
-                                          "idempotent, no answer): POST /alert")
+    assert end.phase == "rolled-back"
+    assert end.reason.startswith("x; not re-sent, may not have been applied (not idempotent, "
+                                 "no answer): POST /alert. Check the target")
     assert replay.state.rollback_uncertain == ("POST /alert",)
 
 
@@ -266,3 +267,27 @@ def test_success_is_never_reported_while_traffic_is_short_of_the_last_stage(repl
 
     assert replay.state.phase == "paused", end
     assert "10%" in replay.state.pause_reason and "100%" in replay.state.pause_reason
+
+
+GUARDED = PLAN.replace("      - request: GET /health\n",
+                       "      - request: GET /health\n        on_failure: abort\n")
+
+
+def test_a_failed_step_with_on_failure_abort_fails_without_the_rollback():
+    replay = Replay(load_text(GUARDED, "tiny.yaml", {}).plan, failing={"step:0:1"})
+    replay.record({"type": "created", "plan_digest": "d"})
+
+    end = replay.until_wait()
+
+    assert end.phase == "failed"
+    assert "on_failure: abort" in end.reason and "step:0:1" in replay.state.reason
+    assert not [c for c in replay.log if c.startswith("rollback")]
+
+
+def test_a_failed_step_otherwise_starts_the_rollback(replay):
+    replay.failing = {"step:0:1"}
+
+    end = replay.until_wait()
+
+    assert end.phase == "rolled-back"
+    assert "rollback#1:0" in replay.log

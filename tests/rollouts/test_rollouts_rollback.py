@@ -152,3 +152,84 @@ def test_rollback_from_the_plan_when_the_rollouts_process_died(
     assert "rolling back from the plan" in result.out
     assert target.changes()[before:] == EMERGENCY_SEQUENCE
     assert target.state()["flags"].get(FLAG) is False
+
+
+ALERT = "/api/admin/alerts/emergency"
+
+
+def _interrupted_rollback(operator: Operator, target: Target, plan: Path) -> str:
+    """A rollout whose rollback was killed while its alert (non-idempotent) was in flight:
+    what `rollout run` leaves when SIGKILLed there, journaled through the store's API."""
+    assert operator("start", str(plan)).code == 3
+    rollout_id = operator.rollout_ids()[0]
+    from rollout_cli.store import StateStore
+
+    journal = StateStore(operator.state_dir).open(rollout_id).journal
+    now = operator.events()[-1]["time"]
+    journal.append({"type": "rollback-started", "who": "analysis",
+                    "reason": "stage analysis: failed (1) > failure_limit (0): boom"}, time=now)
+    for step, (method, path, _) in enumerate(EMERGENCY_SEQUENCE):
+        call_id = f"rollback#1:{step}"
+        journal.append({"type": "intent", "call_id": call_id, "kind": "rollback",
+                        "stage": None, "step": step, "line": f"{method} {target.url}{path}",
+                        "idempotent": path != ALERT}, time=now)
+        if path != ALERT:
+            journal.append({"type": "outcome", "call_id": call_id, "ok": True,
+                            "status": 200}, time=now)
+    return rollout_id
+
+
+def _alerts(target: Target) -> int:
+    return sum(1 for _, path, _ in target.changes() if path == ALERT)
+
+
+def test_rollback_continues_an_interrupted_rollback_without_resending_or_losing_its_cause(
+        operator: Operator, target: Target, strict_plan: Path):
+    rollout_id = _interrupted_rollback(operator, target, strict_plan)
+
+    result = operator("rollback", "--yes")
+
+    assert result.code == 1, result.out + result.err
+    assert _alerts(target) == 0                 # in flight when killed: not sent again
+    events = operator.events(rollout_id)
+    assert [e["type"] for e in events].count("rollback-started") == 1
+    status = operator.status()
+    assert status["phase"] == "rolled-back"
+    assert status["reason"].startswith("stage analysis: failed (1) > failure_limit (0): boom")
+    assert "requested by" in status["reason"]
+    assert ALERT in status["reason"] and "not re-sent" in status["reason"]
+
+
+def test_rollback_resend_sends_the_interrupted_call_once_more(
+        operator: Operator, target: Target, strict_plan: Path):
+    _interrupted_rollback(operator, target, strict_plan)
+
+    result = operator("rollback", "--yes", "--resend")
+
+    assert result.code == 1, result.out + result.err
+    assert _alerts(target) == 1
+    assert operator.status()["reason"].startswith("stage analysis: failed (1)")
+
+
+def test_a_rollback_step_feeds_later_ones_with_what_it_captured(
+        operator: Operator, target: Target, tmp_path: Path):
+    plan = derive_plan(tmp_path / "captures.yaml")
+    text = plan.read_text().replace("rollback:\n", """rollback:
+  - request: GET /api/admin/ab-testing/results
+    capture: {strategy_id: testId}
+  - request: POST /api/admin/dashboard/update-baselines
+    json: {testId: "{{ strategy_id }}"}
+    idempotent: true
+""", 1)
+    plan.write_text(text)
+    target_start = {"testId": "live-test", "rolloutPercentage": 10, "enabled": True}
+    import httpx
+
+    httpx.post(f"{target.url}/api/admin/ab-testing/start", json=target_start).raise_for_status()
+
+    result = operator("rollback", "--plan", str(plan), "--yes")
+
+    assert result.code == 1, result.out + result.err
+    baselines = [body for _, path, body in target.changes()
+                 if path == "/api/admin/dashboard/update-baselines"]
+    assert baselines == [{"testId": "live-test"}]
