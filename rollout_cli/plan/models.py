@@ -26,6 +26,7 @@ from rollout_cli.plan.fields import (
     OneOf,
     Optional,
     Parsed,
+    Refused,
     Tagged,
     Text,
     field,
@@ -56,9 +57,20 @@ def _duration(value: object) -> float:
 
 
 DURATION = Parsed(_duration, _DURATION_SCHEMA, format_duration)
-THRESHOLD = Parsed(parse_threshold, {
-    "type": "string", "pattern": _THRESHOLD_PATTERN,
-    "description": "A comparison: '>= 0.95', '< 0.90', '> +20%', '> 50/h'."})
+_THRESHOLD_SCHEMA = {"type": "string", "pattern": _THRESHOLD_PATTERN,
+                     "description": "A comparison: '>= 0.95', '< 0.90', '> +20%', '> 50/h'."}
+
+
+def _band(example: str) -> Parsed:
+    """A check's `pass:` or `fail:`: left out, or a comparison; never null, which a key
+    followed by nothing gives, because a forgotten band flips what the other one means."""
+    def read(value: object) -> Threshold:
+        if value is None:
+            raise Refused("has no value",
+                          f"write a comparison like {example!r}, or leave the key out")
+        return parse_threshold(value)
+
+    return Parsed(read, _THRESHOLD_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -347,9 +359,8 @@ class Check(Model):
     aggregate: str | None = field(Optional(OneOf(*AGGREGATES)), None)
     trend: float | None = field(MAYBE_DURATION, None,
                                 description="Slope per hour over this window.")
-    pass_: Threshold | None = field(Optional(THRESHOLD), None, key="pass",
-                                    check=_threshold_fits)
-    fail: Threshold | None = field(Optional(THRESHOLD), None, check=_threshold_fits)
+    pass_: Threshold | None = field(_band(">= 0.95"), None, key="pass", check=_threshold_fits)
+    fail: Threshold | None = field(_band("< 0.90"), None, check=_threshold_fits)
     min_samples: int = field(Integer(ge=1), 1)
     no_data: Literal["fail", "inconclusive", "ignore"] = field(
         OneOf("fail", "inconclusive", "ignore"), "inconclusive")

@@ -59,6 +59,24 @@ def test_generated_stages_load_or_fail_located(stage):
     _loads_or_locates(yaml.safe_dump(document))
 
 
+THRESHOLDS = st.sampled_from([">= 0.95", "< 0.90", "> +20%", "<= +0%", "> 50/h", "== 0"])
+CHECK_KEYS = {"pass": THRESHOLDS, "fail": THRESHOLDS, "baseline": st.just("ok_rate"),
+              "window": st.sampled_from(["5m", "0"]), "trend": st.sampled_from(["1h", "0"]),
+              "aggregate": st.sampled_from(["mean", "p95", "last"]), "min_samples": VALUES,
+              "no_data": st.sampled_from(["fail", "ignore"]), "metric": st.just("ok_rate")}
+
+
+@FUZZ
+@given(st.fixed_dictionaries({}, optional={key: st.one_of(st.none(), VALUES, values)
+                                           for key, values in CHECK_KEYS.items()}))
+def test_generated_checks_load_or_fail_located(check):
+    import yaml
+
+    document = yaml.safe_load(BASE)
+    document["checks"] = {"ok": check}
+    _loads_or_locates(yaml.safe_dump(document))
+
+
 @FUZZ
 @given(st.text(alphabet=st.sampled_from(list("<>=!+-.0123456789eE%/smhd x")), max_size=16))
 def test_expressions_parse_or_refuse_with_a_message(text):

@@ -64,6 +64,15 @@ CASES = [
      "16:11: checks.ok.fail: '> 5/h' is a slope, but the check has no `trend:` window"),
     ("check-without-bands", variant('    pass: ">= 0.95"\n    fail: "< 0.90"\n', ""),
      "13:3: checks.ok: a check needs `pass:`, `fail:` or both"),
+    # `fail:` followed by nothing is YAML null: it was an internal AttributeError (fuzz).
+    ("fail-without-value", variant('    fail: "< 0.90"', "    fail:"),
+     "16:5: checks.ok.fail: has no value (hint: write a comparison like '< 0.90', "
+     "or leave the key out)"),
+    ("pass-without-value", variant('    pass: ">= 0.95"', "    pass:"),
+     "15:5: checks.ok.pass: has no value (hint: write a comparison like '>= 0.95', "
+     "or leave the key out)"),
+    ("bands-without-values", variant('    pass: ">= 0.95"\n    fail: "< 0.90"', "    pass:\n    fail:"),
+     "15:5: checks.ok.pass: has no value"),
     ("percentage-over-100", variant("percentage: 10", "percentage: 120"),
      "22:17: stages.0.percentage: must be less than or equal to 100, got 120"),
     ("percentage-negative", variant("percentage: 10", "percentage: -5"),
