@@ -166,10 +166,13 @@ class Number(Kind):
     def convert(self, value: Any) -> float:
         value = _from_text(value)
         if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value):
+                or (isinstance(value, float) and not math.isfinite(value)):
             raise Invalid("must be a number")
-        _bounds(value, self.ge, self.le)
-        return float(value)
+        _bounds(value, self.ge, self.le)   # exact, even for an int too big for a float
+        try:
+            return float(value)
+        except OverflowError:
+            raise Invalid("must be a number of at most 308 digits") from None
 
     def schema(self, defs: dict[str, Any]) -> dict[str, Any]:
         return _bounds_schema({"type": "number"}, self.ge, self.le)

@@ -49,14 +49,17 @@ _DURATION_SCHEMA = {"type": "string", "pattern": _DURATION_PATTERN,
                     "description": "A duration: 500ms, 30s, 5m, 2h, 1h30m, 1d."}
 
 
-def _duration(value: object) -> float:
+def _positive_duration(value: object) -> float:
     seconds = parse_duration(value)
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
+    if seconds <= 0:
+        raise Refused("must be longer than 0", "write a positive duration, like 30s, or leave "
+                                               "the key out for its default")
     return seconds
 
 
-DURATION = Parsed(_duration, _DURATION_SCHEMA, format_duration)
+DURATION = Parsed(parse_duration, _DURATION_SCHEMA, format_duration)
+# Timeouts, deadlines, intervals and windows: 0 would never wait, or never stop asking.
+POSITIVE_DURATION = Parsed(_positive_duration, _DURATION_SCHEMA, format_duration)
 _THRESHOLD_SCHEMA = {"type": "string", "pattern": _THRESHOLD_PATTERN,
                      "description": "A comparison: '>= 0.95', '< 0.90', '> +20%', '> 50/h'."}
 
@@ -202,6 +205,7 @@ NAME = Text(SLUG, "lowercase letters, digits, '.', '_' or '-', starting with a l
 HEADERS = MapOf(TEXT)
 MAYBE_TEXT = Optional(TEXT)
 MAYBE_DURATION = Optional(DURATION)
+MAYBE_POSITIVE_DURATION = Optional(POSITIVE_DURATION)
 MAYBE_COUNT = Optional(Integer(ge=0))
 
 
@@ -210,13 +214,13 @@ class RetrySpec(Model):
                           description="Total tries, first one included.")
     backoff: float = field(DURATION, 1.0)
     max_backoff: float = field(DURATION, 30.0)
-    deadline: float | None = field(MAYBE_DURATION, None)
+    deadline: float | None = field(MAYBE_POSITIVE_DURATION, None)
 
 
 class Target(Model):
     base_url: str = field(_http_url("base_url"), description="Where relative request paths go.")
     headers: dict[str, str] = field(HEADERS, {})
-    timeout: float = field(DURATION, 10.0)
+    timeout: float = field(POSITIVE_DURATION, 10.0)
     retry: RetrySpec = field(Nested(RetrySpec), RetrySpec())
     verify: bool | str = field(VERIFY, True)
 
@@ -238,7 +242,7 @@ class RequestStep(Model):
     idempotent: bool | None = field(
         Optional(Boolean()), None,
         description="Safe to send twice? Default: true for GET/HEAD/OPTIONS/PUT/DELETE.")
-    timeout: float | None = field(MAYBE_DURATION, None)
+    timeout: float | None = field(MAYBE_POSITIVE_DURATION, None)
     retry: RetrySpec | None = field(Optional(Nested(RetrySpec)), None)
 
     def _check(self) -> None:
@@ -260,7 +264,7 @@ class RunStep(Model):
     name: str | None = field(MAYBE_TEXT, None)
     run: str | tuple[str, ...] = field(COMMAND_LINE)
     shell: bool = field(Boolean(), False, description="Run through /bin/sh; off unless asked.")
-    timeout: float = field(DURATION, 600.0)
+    timeout: float = field(POSITIVE_DURATION, 600.0)
     expect_exit: int = field(Integer(), 0)
     cwd: str | None = field(MAYBE_TEXT, None)
     env: dict[str, str] = field(HEADERS, {})
@@ -312,9 +316,9 @@ class PrometheusQuery(Model):
     url: str = field(_http_url("prometheus url"))
     query: str = field(TEXT, description="PromQL; {{ percentage }}, {{ stage }}, "
                                          "{{ interval }} allowed.")
-    range: float | None = field(MAYBE_DURATION, None,
+    range: float | None = field(MAYBE_POSITIVE_DURATION, None,
                                 description="Query a range this long (a series).")
-    step: float | None = field(MAYBE_DURATION, None)
+    step: float | None = field(MAYBE_POSITIVE_DURATION, None)
     headers: dict[str, str] = field(HEADERS, {})
 
 
@@ -355,9 +359,9 @@ class Check(Model):
     metric: str = field(TEXT)
     baseline: str | None = field(MAYBE_TEXT, None,
                                  description="Compare against this metric, in %.")
-    window: float | None = field(MAYBE_DURATION, None)
+    window: float | None = field(MAYBE_POSITIVE_DURATION, None)
     aggregate: str | None = field(Optional(OneOf(*AGGREGATES)), None)
-    trend: float | None = field(MAYBE_DURATION, None,
+    trend: float | None = field(MAYBE_POSITIVE_DURATION, None,
                                 description="Slope per hour over this window.")
     pass_: Threshold | None = field(_band(">= 0.95"), None, key="pass", check=_threshold_fits)
     fail: Threshold | None = field(_band("< 0.90"), None, check=_threshold_fits)
@@ -387,7 +391,7 @@ class Check(Model):
 
 
 class AnalysisSpec(Model):
-    interval: float | None = field(MAYBE_DURATION, None)
+    interval: float | None = field(MAYBE_POSITIVE_DURATION, None)
     initial_delay: float | None = field(MAYBE_DURATION, None)
     checks: list[str] | None = field(Optional(ListOf(TEXT)), None)
     failure_limit: int | None = field(MAYBE_COUNT, None)
@@ -436,7 +440,7 @@ class Notify(Model):
     webhook: str = field(TEXT, description="Webhook URL; treated as a secret.")
     format: Literal["json", "slack"] = field(OneOf("json", "slack"), "json")
     on: list[str] = field(ListOf(OneOf(*NOTIFY_EVENTS, "rollback")), list(NOTIFY_EVENTS))
-    timeout: float = field(DURATION, 5.0)
+    timeout: float = field(POSITIVE_DURATION, 5.0)
 
     @property
     def events(self) -> frozenset[str]:
