@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from rollout_cli.drivers.expect import compile_expression
+from jmespath.exceptions import JMESPathError
+
+from rollout_cli.drivers.expect import compile_expression, preview
 from rollout_cli.drivers.http import (
     POOL_LIMITS,
     HttpDriver,
@@ -43,21 +45,41 @@ class Provider(Protocol):
     def parse(self, metric: Metric, outcome: HttpOutcome) -> Value: ...
 
 
-def _number(value: Any, what: str) -> float | None:
+_KINDS = {bool: "a boolean", str: "a string", dict: "an object", list: "a list"}
+
+
+def _reading(value: Any) -> float | None:
+    """A number, or a string that spells one; None for null and for NaN or infinity (no
+    data). Anything else raises ValueError: true is not 1, nor an object a number."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            raise ProviderError(f"{what} is {value!r}, not a number") from None
-    else:
-        raise ProviderError(f"{what} is {type(value).__name__}, not a number")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(value)
+    number = float(value)
     return number if math.isfinite(number) else None
+
+
+def _number(value: Any, what: str) -> float | None:
+    try:
+        return _reading(value)
+    except ValueError:
+        kind = _KINDS.get(type(value), type(value).__name__)
+        raise ProviderError(f"{what} gave {preview(value)} ({kind}), not a number") from None
+
+
+def _series(values: list[Any], what: str) -> list[float] | None:
+    """A list of numbers is a series (nulls are gaps); a list holding anything else is an
+    error, never a series of what could be read from it."""
+    series = []
+    for value in values:
+        try:
+            number = _reading(value)
+        except ValueError:
+            raise ProviderError(f"{what} gave {preview(values)}, and {preview(value)} is not "
+                                "a number") from None
+        if number is not None:
+            series.append(number)
+    return series or None
 
 
 class HttpProvider:
@@ -78,11 +100,14 @@ class HttpProvider:
         if outcome.json is None:
             raise ProviderError("the answer is not JSON")
         assert metric.select is not None
-        selected = compile_expression(metric.select).search(outcome.json)
+        what = f"select {metric.select}"
+        try:
+            selected = compile_expression(metric.select).search(outcome.json)
+        except JMESPathError as exc:   # length(x) of a missing x: the answer's fault
+            raise ProviderError(f"{what} could not be evaluated: {exc}") from None
         if isinstance(selected, list):
-            return [n for n in (_number(v, f"{metric.select}[]") for v in selected)
-                    if n is not None] or None
-        return _number(selected, metric.select)
+            return _series(selected, what)
+        return _number(selected, what)
 
 
 class PrometheusProvider:
@@ -115,7 +140,7 @@ class PrometheusProvider:
         data = body["data"]
         kind, result = data.get("resultType"), data.get("result")
         if kind == "scalar":
-            return _number(result[1], "the scalar")
+            return _number(result[1], "the query")
         if not result:
             return None
         if len(result) > 1:
@@ -123,9 +148,8 @@ class PrometheusProvider:
                                 "one, e.g. with sum(...)")
         series = result[0]
         if kind == "matrix":
-            return [n for n in (_number(v, "a point") for _, v in series.get("values", []))
-                    if n is not None] or None
-        return _number(series["value"][1], "the value")
+            return _series([v for _, v in series.get("values", [])], "the query")
+        return _number(series["value"][1], "the query")
 
 
 def _require_ok(outcome: HttpOutcome) -> None:

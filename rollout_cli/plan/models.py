@@ -322,11 +322,20 @@ class PrometheusQuery(Model):
     headers: dict[str, str] = field(HEADERS, {})
 
 
+def _numeric_select(value: str, _: dict[str, Any]) -> None:
+    """A comparison selects true or false, and a metric's value is a number: true is not 1."""
+    import jmespath
+
+    if jmespath.compile(value).parsed["type"] in ("comparator", "not_expression"):
+        raise Refused(f"select {value!r} gives true or false, not a number",
+                      f"count what matches instead: length([@][?{value}]) is 1 or 0")
+
+
 class Metric(Model):
     description: str | None = field(MAYBE_TEXT, None)
     http: HttpQuery | None = field(Optional(Nested(HttpQuery)), None)
     prometheus: PrometheusQuery | None = field(Optional(Nested(PrometheusQuery)), None)
-    select: str | None = field(Optional(JMESPATH), None)
+    select: str | None = field(Optional(JMESPATH), None, check=_numeric_select)
     unit: str | None = field(MAYBE_TEXT, None)
 
     def _check(self) -> None:

@@ -130,6 +130,9 @@ CASES = [
     ("bad-gate", variant("    bake: 5m", "    bake: 5m\n    gate: sometimes"),
      "24:11: stages.0.gate: must be 'auto' or 'manual', got 'sometimes'"),
     ("bad-jmespath", variant("select: ok", "select: 'ok[['"), "11:13: metrics.ok_rate.select: bad JMESPath"),
+    ("select-gives-a-boolean", variant("select: ok", "select: \"status == 'up'\""),
+     "11:13: metrics.ok_rate.select: select \"status == 'up'\" gives true or false, not a "
+     "number (hint: count what matches instead: length([@][?status == 'up']) is 1 or 0)"),
     ("two-providers", variant("    select: ok", "    select: ok\n    prometheus: {url: 'http://127.0.0.1:9090', query: up}"),
      "9:3: metrics.ok_rate: a metric needs exactly one provider"),
     ("percentage-without-traffic", BASE.replace(BASE[BASE.index("traffic:"):BASE.index("metrics:")], ""),
