@@ -12,21 +12,19 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlencode
 
 from jmespath.exceptions import JMESPathError
 
 from rollout_cli.drivers.expect import compile_expression, preview
-from rollout_cli.drivers.http import (
-    POOL_LIMITS,
-    HttpDriver,
-    HttpOutcome,
+from rollout_cli.drivers.http import POOL_LIMITS, HttpDriver, HttpOutcome
+from rollout_cli.drivers.request import (
     HttpRequest,
-    RetryPolicy,
+    http_metric_request,
+    policy_of,
+    prometheus_request,
 )
-from rollout_cli.plan.calls import join_url
 from rollout_cli.plan.models import Metric, Plan
-from rollout_cli.plan.templates import MissingVariable, names_in, render, render_text
+from rollout_cli.plan.templates import MissingVariable, names_in
 
 Value = float | list[float] | None
 
@@ -85,15 +83,7 @@ def _series(values: list[Any], what: str) -> list[float] | None:
 class HttpProvider:
     """A request from the plan plus a JMESPath ``select`` into its JSON answer."""
 
-    def request(self, plan: Plan, metric: Metric, variables: Mapping[str, Any],
-                now: float) -> HttpRequest:
-        query = metric.http
-        assert query is not None
-        url = join_url(plan.target.base_url, render_text(query.path, variables))
-        headers = {**plan.target.headers, **query.headers}
-        return HttpRequest(query.method, url, {k: render_text(v, variables).strip()
-                                               for k, v in headers.items() if v.strip()},
-                           render(query.json_body, variables), None, plan.target.timeout, True)
+    request = staticmethod(http_metric_request)
 
     def parse(self, metric: Metric, outcome: HttpOutcome) -> Value:
         _require_ok(outcome)
@@ -113,21 +103,7 @@ class HttpProvider:
 class PrometheusProvider:
     """Instant queries through /api/v1/query; range queries (a series) with ``range:``."""
 
-    def request(self, plan: Plan, metric: Metric, variables: Mapping[str, Any],
-                now: float) -> HttpRequest:
-        prom = metric.prometheus
-        assert prom is not None
-        query = render_text(prom.query, variables)
-        if prom.range:
-            step = prom.step or max(prom.range / 60, 1.0)
-            params = urlencode({"query": query, "start": f"{now - prom.range:.3f}",
-                                "end": f"{now:.3f}", "step": f"{step:g}"})
-            url = f"{prom.url}/api/v1/query_range?{params}"
-        else:
-            # Every query of a tick is evaluated at the same instant, so two checks
-            # over the same series agree on what they saw.
-            url = f"{prom.url}/api/v1/query?{urlencode({'query': query, 'time': f'{now:.3f}'})}"
-        return HttpRequest("GET", url, dict(prom.headers), None, None, plan.target.timeout, True)
+    request = staticmethod(prometheus_request)
 
     def parse(self, metric: Metric, outcome: HttpOutcome) -> Value:
         body = outcome.json if isinstance(outcome.json, dict) else None
@@ -183,8 +159,7 @@ class MetricFetcher:
     def fetch(self, names: list[str] | tuple[str, ...], variables: Mapping[str, Any],
               now: float) -> tuple[dict[str, Value], dict[str, str]]:
         """Values and errors by metric name; every request of the tick goes out at once."""
-        retry = self.plan.target.retry
-        policy = RetryPolicy(retry.attempts, retry.backoff, retry.max_backoff, retry.deadline)
+        policy = policy_of(self.plan.target.retry)
         values: dict[str, Value] = {}
         errors: dict[str, str] = {}
         planned: list[tuple[str, HttpRequest]] = []

@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rollout_cli.plan.calls import resolve_command, resolve_request, variables_for
+from rollout_cli.plan.calls import resolve_command, resolve_request, stand_in_variables
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.plan.loader import LoadedPlan
 from rollout_cli.plan.models import Plan, RequestStep, Stage
-
-ROLLOUT_ID = "<rollout-id>"
 
 
 @dataclass(frozen=True)
@@ -68,12 +66,10 @@ class DryRun:
 def build(loaded: LoadedPlan) -> DryRun:
     plan = loaded.plan
     redact = loaded.redactor
-    placeholders = {name: f"<captured:{name}>" for name in plan.captured_names}
     calls: list[PlannedCall] = []
     for stage in plan.stages:
-        variables = variables_for(plan, stage, ROLLOUT_ID, placeholders)
-        calls.extend(_stage_calls(plan, stage, variables, redact))
-    rollback_vars = variables_for(plan, None, ROLLOUT_ID, placeholders)
+        calls.extend(_stage_calls(plan, stage, stand_in_variables(plan, stage), redact))
+    rollback_vars = stand_in_variables(plan, None)
     rollback = [_call(plan, "rollback", step, rollback_vars, redact) for step in plan.rollback]
     timeline = _timeline(plan)
     return DryRun(

@@ -10,7 +10,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from rollout_cli.errors import PlanError, Problem
-from rollout_cli.plan import semantics
+from rollout_cli.plan import semantics, sendable
 from rollout_cli.plan.env import interpolate
 from rollout_cli.plan.fields import PlanDataError, parse
 from rollout_cli.plan.models import Plan
@@ -62,6 +62,8 @@ def load_text(raw: bytes | str, file: str, env: Mapping[str, str]) -> LoadedPlan
     except PlanDataError as exc:
         problems.extend(to_problems(exc.issues, positions))
     problems.extend(semantics.check(resolved, positions))
+    if plan is not None:
+        problems.extend(sendable.check(plan, positions))
     if problems:
         raise PlanError(_unique(problems))
     assert plan is not None

@@ -1,5 +1,6 @@
 """Property-based: any text given as a plan, and any check expression, ends in a valid
-plan or a located PlanError, never a traceback. ROLLOUT_FUZZ_EXAMPLES raises the budget."""
+plan that the drivers can send, or a located PlanError, never a traceback.
+ROLLOUT_FUZZ_EXAMPLES raises the budget."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from hypothesis import strategies as st
 
 from rollout_cli.errors import PlanError
 from rollout_cli.plan import load_text
+from rollout_cli.plan.dryrun import build
 from rollout_cli.plan.expressions import parse_threshold
+from rollout_cli.plan.lint import lint
 from tests.conftest import PLANS
 from tests.plan.test_broken_plans import BASE
+from tests.plan.test_sendable import send_everything
 
 EXAMPLES = int(os.environ.get("ROLLOUT_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
@@ -21,12 +25,18 @@ SEEDS = [BASE, (PLANS / "brain-api-demo.yaml").read_text()]
 
 
 def _loads_or_locates(text: str) -> None:
+    """Refused with locations, or valid, and then the dry run, the lint and every call,
+    measurement and notification of the plan work without an exception."""
     try:
-        load_text(text, "fuzz.yaml", {})
+        loaded = load_text(text, "fuzz.yaml", {})
     except PlanError as error:
         assert error.problems
         for problem in error.problems:
             assert problem.line >= 1 and problem.column >= 1 and problem.message
+        return
+    build(loaded)
+    lint(loaded)
+    send_everything(loaded)
 
 
 @FUZZ
