@@ -15,7 +15,7 @@ from rollout_cli.plan.env import interpolate
 from rollout_cli.plan.fields import PlanDataError, parse
 from rollout_cli.plan.models import Plan
 from rollout_cli.plan.problems import to_problems
-from rollout_cli.plan.yaml_source import Positions, read_document
+from rollout_cli.plan.yaml_source import MAX_FILE_BYTES, Positions, read_document
 from rollout_cli.redact import Redactor
 
 
@@ -39,7 +39,9 @@ class LoadedPlan:
 def load_plan(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> LoadedPlan:
     file = str(path)
     try:
-        raw = FsPath(path).read_bytes()
+        # One byte more than the limit, and no more: a pipe or /dev/zero never ends.
+        with FsPath(path).open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise PlanError([Problem(file, 1, 1, f"cannot read plan: {exc.strerror or exc}")]) \
             from exc

@@ -171,8 +171,8 @@ def read_document(text: str | bytes, file: str) -> tuple[Any, Positions]:
     """Parse one YAML document into plain data plus positions; raise PlanError on any problem."""
     size = len(text.encode() if isinstance(text, str) else text)
     if size > MAX_FILE_BYTES:
-        raise PlanError([Problem(file, 1, 1, f"plan file is {size} bytes; the limit is "
-                                 f"{MAX_FILE_BYTES}", "plans are small; is this the right file?")])
+        raise PlanError([Problem(file, 1, 1, f"plan file is larger than {MAX_FILE_BYTES} bytes, "
+                                 "the limit", "plans are small; is this the right file?")])
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import resource
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -212,7 +218,44 @@ def test_huge_file_is_refused(tmp_path: Path, rollout):
     result = rollout("validate", str(plan))
 
     assert result.code == 2
-    assert ":1:1: plan file is" in result.err and "the limit is 1048576" in result.err
+    assert ":1:1: plan file is larger than 1048576 bytes, the limit" in result.err
+
+
+def _validate_in_a_small_process(path: Path) -> subprocess.CompletedProcess[str]:
+    """`rollout validate PATH` in a process held to 1 GiB, so that reading without a limit
+    fails fast (MemoryError) instead of filling this machine; a hang ends at the timeout."""
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run([sys.executable, "-m", "rollout_cli", "validate", str(path)],
+                          capture_output=True, text=True, timeout=60, preexec_fn=limit,
+                          check=False)
+
+
+def test_endless_device_is_refused_at_the_limit():
+    result = _validate_in_a_small_process(Path("/dev/zero"))
+
+    assert result.returncode == 2, result.stderr
+    assert "/dev/zero:1:1: plan file is larger than 1048576 bytes, the limit" in result.stderr
+
+
+def test_endless_pipe_is_refused_at_the_limit(tmp_path: Path):
+    fifo = tmp_path / "plan.yaml"
+    os.mkfifo(fifo)
+
+    def write_for_ever() -> None:
+        with contextlib.suppress(BrokenPipeError), fifo.open("wb") as pipe:
+            while True:
+                pipe.write(b"# a comment that never ends\n" * 1024)
+
+    writer = threading.Thread(target=write_for_ever, daemon=True)
+    writer.start()
+    result = _validate_in_a_small_process(fifo)
+    writer.join(timeout=60)
+
+    assert result.returncode == 2, result.stderr
+    assert "plan file is larger than 1048576 bytes, the limit" in result.stderr
+    assert not writer.is_alive()   # the reader stopped and closed the pipe
 
 
 def test_missing_file(tmp_path: Path, rollout):
