@@ -46,12 +46,22 @@ def variant(old: str, new: str) -> str:
     return BASE.replace(old, new, 1)
 
 
+def with_target(line: str) -> str:
+    """BASE with ``line`` added to `target:` (on line 5)."""
+    return variant("  base_url: http://127.0.0.1:9", f"  base_url: http://127.0.0.1:9\n  {line}")
+
+
+def with_rollback_step(line: str) -> str:
+    """BASE with ``line`` added to its rollback step (on line 26)."""
+    return variant("  - request: POST /off", f"  - request: POST /off\n    {line}")
+
+
 # (id, plan text, expected "line:column: message fragment")
 CASES = [
     ("unknown-top-key", BASE + "stagez: []\n", "26:1: unknown key 'stagez' (hint: did you mean 'stages'?)"),
     ("unknown-stage-key", variant("    bake: 5m", "    bake: 5m\n    bakee: 1h"),
      "24:5: unknown key 'bakee' (hint: did you mean 'bake'?)"),
-    ("unknown-step-key", variant("  - request: POST /off", "  - request: POST /off\n    timout: 1s"),
+    ("unknown-step-key", with_rollback_step("timout: 1s"),
      "26:5: unknown key 'timout' (hint: did you mean 'timeout'?)"),
     ("missing-version", BASE.replace("version: 1\n", ""),
      "1:1: plan: missing required key 'version'"),
@@ -81,13 +91,13 @@ CASES = [
      "15:5: checks.ok.pass: has no value"),
     # Durations that validated and then crashed the drivers (a zero timeout or deadline),
     # or that no rollout can mean (beyond 365d, infinite).
-    ("target-timeout-zero", variant("  base_url: http://127.0.0.1:9", "  base_url: http://127.0.0.1:9\n  timeout: 0"),
+    ("target-timeout-zero", with_target("timeout: 0"),
      "5:12: target.timeout: must be longer than 0 (hint: write a positive duration"),
-    ("target-deadline-zero", variant("  base_url: http://127.0.0.1:9", "  base_url: http://127.0.0.1:9\n  retry: {deadline: 0}"),
+    ("target-deadline-zero", with_target("retry: {deadline: 0}"),
      "5:21: target.retry.deadline: must be longer than 0"),
-    ("step-timeout-zero", variant("  - request: POST /off", "  - request: POST /off\n    timeout: 0"),
+    ("step-timeout-zero", with_rollback_step("timeout: 0"),
      "26:14: rollback.0.timeout: must be longer than 0"),
-    ("step-deadline-zero", variant("  - request: POST /off", "  - request: POST /off\n    retry: {deadline: 0}"),
+    ("step-deadline-zero", with_rollback_step("retry: {deadline: 0}"),
      "26:23: rollback.0.retry.deadline: must be longer than 0"),
     ("notify-timeout-zero", BASE + "notify:\n  - {webhook: 'http://127.0.0.1:9/x', timeout: 0}\n",
      "27:48: notify.0.timeout: must be longer than 0"),
@@ -95,7 +105,7 @@ CASES = [
      "18:13: analysis.interval: must be longer than 0"),
     ("bake-absurd", variant("bake: 5m", "bake: 99999999999999999999999d"),
      "23:11: stages.0.bake: duration '99999999999999999999999d' is longer than 365d (hint: "),
-    ("timeout-over-a-year", variant("  base_url: http://127.0.0.1:9", "  base_url: http://127.0.0.1:9\n  timeout: 366d"),
+    ("timeout-over-a-year", with_target("timeout: 366d"),
      "5:12: target.timeout: duration '366d' is longer than 365d"),
     ("bake-range-over-a-year", variant("bake: 5m", "bake: 1h..8761h"),
      "23:11: stages.0.bake: duration '8761h' is longer than 365d"),
@@ -131,7 +141,7 @@ CASES = [
      "25:14: rollback.0.request: unknown HTTP method 'YEET'"),
     ("step-without-action", variant("  - request: POST /off", "  - name: nothing"),
      "25:5: rollback.0: a step needs a `request:` or a `run:` key"),
-    ("json-and-body", variant("  - request: POST /off", "  - request: POST /off\n    json: {}\n    body: x"),
+    ("json-and-body", with_rollback_step("json: {}\n    body: x"),
      "25:5: rollback.0: give either `json:` or `body:`, not both"),
     ("bad-gate", variant("    bake: 5m", "    bake: 5m\n    gate: sometimes"),
      "24:11: stages.0.gate: must be 'auto' or 'manual', got 'sometimes'"),

@@ -14,7 +14,7 @@ from rollout_cli.notify import Notifier
 from rollout_cli.plan import LoadedPlan, load_plan, load_text
 from rollout_cli.reconcile.executor import Executor
 from tests.conftest import PLANS, ROOT
-from tests.plan.test_broken_plans import BASE, variant
+from tests.plan.test_broken_plans import BASE, variant, with_rollback_step, with_target
 
 PROM_ENV = {"PROM_URL": "http://127.0.0.1:9090", "SANDBOX_INSTANCE": "127.0.0.1:8080"}
 
@@ -78,24 +78,22 @@ CASES = [
      variant("    http: {get: /stats}\n    select: ok",
              "    prometheus: {url: 'http://[x', query: up}"),
      "10:23: metrics.ok_rate.prometheus.url: cannot be sent: Invalid IPv6 URL"),
-    ("header-not-ascii", variant("  base_url: http://127.0.0.1:9",
-                                 "  base_url: http://127.0.0.1:9\n  headers: {X-Who: héllo}"),
+    ("header-not-ascii", with_target("headers: {X-Who: héllo}"),
      "5:20: target.headers.X-Who: cannot be sent: header values are ASCII text"),
-    ("step-header-name-not-ascii", variant("  - request: POST /off",
-                                           "  - request: POST /off\n    headers: {Ünit: x}"),
+    ("step-header-name-not-ascii", with_rollback_step("headers: {Ünit: x}"),
      "26:15: rollback.0.headers.Ünit: cannot be sent: header names are ASCII text"),
-    ("json-infinite", variant("  - request: POST /off", "  - request: POST /off\n    json: {a: .inf}"),
+    ("json-infinite", with_rollback_step("json: {a: .inf}"),
      "26:11: rollback.0.json: cannot be sent: JSON has no NaN or infinity"),
     ("traffic-json-nan", variant('json: {modern: "{{ percentage }}"}', "json: {modern: .nan}"),
      "7:9: traffic.json: cannot be sent: JSON has no NaN or infinity"),
     ("webhook-not-a-url", BASE + "notify:\n  - {webhook: 'hooks.example/T0/secret-path'}\n",
      "27:15: notify.0.webhook: cannot be sent: not a valid http:// or https:// URL"),
-    ("ca-bundle-missing", variant("  base_url: http://127.0.0.1:9",
-                                  "  base_url: http://127.0.0.1:9\n  verify: /nonexistent/ca.pem"),
+    ("ca-bundle-missing", with_target("verify: /nonexistent/ca.pem"),
      "5:11: target.verify: cannot read the CA bundle /nonexistent/ca.pem: No such file or "
      "directory (hint: "),
-    ("ca-bundle-not-a-bundle", variant("  base_url: http://127.0.0.1:9",
-                                       "  base_url: http://127.0.0.1:9\n  verify: {junk}"),
+    ("ca-bundle-a-directory", with_target("verify: /tmp"),
+     "5:11: target.verify: cannot read the CA bundle /tmp: Is a directory"),
+    ("ca-bundle-not-a-bundle", with_target("verify: {junk}"),
      "5:11: target.verify: {junk} is not a CA bundle"),
 ]
 
@@ -122,8 +120,7 @@ def test_unreadable_ca_bundle_is_refused(tmp_path: Path, rollout):
     if _can_read(bundle):
         pytest.skip("running as root: every file is readable")
     plan = tmp_path / "plan.yaml"
-    plan.write_text(variant("  base_url: http://127.0.0.1:9",
-                            f"  base_url: http://127.0.0.1:9\n  verify: {bundle}"))
+    plan.write_text(with_target(f"verify: {bundle}"))
 
     result = rollout("validate", str(plan))
 
@@ -143,8 +140,7 @@ def test_a_real_ca_bundle_is_accepted(tmp_path: Path, rollout):
     import certifi
 
     plan = tmp_path / "plan.yaml"
-    plan.write_text(variant("  base_url: http://127.0.0.1:9",
-                            f"  base_url: http://127.0.0.1:9\n  verify: {certifi.where()}"))
+    plan.write_text(with_target(f"verify: {certifi.where()}"))
 
     result = rollout("validate", str(plan))
 
