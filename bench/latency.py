@@ -82,7 +82,7 @@ metrics:
     select: "length(alerts[?severity == 'critical'])"
   ab_test_running:
     http: {{get: "/api/admin/ab-testing/results?window=5m"}}
-    select: "status == 'running'"
+    select: "length([@][?status == 'running'])"   # 1 or 0: a count, not true/false
 checks:
   critical-alerts: {{metric: critical_alerts, pass: "== 0", fail: "> 0"}}
   ab-test-live: {{metric: ab_test_running, pass: "== 1", fail: "== 0"}}

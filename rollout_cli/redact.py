@@ -8,6 +8,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 MASK = "***"
+# Shorter values would mask innocent text ("1", "a"), so the redactor skips them; the plan
+# loader refuses a secret this short rather than let it be printed.
+MIN_SECRET_LENGTH = 4
 SECRET_NAME = re.compile(
     r"authorization|token|api[-_]?key|(^|[-_])key$|secret|password|passwd|cookie|webhook|credential",
     re.IGNORECASE,
@@ -26,10 +29,11 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()):
         # Very short values would mask innocent text ("1", "a"); they are still masked
         # where they stand whole in a secret-named header.
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self._secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len,
+                               reverse=True)
 
     def add(self, value: str) -> None:
-        if value and len(value) >= 4 and value not in self._secrets:
+        if len(value) >= MIN_SECRET_LENGTH and value not in self._secrets:
             self._secrets.append(value)
             self._secrets.sort(key=len, reverse=True)
 

@@ -67,7 +67,13 @@ def report(
     if out is None:
         typer.echo(text, nl=False)
         return
-    out.write_text(text, encoding="utf-8")
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        from rollout_cli.errors import UsageError
+
+        raise UsageError(f"--out: cannot write the report to {out}: "
+                         f"{exc.strerror or exc}") from exc
     typer.echo(f"wrote {out} ({fmt.value}, {len(built.stages)} stages, "
                f"{len(built.checks)} checks)", err=True)
 

@@ -55,6 +55,12 @@ from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 import httpx
 
 from rollout_cli import __version__
+from rollout_cli.drivers.request import (  # noqa: F401  (re-exported: the driver's vocabulary)
+    IDEMPOTENT_METHODS,
+    NO_RETRY,
+    HttpRequest,
+    RetryPolicy,
+)
 from rollout_cli.redact import MASK, Redactor, is_secret_name
 
 if TYPE_CHECKING:  # both are imported where first needed: most runs never retry or fan out
@@ -62,7 +68,6 @@ if TYPE_CHECKING:  # both are imported where first needed: most runs never retry
 
     from tenacity import RetryCallState
 
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 TEXT_LIMIT = 64 * 1024
 DESCRIBE_BODY_LIMIT = 200
 
@@ -101,56 +106,6 @@ _ERROR_LABELS: tuple[tuple[type[Exception], str], ...] = (
     (httpx.DecodingError, "undecodable response"),
     (httpx.InvalidURL, "invalid URL"),
 )
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    """One fully resolved request: absolute URL, final headers, at most one body.
-
-    ``idempotent`` defaults from the method (RFC 9110); a plan can declare a POST
-    idempotent or a PUT not.
-    """
-
-    method: str
-    url: str
-    headers: dict[str, str] = field(default_factory=dict)
-    json: Any | None = None
-    body: str | bytes | None = None
-    timeout: float = 10.0
-    idempotent: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.json is not None and self.body is not None:
-            raise ValueError("an HTTP request takes json or body, not both")
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("an HTTP request needs an absolute http(s) URL")
-        if self.timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {self.timeout}")
-        object.__setattr__(self, "method", self.method.upper())
-        if self.idempotent is None:
-            object.__setattr__(self, "idempotent", self.method in IDEMPOTENT_METHODS)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try: ``attempts`` counts every try, the first one included."""
-
-    attempts: int = 1
-    backoff: float = 1.0
-    max_backoff: float = 30.0
-    deadline: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError(f"attempts must be >= 1, got {self.attempts}")
-        if self.backoff < 0 or self.max_backoff < 0:
-            raise ValueError("backoff and max_backoff must be >= 0")
-        if self.deadline is not None and self.deadline <= 0:
-            raise ValueError(f"deadline must be positive, got {self.deadline}")
-
-
-NO_RETRY = RetryPolicy()
 
 
 @dataclass

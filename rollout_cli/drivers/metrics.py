@@ -12,19 +12,19 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlencode
 
-from rollout_cli.drivers.expect import compile_expression
-from rollout_cli.drivers.http import (
-    POOL_LIMITS,
-    HttpDriver,
-    HttpOutcome,
+from jmespath.exceptions import JMESPathError
+
+from rollout_cli.drivers.expect import compile_expression, preview
+from rollout_cli.drivers.http import POOL_LIMITS, HttpDriver, HttpOutcome
+from rollout_cli.drivers.request import (
     HttpRequest,
-    RetryPolicy,
+    http_metric_request,
+    policy_of,
+    prometheus_request,
 )
-from rollout_cli.plan.calls import join_url
 from rollout_cli.plan.models import Metric, Plan
-from rollout_cli.plan.templates import MissingVariable, names_in, render, render_text
+from rollout_cli.plan.templates import MissingVariable, names_in
 
 Value = float | list[float] | None
 
@@ -43,66 +43,67 @@ class Provider(Protocol):
     def parse(self, metric: Metric, outcome: HttpOutcome) -> Value: ...
 
 
-def _number(value: Any, what: str) -> float | None:
+_KINDS = {bool: "a boolean", str: "a string", dict: "an object", list: "a list"}
+
+
+def _reading(value: Any) -> float | None:
+    """A number, or a string that spells one; None for null and for NaN or infinity (no
+    data). Anything else raises ValueError: true is not 1, nor an object a number."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            raise ProviderError(f"{what} is {value!r}, not a number") from None
-    else:
-        raise ProviderError(f"{what} is {type(value).__name__}, not a number")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(value)
+    number = float(value)
     return number if math.isfinite(number) else None
+
+
+def _number(value: Any, what: str) -> float | None:
+    try:
+        return _reading(value)
+    except ValueError:
+        kind = _KINDS.get(type(value), type(value).__name__)
+        raise ProviderError(f"{what} gave {preview(value)} ({kind}), not a number") from None
+
+
+def _series(values: list[Any], what: str) -> list[float] | None:
+    """A list of numbers is a series (nulls are gaps); a list holding anything else is an
+    error, never a series of what could be read from it."""
+    series = []
+    for value in values:
+        try:
+            number = _reading(value)
+        except ValueError:
+            raise ProviderError(f"{what} gave {preview(values)}, and {preview(value)} is not "
+                                "a number") from None
+        if number is not None:
+            series.append(number)
+    return series or None
 
 
 class HttpProvider:
     """A request from the plan plus a JMESPath ``select`` into its JSON answer."""
 
-    def request(self, plan: Plan, metric: Metric, variables: Mapping[str, Any],
-                now: float) -> HttpRequest:
-        query = metric.http
-        assert query is not None
-        url = join_url(plan.target.base_url, render_text(query.path, variables))
-        headers = {**plan.target.headers, **query.headers}
-        return HttpRequest(query.method, url, {k: render_text(v, variables).strip()
-                                               for k, v in headers.items() if v.strip()},
-                           render(query.json_body, variables), None, plan.target.timeout, True)
+    request = staticmethod(http_metric_request)
 
     def parse(self, metric: Metric, outcome: HttpOutcome) -> Value:
         _require_ok(outcome)
         if outcome.json is None:
             raise ProviderError("the answer is not JSON")
         assert metric.select is not None
-        selected = compile_expression(metric.select).search(outcome.json)
+        what = f"select {metric.select}"
+        try:
+            selected = compile_expression(metric.select).search(outcome.json)
+        except JMESPathError as exc:   # length(x) of a missing x: the answer's fault
+            raise ProviderError(f"{what} could not be evaluated: {exc}") from None
         if isinstance(selected, list):
-            return [n for n in (_number(v, f"{metric.select}[]") for v in selected)
-                    if n is not None] or None
-        return _number(selected, metric.select)
+            return _series(selected, what)
+        return _number(selected, what)
 
 
 class PrometheusProvider:
     """Instant queries through /api/v1/query; range queries (a series) with ``range:``."""
 
-    def request(self, plan: Plan, metric: Metric, variables: Mapping[str, Any],
-                now: float) -> HttpRequest:
-        prom = metric.prometheus
-        assert prom is not None
-        query = render_text(prom.query, variables)
-        if prom.range:
-            step = prom.step or max(prom.range / 60, 1.0)
-            params = urlencode({"query": query, "start": f"{now - prom.range:.3f}",
-                                "end": f"{now:.3f}", "step": f"{step:g}"})
-            url = f"{prom.url}/api/v1/query_range?{params}"
-        else:
-            # Every query of a tick is evaluated at the same instant, so two checks
-            # over the same series agree on what they saw.
-            url = f"{prom.url}/api/v1/query?{urlencode({'query': query, 'time': f'{now:.3f}'})}"
-        return HttpRequest("GET", url, dict(prom.headers), None, None, plan.target.timeout, True)
+    request = staticmethod(prometheus_request)
 
     def parse(self, metric: Metric, outcome: HttpOutcome) -> Value:
         body = outcome.json if isinstance(outcome.json, dict) else None
@@ -115,7 +116,7 @@ class PrometheusProvider:
         data = body["data"]
         kind, result = data.get("resultType"), data.get("result")
         if kind == "scalar":
-            return _number(result[1], "the scalar")
+            return _number(result[1], "the query")
         if not result:
             return None
         if len(result) > 1:
@@ -123,9 +124,8 @@ class PrometheusProvider:
                                 "one, e.g. with sum(...)")
         series = result[0]
         if kind == "matrix":
-            return [n for n in (_number(v, "a point") for _, v in series.get("values", []))
-                    if n is not None] or None
-        return _number(series["value"][1], "the value")
+            return _series([v for _, v in series.get("values", [])], "the query")
+        return _number(series["value"][1], "the query")
 
 
 def _require_ok(outcome: HttpOutcome) -> None:
@@ -159,8 +159,7 @@ class MetricFetcher:
     def fetch(self, names: list[str] | tuple[str, ...], variables: Mapping[str, Any],
               now: float) -> tuple[dict[str, Value], dict[str, str]]:
         """Values and errors by metric name; every request of the tick goes out at once."""
-        retry = self.plan.target.retry
-        policy = RetryPolicy(retry.attempts, retry.backoff, retry.max_backoff, retry.deadline)
+        policy = policy_of(self.plan.target.retry)
         values: dict[str, Value] = {}
         errors: dict[str, str] = {}
         planned: list[tuple[str, HttpRequest]] = []

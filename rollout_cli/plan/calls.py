@@ -52,6 +52,13 @@ def variables_for(plan: Plan, stage: Stage | None, rollout_id: str,
     }
 
 
+def stand_in_variables(plan: Plan, stage: Stage | None) -> dict[str, Any]:
+    """The template variables at ``stage`` (None: the rollback) before any run, for dry runs
+    and validation: the rollout id and captured values are stand-ins."""
+    captures = {name: f"<captured:{name}>" for name in plan.captured_names}
+    return variables_for(plan, stage, "<rollout-id>", captures)
+
+
 def join_url(base_url: str, target: str) -> str:
     if target.startswith(("http://", "https://")):
         return target

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rollout_cli.plan.calls import resolve_command, resolve_request, variables_for
+from rollout_cli.plan.calls import resolve_command, resolve_request, stand_in_variables
 from rollout_cli.plan.durations import format_duration
+from rollout_cli.plan.expressions import describe_bands
 from rollout_cli.plan.loader import LoadedPlan
 from rollout_cli.plan.models import Plan, RequestStep, Stage
-
-ROLLOUT_ID = "<rollout-id>"
 
 
 @dataclass(frozen=True)
@@ -44,9 +43,11 @@ class PlannedCall:
 class PlannedCheck:
     name: str
     metric: str
-    rule: str
+    rule: str           # what is measured, the bands as written, the sample rules
     used_by: list[str]
     dry_run: bool
+    bands: str          # what every value gets: "pass >= 0.95, fail < 0.90, inconclusive between"
+    measure: str        # "modern_p95_ms: mean(10m) vs legacy_p95_ms; min 2 samples, no data: ..."
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,10 @@ class DryRun:
 def build(loaded: LoadedPlan) -> DryRun:
     plan = loaded.plan
     redact = loaded.redactor
-    placeholders = {name: f"<captured:{name}>" for name in plan.captured_names}
     calls: list[PlannedCall] = []
     for stage in plan.stages:
-        variables = variables_for(plan, stage, ROLLOUT_ID, placeholders)
-        calls.extend(_stage_calls(plan, stage, variables, redact))
-    rollback_vars = variables_for(plan, None, ROLLOUT_ID, placeholders)
+        calls.extend(_stage_calls(plan, stage, stand_in_variables(plan, stage), redact))
+    rollback_vars = stand_in_variables(plan, None)
     rollback = [_call(plan, "rollback", step, rollback_vars, redact) for step in plan.rollback]
     timeline = _timeline(plan)
     return DryRun(
@@ -142,28 +141,38 @@ def _checks(plan: Plan) -> list[PlannedCheck]:
     if plan.background_analysis:
         for name in plan.background_analysis.checks:
             users[name].append("background")
-    return [PlannedCheck(name, check.metric, describe_check(check), users[name], check.dry_run)
+    return [PlannedCheck(name, check.metric, describe_check(check), users[name], check.dry_run,
+                         describe_bands(check.pass_, check.fail),
+                         f"{check.metric}: {_subject(check)}; {_sampling(check)}")
             for name, check in plan.checks.items()]
 
 
 def describe_check(check: Any) -> str:
     """One line: what is measured and the bands, e.g. 'mean(30m) pass >= 0.95, fail < 0.90'."""
-    if check.trend:
-        subject = f"slope over {format_duration(check.trend)}"
-    else:
-        subject = check.effective_aggregate
-        if check.window:
-            subject += f"({format_duration(check.window)})"
-        if check.baseline:
-            subject += f" vs {check.baseline}"
     bands = []
     if check.pass_:
         bands.append(f"pass {check.pass_}")
     if check.fail:
         bands.append(f"fail {check.fail}")
+    return f"{_subject(check)} " + ", ".join(bands) + "; " + _sampling(check)
+
+
+def _subject(check: Any) -> str:
+    """What is judged: 'last', 'mean(30m) vs legacy_p95_ms', 'slope over 1h'."""
+    if check.trend:
+        return f"slope over {format_duration(check.trend)}"
+    subject = check.effective_aggregate
+    if check.window:
+        subject += f"({format_duration(check.window)})"
+    if check.baseline:
+        subject += f" vs {check.baseline}"
+    return subject
+
+
+def _sampling(check: Any) -> str:
     extra = [f"min {check.min_samples} samples"] if check.min_samples > 1 else []
     extra.append(f"no data: {check.no_data}")
-    return f"{subject} " + ", ".join(bands) + "; " + ", ".join(extra)
+    return ", ".join(extra)
 
 
 __all__ = ["DryRun", "build", "describe_check", "format_duration"]

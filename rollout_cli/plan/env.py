@@ -2,7 +2,8 @@
 
 Interpolation runs over the raw document before validation so that a missing
 variable is reported at the place that names it. ``$${`` writes a literal ``${``.
-Values of variables that hold secrets are collected so every output can mask them.
+Values of variables that hold secrets are collected so every output can mask them; one
+too short to be masked safely is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from rollout_cli.errors import Problem
 from rollout_cli.plan.yaml_source import Path, Positions
-from rollout_cli.redact import is_secret_name
+from rollout_cli.redact import MIN_SECRET_LENGTH, is_secret_name
 
 _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -28,6 +29,7 @@ class Interpolation:
     problems: list[Problem] = field(default_factory=list)
     secret_values: set[str] = field(default_factory=set)
     used: set[str] = field(default_factory=set)
+    too_short: set[str] = field(default_factory=set)   # secrets refused, by name
 
     def walk(self, value: Any, path: Path) -> Any:
         if isinstance(value, str):
@@ -63,8 +65,20 @@ class Interpolation:
                 return ""
             value = default
         if name in self.secret_names or is_secret_name(name):
-            self.secret_values.add(value)
+            self._secret(name, value, path)
         return value
+
+    def _secret(self, name: str, value: str, path: Path) -> None:
+        if value and len(value) < MIN_SECRET_LENGTH and name not in self.too_short:
+            # Never the value itself, not even its first character.
+            self.too_short.add(name)
+            count = f"{len(value)} character{'s' if len(value) != 1 else ''}"
+            self.problems.append(self.positions.problem(
+                path, f"secret {name} is {count} long",
+                f"a secret shorter than {MIN_SECRET_LENGTH} characters cannot be masked in "
+                "what rollout prints and stores; give the real one, or an empty value to "
+                "turn off what uses it"))
+        self.secret_values.add(value)
 
 
 def interpolate(data: Any, positions: Positions, env: Mapping[str, str],

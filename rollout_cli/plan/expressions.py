@@ -69,3 +69,29 @@ def parse_threshold(text: object) -> Threshold:
     if unit:
         return Threshold(match["op"], number * _PER_HOUR[unit], "slope", text.strip())
     return Threshold(match["op"], number, "absolute", text.strip())
+
+
+def describe_bands(passing: Threshold | None, failing: Threshold | None) -> str:
+    """What a check with these bands makes of every value, as the engine judges it: with
+    one band, every other value gets the other verdict (Argo Rollouts' convention); with
+    both, values in neither are inconclusive, and fail wins where they overlap.
+
+    ``pass >= 0.95, fail < 0.90, inconclusive between`` / ``fail > 0, pass otherwise``.
+    """
+    if failing is None:
+        assert passing is not None
+        return f"pass {passing}, fail otherwise"
+    if passing is None:
+        return f"fail {failing}, pass otherwise"
+    # Both bands are unions of intervals that end at the two thresholds, so these values
+    # meet every region of the line: each threshold, between them, and beyond each.
+    low, high = sorted((passing.value, failing.value))
+    probes = (low - 1, low, (low + high) / 2, high, high + 1)
+    text = f"pass {passing}, fail {failing}"
+    if any(passing.holds(x) and failing.holds(x) for x in probes):
+        text += ", fail where they overlap"
+    neither = [x for x in probes if not passing.holds(x) and not failing.holds(x)]
+    if neither:
+        text += ", inconclusive " + ("between" if all(low <= x <= high for x in neither)
+                                     else "otherwise")
+    return text

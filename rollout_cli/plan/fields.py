@@ -48,6 +48,18 @@ class Invalid(ValueError):
     """Raised by a kind for a value of the wrong type or range: "must be ..."."""
 
 
+class Refused(ValueError):
+    """A parser's or check's refusal that comes with a hint for the reader."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
+
+
+def _refusal(loc: Loc, exc: ValueError, value: Any) -> Issue:
+    return Issue(loc, "value", str(exc), value, hint=getattr(exc, "hint", None))
+
+
 class PlanDataError(ValueError):
     def __init__(self, issues: list[Issue]):
         self.issues = issues
@@ -67,7 +79,7 @@ class Kind:
         except Invalid as exc:
             issues.append(Issue(loc, "type", str(exc), value))
         except ValueError as exc:
-            issues.append(Issue(loc, "value", str(exc), value))
+            issues.append(_refusal(loc, exc, value))
         return FAILED
 
     def convert(self, value: Any) -> Any:
@@ -154,10 +166,13 @@ class Number(Kind):
     def convert(self, value: Any) -> float:
         value = _from_text(value)
         if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value):
+                or (isinstance(value, float) and not math.isfinite(value)):
             raise Invalid("must be a number")
-        _bounds(value, self.ge, self.le)
-        return float(value)
+        _bounds(value, self.ge, self.le)   # exact, even for an int too big for a float
+        try:
+            return float(value)
+        except OverflowError:
+            raise Invalid("must be a number of at most 308 digits") from None
 
     def schema(self, defs: dict[str, Any]) -> dict[str, Any]:
         return _bounds_schema({"type": "number"}, self.ge, self.le)
@@ -349,7 +364,8 @@ def field(kind: Kind, default: Any = REQUIRED, *, key: str | None = None,
           description: str | None = None,
           check: Callable[[Any, dict[str, Any]], None] | None = None) -> Any:
     """A model field. ``key`` is its YAML key when that differs from the attribute name
-    (``pass``, ``json``); ``check(value, fields_so_far)`` raises ValueError to refuse it."""
+    (``pass``, ``json``); ``check(value, fields_so_far)`` raises ValueError to refuse a
+    value that is given (not null)."""
     return _Field("", key or "", kind, default is REQUIRED, None if default is REQUIRED
                   else default, description, check)
 
@@ -439,11 +455,11 @@ def parse_model(cls: type, value: Any, loc: Loc, issues: list[Issue]) -> Any:
         item = f.kind.parse(value[key], (*loc, key), issues)
         if item is FAILED:
             continue
-        if f.check is not None:
+        if f.check is not None and item is not None:
             try:
                 f.check(item, parsed)
             except ValueError as exc:
-                issues.append(Issue((*loc, key), "value", str(exc), value[key]))
+                issues.append(_refusal((*loc, key), exc, value[key]))
                 continue
         parsed[f.name] = item
     if len(issues) > before:
@@ -454,7 +470,7 @@ def parse_model(cls: type, value: Any, loc: Loc, issues: list[Issue]) -> Any:
         try:
             check()
         except ValueError as exc:
-            issues.append(Issue(loc, "value", str(exc), value))
+            issues.append(_refusal(loc, exc, value))
             return FAILED
     return made
 

@@ -10,12 +10,12 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from rollout_cli.errors import PlanError, Problem
-from rollout_cli.plan import semantics
+from rollout_cli.plan import semantics, sendable
 from rollout_cli.plan.env import interpolate
 from rollout_cli.plan.fields import PlanDataError, parse
 from rollout_cli.plan.models import Plan
 from rollout_cli.plan.problems import to_problems
-from rollout_cli.plan.yaml_source import Positions, read_document
+from rollout_cli.plan.yaml_source import MAX_FILE_BYTES, Positions, read_document
 from rollout_cli.redact import Redactor
 
 
@@ -39,7 +39,9 @@ class LoadedPlan:
 def load_plan(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> LoadedPlan:
     file = str(path)
     try:
-        raw = FsPath(path).read_bytes()
+        # One byte more than the limit, and no more: a pipe or /dev/zero never ends.
+        with FsPath(path).open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise PlanError([Problem(file, 1, 1, f"cannot read plan: {exc.strerror or exc}")]) \
             from exc
@@ -62,6 +64,8 @@ def load_text(raw: bytes | str, file: str, env: Mapping[str, str]) -> LoadedPlan
     except PlanDataError as exc:
         problems.extend(to_problems(exc.issues, positions))
     problems.extend(semantics.check(resolved, positions))
+    if plan is not None:
+        problems.extend(sendable.check(plan, positions))
     if problems:
         raise PlanError(_unique(problems))
     assert plan is not None

@@ -26,6 +26,7 @@ from rollout_cli.plan.fields import (
     OneOf,
     Optional,
     Parsed,
+    Refused,
     Tagged,
     Text,
     field,
@@ -48,17 +49,31 @@ _DURATION_SCHEMA = {"type": "string", "pattern": _DURATION_PATTERN,
                     "description": "A duration: 500ms, 30s, 5m, 2h, 1h30m, 1d."}
 
 
-def _duration(value: object) -> float:
+def _positive_duration(value: object) -> float:
     seconds = parse_duration(value)
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
+    if seconds <= 0:
+        raise Refused("must be longer than 0", "write a positive duration, like 30s, or leave "
+                                               "the key out for its default")
     return seconds
 
 
-DURATION = Parsed(_duration, _DURATION_SCHEMA, format_duration)
-THRESHOLD = Parsed(parse_threshold, {
-    "type": "string", "pattern": _THRESHOLD_PATTERN,
-    "description": "A comparison: '>= 0.95', '< 0.90', '> +20%', '> 50/h'."})
+DURATION = Parsed(parse_duration, _DURATION_SCHEMA, format_duration)
+# Timeouts, deadlines, intervals and windows: 0 would never wait, or never stop asking.
+POSITIVE_DURATION = Parsed(_positive_duration, _DURATION_SCHEMA, format_duration)
+_THRESHOLD_SCHEMA = {"type": "string", "pattern": _THRESHOLD_PATTERN,
+                     "description": "A comparison: '>= 0.95', '< 0.90', '> +20%', '> 50/h'."}
+
+
+def _band(example: str) -> Parsed:
+    """A check's `pass:` or `fail:`: left out, or a comparison; never null, which a key
+    followed by nothing gives, because a forgotten band flips what the other one means."""
+    def read(value: object) -> Threshold:
+        if value is None:
+            raise Refused("has no value",
+                          f"write a comparison like {example!r}, or leave the key out")
+        return parse_threshold(value)
+
+    return Parsed(read, _THRESHOLD_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -190,6 +205,7 @@ NAME = Text(SLUG, "lowercase letters, digits, '.', '_' or '-', starting with a l
 HEADERS = MapOf(TEXT)
 MAYBE_TEXT = Optional(TEXT)
 MAYBE_DURATION = Optional(DURATION)
+MAYBE_POSITIVE_DURATION = Optional(POSITIVE_DURATION)
 MAYBE_COUNT = Optional(Integer(ge=0))
 
 
@@ -204,13 +220,13 @@ class RetrySpec(Model):
                           description="Total tries, first one included.")
     backoff: float = field(DURATION, 1.0)
     max_backoff: float = field(DURATION, 30.0)
-    deadline: float | None = field(MAYBE_DURATION, None)
+    deadline: float | None = field(MAYBE_POSITIVE_DURATION, None)
 
 
 class Target(Model):
     base_url: str = field(_http_url("base_url"), description="Where relative request paths go.")
     headers: dict[str, str] = field(HEADERS, {})
-    timeout: float = field(DURATION, 10.0)
+    timeout: float = field(POSITIVE_DURATION, 10.0)
     retry: RetrySpec = field(Nested(RetrySpec), RetrySpec())
     verify: bool | str = field(VERIFY, True)
 
@@ -232,7 +248,7 @@ class RequestStep(Model):
     idempotent: bool | None = field(
         Optional(Boolean()), None,
         description="Safe to send twice? Default: true for GET/HEAD/OPTIONS/PUT/DELETE.")
-    timeout: float | None = field(MAYBE_DURATION, None)
+    timeout: float | None = field(MAYBE_POSITIVE_DURATION, None)
     retry: RetrySpec | None = field(Optional(Nested(RetrySpec)), None)
     on_failure: Literal["rollback", "abort"] = field(ON_FAILURE, "rollback",
                                                      description=ON_FAILURE_TEXT)
@@ -256,7 +272,7 @@ class RunStep(Model):
     name: str | None = field(MAYBE_TEXT, None)
     run: str | tuple[str, ...] = field(COMMAND_LINE)
     shell: bool = field(Boolean(), False, description="Run through /bin/sh; off unless asked.")
-    timeout: float = field(DURATION, 600.0)
+    timeout: float = field(POSITIVE_DURATION, 600.0)
     expect_exit: int = field(Integer(), 0)
     cwd: str | None = field(MAYBE_TEXT, None)
     env: dict[str, str] = field(HEADERS, {})
@@ -310,17 +326,26 @@ class PrometheusQuery(Model):
     url: str = field(_http_url("prometheus url"))
     query: str = field(TEXT, description="PromQL; {{ percentage }}, {{ stage }}, "
                                          "{{ interval }} allowed.")
-    range: float | None = field(MAYBE_DURATION, None,
+    range: float | None = field(MAYBE_POSITIVE_DURATION, None,
                                 description="Query a range this long (a series).")
-    step: float | None = field(MAYBE_DURATION, None)
+    step: float | None = field(MAYBE_POSITIVE_DURATION, None)
     headers: dict[str, str] = field(HEADERS, {})
+
+
+def _numeric_select(value: str, _: dict[str, Any]) -> None:
+    """A comparison selects true or false, and a metric's value is a number: true is not 1."""
+    import jmespath
+
+    if jmespath.compile(value).parsed["type"] in ("comparator", "not_expression"):
+        raise Refused(f"select {value!r} gives true or false, not a number",
+                      f"count what matches instead: length([@][?{value}]) is 1 or 0")
 
 
 class Metric(Model):
     description: str | None = field(MAYBE_TEXT, None)
     http: HttpQuery | None = field(Optional(Nested(HttpQuery)), None)
     prometheus: PrometheusQuery | None = field(Optional(Nested(PrometheusQuery)), None)
-    select: str | None = field(Optional(JMESPATH), None)
+    select: str | None = field(Optional(JMESPATH), None, check=_numeric_select)
     unit: str | None = field(MAYBE_TEXT, None)
 
     def _check(self) -> None:
@@ -353,13 +378,12 @@ class Check(Model):
     metric: str = field(TEXT)
     baseline: str | None = field(MAYBE_TEXT, None,
                                  description="Compare against this metric, in %.")
-    window: float | None = field(MAYBE_DURATION, None)
+    window: float | None = field(MAYBE_POSITIVE_DURATION, None)
     aggregate: str | None = field(Optional(OneOf(*AGGREGATES)), None)
-    trend: float | None = field(MAYBE_DURATION, None,
+    trend: float | None = field(MAYBE_POSITIVE_DURATION, None,
                                 description="Slope per hour over this window.")
-    pass_: Threshold | None = field(Optional(THRESHOLD), None, key="pass",
-                                    check=_threshold_fits)
-    fail: Threshold | None = field(Optional(THRESHOLD), None, check=_threshold_fits)
+    pass_: Threshold | None = field(_band(">= 0.95"), None, key="pass", check=_threshold_fits)
+    fail: Threshold | None = field(_band("< 0.90"), None, check=_threshold_fits)
     min_samples: int = field(Integer(ge=1), 1)
     no_data: Literal["fail", "inconclusive", "ignore"] = field(
         OneOf("fail", "inconclusive", "ignore"), "inconclusive")
@@ -386,7 +410,7 @@ class Check(Model):
 
 
 class AnalysisSpec(Model):
-    interval: float | None = field(MAYBE_DURATION, None)
+    interval: float | None = field(MAYBE_POSITIVE_DURATION, None)
     initial_delay: float | None = field(MAYBE_DURATION, None)
     checks: list[str] | None = field(Optional(ListOf(TEXT)), None)
     failure_limit: int | None = field(MAYBE_COUNT, None)
@@ -435,7 +459,7 @@ class Notify(Model):
     webhook: str = field(TEXT, description="Webhook URL; treated as a secret.")
     format: Literal["json", "slack"] = field(OneOf("json", "slack"), "json")
     on: list[str] = field(ListOf(OneOf(*NOTIFY_EVENTS, "rollback")), list(NOTIFY_EVENTS))
-    timeout: float = field(DURATION, 5.0)
+    timeout: float = field(POSITIVE_DURATION, 5.0)
 
     @property
     def events(self) -> frozenset[str]:

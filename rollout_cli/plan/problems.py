@@ -39,6 +39,7 @@ def _problem(issue: Issue, positions: Positions) -> Problem:
     message = f"{where}: {issue.message}"
     if issue.kind == "type":
         message += f", got {_got(issue.value)}"
-    # A complaint about a whole mapping reads best at its key ("checks.ok:" on line 13).
-    on_key = isinstance(issue.value, dict) and path in positions.keys
+    # A complaint about a whole mapping reads best at its key ("checks.ok:" on line 13),
+    # and so does one about a key followed by nothing.
+    on_key = (isinstance(issue.value, dict) or issue.value is None) and path in positions.keys
     return positions.problem(path, message, issue.hint, key=on_key)

@@ -86,15 +86,23 @@ class _Builder:
             if node.tag != _SEQ_TAG:
                 self.fail(node, f"tag {node.tag} is not allowed", "plans use plain YAML only")
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._scalar(node)
+        return self._scalar(node, path)
 
-    def _scalar(self, node: yaml.Node) -> Any:
+    def _scalar(self, node: yaml.Node, path: Path) -> Any:
         if node.tag == _TIMESTAMP_TAG:
             return node.value  # a date is just text to a plan
         if node.tag not in _SCALAR_TAGS:
             self.fail(node, f"tag {node.tag} is not allowed", "plans use plain YAML only")
             return None
-        return self._loader.yaml_constructors[node.tag](self._loader, node)
+        try:
+            return self._loader.yaml_constructors[node.tag](self._loader, node)
+        except ValueError:
+            # Python refuses to read an integer of more than 4300 digits.
+            digits = sum(c.isdigit() for c in str(node.value))
+            where = ".".join(str(p) for p in path) or "plan"
+            self.fail(node, f"{where}: a number of {digits} digits is too long to read",
+                      "plans hold small numbers; is this the right value?")
+            return None
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         if node.tag != _MAP_TAG:
@@ -146,6 +154,13 @@ def _compose(text: str, file: str) -> list[yaml.Node]:
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = Problem(file, line, column, f"YAML syntax: {exc.problem or exc}")
         raise PlanError([problem]) from exc
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (a NUL byte, a control character): the reader
+        # knows only its offset in the text.
+        before = text[:exc.position]
+        line, column = before.count("\n") + 1, exc.position - before.rfind("\n")
+        message = f"YAML syntax: unacceptable character #x{exc.character:04x}: {exc.reason}"
+        raise PlanError([Problem(file, line, column, message)]) from exc
     except yaml.YAMLError as exc:
         raise PlanError([Problem(file, 1, 1, f"YAML syntax: {exc}")]) from exc
     except RecursionError:
@@ -156,8 +171,8 @@ def read_document(text: str | bytes, file: str) -> tuple[Any, Positions]:
     """Parse one YAML document into plain data plus positions; raise PlanError on any problem."""
     size = len(text.encode() if isinstance(text, str) else text)
     if size > MAX_FILE_BYTES:
-        raise PlanError([Problem(file, 1, 1, f"plan file is {size} bytes; the limit is "
-                                 f"{MAX_FILE_BYTES}", "plans are small; is this the right file?")])
+        raise PlanError([Problem(file, 1, 1, f"plan file is larger than {MAX_FILE_BYTES} bytes, "
+                                 "the limit", "plans are small; is this the right file?")])
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")

@@ -71,8 +71,8 @@ def dry_run_text(dry: DryRun) -> None:
 
     console.print("\nChecks:", markup=False)
     for check in dry.checks:
-        flag = " (dry run: shown, never acts)" if check.dry_run else ""
-        console.print(f"  {check.name}{flag}\n       {check.metric}: {check.rule}\n"
+        flag = "\n       dry run: shown, never acts" if check.dry_run else ""
+        console.print(f"  {check.name}: {check.bands}\n       {check.measure}{flag}\n"
                       f"       used by: {', '.join(check.used_by) or 'nothing'}", markup=False)
 
     console.print("\nRollback, in order:", markup=False)

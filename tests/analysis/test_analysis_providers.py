@@ -20,14 +20,20 @@ target: {base_url: "http://127.0.0.1:9", retry: {attempts: 1}}
 metrics:
   modern: {http: {get: /results}, select: variants.modern.successRate}
   legacy: {http: {get: /results}, select: variants.legacy.successRate}
-  running: {http: {get: /results}, select: "status == 'running'"}
+  running: {http: {get: /results}, select: "length([@][?status == 'running'])"}
   series: {http: {get: /results}, select: "samples[*].heap"}
   word: {http: {get: /results}, select: status}
+  enabled: {http: {get: /results}, select: enabled}
+  text: {http: {get: /results}, select: rate}
+  whole: {http: {get: /results}, select: variants.modern}
+  mixed: {http: {get: /results}, select: "samples[*].label"}
+  missing: {http: {get: /results}, select: length(leaks)}
   errors: {prometheus: {url: "http://127.0.0.1:9090", query: 'sum(rate(x{stage="{{ stage }}"}[{{ interval }}]))'}}
 stages:
   - {name: only}
 """
-RESULTS = {"status": "running", "samples": [{"heap": 1}, {"heap": 2.5}],
+RESULTS = {"status": "running", "enabled": True, "rate": "0.99",
+           "samples": [{"heap": 1, "label": "a"}, {"heap": 2.5}, {"heap": None, "label": 3}],
            "variants": {"modern": {"successRate": 0.97}, "legacy": {"successRate": None}}}
 
 
@@ -63,9 +69,26 @@ def test_http_values_and_one_request_for_identical_ones():
     assert values["modern"] == 0.97
     assert values["legacy"] is None and "legacy" not in errors  # null is no data, not 0
     assert values["running"] == 1.0
-    assert values["series"] == [1.0, 2.5]
-    assert values["word"] is None and errors["word"] == "status is 'running', not a number"
+    assert values["series"] == [1.0, 2.5]   # a list of numbers is a series; null is a gap
+    assert values["word"] is None
+    assert errors["word"] == 'select status gave "running" (a string), not a number'
     assert sum(seen.values()) == 1
+
+
+def test_only_numbers_are_numbers():
+    metrics, _ = fetcher(lambda request: httpx.Response(200, json=RESULTS))
+
+    values, errors = metrics.fetch(["text", "enabled", "whole", "mixed", "missing"],
+                                   VARIABLES, 1000.0)
+
+    assert values == {"text": 0.99, "enabled": None, "whole": None, "mixed": None,
+                      "missing": None}
+    assert "text" not in errors
+    assert errors["enabled"] == "select enabled gave true (a boolean), not a number"
+    assert errors["whole"] == ('select variants.modern gave {"successRate": 0.97} '
+                               "(an object), not a number")
+    assert errors["mixed"] == 'select samples[*].label gave ["a", 3], and "a" is not a number'
+    assert errors["missing"].startswith("select length(leaks) could not be evaluated: ")
 
 
 @pytest.mark.parametrize(("body", "value", "error"), [

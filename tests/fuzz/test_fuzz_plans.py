@@ -1,5 +1,6 @@
 """Property-based: any text given as a plan, and any check expression, ends in a valid
-plan or a located PlanError, never a traceback. ROLLOUT_FUZZ_EXAMPLES raises the budget."""
+plan that the drivers can send, or a located PlanError, never a traceback.
+ROLLOUT_FUZZ_EXAMPLES raises the budget."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from hypothesis import strategies as st
 
 from rollout_cli.errors import PlanError
 from rollout_cli.plan import load_text
+from rollout_cli.plan.dryrun import build
 from rollout_cli.plan.expressions import parse_threshold
+from rollout_cli.plan.lint import lint
 from tests.conftest import PLANS
 from tests.plan.test_broken_plans import BASE
+from tests.plan.test_sendable import send_everything
 
 EXAMPLES = int(os.environ.get("ROLLOUT_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
@@ -21,12 +25,18 @@ SEEDS = [BASE, (PLANS / "brain-api-demo.yaml").read_text()]
 
 
 def _loads_or_locates(text: str) -> None:
+    """Refused with locations, or valid, and then the dry run, the lint and every call,
+    measurement and notification of the plan work without an exception."""
     try:
-        load_text(text, "fuzz.yaml", {})
+        loaded = load_text(text, "fuzz.yaml", {})
     except PlanError as error:
         assert error.problems
         for problem in error.problems:
             assert problem.line >= 1 and problem.column >= 1 and problem.message
+        return
+    build(loaded)
+    lint(loaded)
+    send_everything(loaded)
 
 
 @FUZZ
@@ -56,6 +66,24 @@ def test_generated_stages_load_or_fail_located(stage):
 
     document = yaml.safe_load(BASE)
     document["stages"] = [{"name": "one", **stage}]
+    _loads_or_locates(yaml.safe_dump(document))
+
+
+THRESHOLDS = st.sampled_from([">= 0.95", "< 0.90", "> +20%", "<= +0%", "> 50/h", "== 0"])
+CHECK_KEYS = {"pass": THRESHOLDS, "fail": THRESHOLDS, "baseline": st.just("ok_rate"),
+              "window": st.sampled_from(["5m", "0"]), "trend": st.sampled_from(["1h", "0"]),
+              "aggregate": st.sampled_from(["mean", "p95", "last"]), "min_samples": VALUES,
+              "no_data": st.sampled_from(["fail", "ignore"]), "metric": st.just("ok_rate")}
+
+
+@FUZZ
+@given(st.fixed_dictionaries({}, optional={key: st.one_of(st.none(), VALUES, values)
+                                           for key, values in CHECK_KEYS.items()}))
+def test_generated_checks_load_or_fail_located(check):
+    import yaml
+
+    document = yaml.safe_load(BASE)
+    document["checks"] = {"ok": check}
     _loads_or_locates(yaml.safe_dump(document))
 
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import resource
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -40,12 +46,22 @@ def variant(old: str, new: str) -> str:
     return BASE.replace(old, new, 1)
 
 
+def with_target(line: str) -> str:
+    """BASE with ``line`` added to `target:` (on line 5)."""
+    return variant("  base_url: http://127.0.0.1:9", f"  base_url: http://127.0.0.1:9\n  {line}")
+
+
+def with_rollback_step(line: str) -> str:
+    """BASE with ``line`` added to its rollback step (on line 26)."""
+    return variant("  - request: POST /off", f"  - request: POST /off\n    {line}")
+
+
 # (id, plan text, expected "line:column: message fragment")
 CASES = [
     ("unknown-top-key", BASE + "stagez: []\n", "26:1: unknown key 'stagez' (hint: did you mean 'stages'?)"),
     ("unknown-stage-key", variant("    bake: 5m", "    bake: 5m\n    bakee: 1h"),
      "24:5: unknown key 'bakee' (hint: did you mean 'bake'?)"),
-    ("unknown-step-key", variant("  - request: POST /off", "  - request: POST /off\n    timout: 1s"),
+    ("unknown-step-key", with_rollback_step("timout: 1s"),
      "26:5: unknown key 'timout' (hint: did you mean 'timeout'?)"),
     ("missing-version", BASE.replace("version: 1\n", ""),
      "1:1: plan: missing required key 'version'"),
@@ -64,6 +80,45 @@ CASES = [
      "16:11: checks.ok.fail: '> 5/h' is a slope, but the check has no `trend:` window"),
     ("check-without-bands", variant('    pass: ">= 0.95"\n    fail: "< 0.90"\n', ""),
      "13:3: checks.ok: a check needs `pass:`, `fail:` or both"),
+    # `fail:` followed by nothing is YAML null: it was an internal AttributeError (fuzz).
+    ("fail-without-value", variant('    fail: "< 0.90"', "    fail:"),
+     "16:5: checks.ok.fail: has no value (hint: write a comparison like '< 0.90', "
+     "or leave the key out)"),
+    ("pass-without-value", variant('    pass: ">= 0.95"', "    pass:"),
+     "15:5: checks.ok.pass: has no value (hint: write a comparison like '>= 0.95', "
+     "or leave the key out)"),
+    ("bands-without-values", variant('    pass: ">= 0.95"\n    fail: "< 0.90"', "    pass:\n    fail:"),
+     "15:5: checks.ok.pass: has no value"),
+    # Durations that validated and then crashed the drivers (a zero timeout or deadline),
+    # or that no rollout can mean (beyond 365d, infinite).
+    ("target-timeout-zero", with_target("timeout: 0"),
+     "5:12: target.timeout: must be longer than 0 (hint: write a positive duration"),
+    ("target-deadline-zero", with_target("retry: {deadline: 0}"),
+     "5:21: target.retry.deadline: must be longer than 0"),
+    ("step-timeout-zero", with_rollback_step("timeout: 0"),
+     "26:14: rollback.0.timeout: must be longer than 0"),
+    ("step-deadline-zero", with_rollback_step("retry: {deadline: 0}"),
+     "26:23: rollback.0.retry.deadline: must be longer than 0"),
+    ("notify-timeout-zero", BASE + "notify:\n  - {webhook: 'http://127.0.0.1:9/x', timeout: 0}\n",
+     "27:48: notify.0.timeout: must be longer than 0"),
+    ("interval-zero", variant("interval: 1m", "interval: 0"),
+     "18:13: analysis.interval: must be longer than 0"),
+    ("bake-absurd", variant("bake: 5m", "bake: 99999999999999999999999d"),
+     "23:11: stages.0.bake: duration '99999999999999999999999d' is longer than 365d (hint: "),
+    ("timeout-over-a-year", with_target("timeout: 366d"),
+     "5:12: target.timeout: duration '366d' is longer than 365d"),
+    ("bake-range-over-a-year", variant("bake: 5m", "bake: 1h..8761h"),
+     "23:11: stages.0.bake: duration '8761h' is longer than 365d"),
+    ("bake-infinite", variant("bake: 5m", "bake: .inf"),
+     "23:11: stages.0.bake: duration inf is not a finite number"),
+    ("percentage-5001-digits", variant("percentage: 10", "percentage: " + "1" * 5001),
+     "22:17: stages.0.percentage: a number of 5001 digits is too long to read (hint: "),
+    ("percentage-400-digits", variant("percentage: 10", "percentage: 1" + "0" * 400),
+     "22:17: stages.0.percentage: must be less than or equal to 100, got 1000000"),
+    ("percentage-infinite", variant("percentage: 10", "percentage: .inf"),
+     "22:17: stages.0.percentage: must be a number, got inf"),
+    ("nul-byte-on-line-2", variant("name: demo", "name: de\0mo"),
+     "2:9: YAML syntax: unacceptable character #x0000"),
     ("percentage-over-100", variant("percentage: 10", "percentage: 120"),
      "22:17: stages.0.percentage: must be less than or equal to 100, got 120"),
     ("percentage-negative", variant("percentage: 10", "percentage: -5"),
@@ -86,11 +141,14 @@ CASES = [
      "25:14: rollback.0.request: unknown HTTP method 'YEET'"),
     ("step-without-action", variant("  - request: POST /off", "  - name: nothing"),
      "25:5: rollback.0: a step needs a `request:` or a `run:` key"),
-    ("json-and-body", variant("  - request: POST /off", "  - request: POST /off\n    json: {}\n    body: x"),
+    ("json-and-body", with_rollback_step("json: {}\n    body: x"),
      "25:5: rollback.0: give either `json:` or `body:`, not both"),
     ("bad-gate", variant("    bake: 5m", "    bake: 5m\n    gate: sometimes"),
      "24:11: stages.0.gate: must be 'auto' or 'manual', got 'sometimes'"),
     ("bad-jmespath", variant("select: ok", "select: 'ok[['"), "11:13: metrics.ok_rate.select: bad JMESPath"),
+    ("select-gives-a-boolean", variant("select: ok", "select: \"status == 'up'\""),
+     "11:13: metrics.ok_rate.select: select \"status == 'up'\" gives true or false, not a "
+     "number (hint: count what matches instead: length([@][?status == 'up']) is 1 or 0)"),
     ("two-providers", variant("    select: ok", "    select: ok\n    prometheus: {url: 'http://127.0.0.1:9090', query: up}"),
      "9:3: metrics.ok_rate: a metric needs exactly one provider"),
     ("percentage-without-traffic", BASE.replace(BASE[BASE.index("traffic:"):BASE.index("metrics:")], ""),
@@ -170,7 +228,44 @@ def test_huge_file_is_refused(tmp_path: Path, rollout):
     result = rollout("validate", str(plan))
 
     assert result.code == 2
-    assert ":1:1: plan file is" in result.err and "the limit is 1048576" in result.err
+    assert ":1:1: plan file is larger than 1048576 bytes, the limit" in result.err
+
+
+def _validate_in_a_small_process(path: Path) -> subprocess.CompletedProcess[str]:
+    """`rollout validate PATH` in a process held to 1 GiB, so that reading without a limit
+    fails fast (MemoryError) instead of filling this machine; a hang ends at the timeout."""
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run([sys.executable, "-m", "rollout_cli", "validate", str(path)],
+                          capture_output=True, text=True, timeout=60, preexec_fn=limit,
+                          check=False)
+
+
+def test_endless_device_is_refused_at_the_limit():
+    result = _validate_in_a_small_process(Path("/dev/zero"))
+
+    assert result.returncode == 2, result.stderr
+    assert "/dev/zero:1:1: plan file is larger than 1048576 bytes, the limit" in result.stderr
+
+
+def test_endless_pipe_is_refused_at_the_limit(tmp_path: Path):
+    fifo = tmp_path / "plan.yaml"
+    os.mkfifo(fifo)
+
+    def write_for_ever() -> None:
+        with contextlib.suppress(BrokenPipeError), fifo.open("wb") as pipe:
+            while True:
+                pipe.write(b"# a comment that never ends\n" * 1024)
+
+    writer = threading.Thread(target=write_for_ever, daemon=True)
+    writer.start()
+    result = _validate_in_a_small_process(fifo)
+    writer.join(timeout=60)
+
+    assert result.returncode == 2, result.stderr
+    assert "plan file is larger than 1048576 bytes, the limit" in result.stderr
+    assert not writer.is_alive()   # the reader stopped and closed the pipe
 
 
 def test_missing_file(tmp_path: Path, rollout):

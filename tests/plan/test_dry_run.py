@@ -32,7 +32,8 @@ def test_dry_run_shows_timeline_calls_checks_and_rollback(rollout, secrets):
     assert "POST http://127.0.0.1:8080/api/admin/ab-testing/update" in out
     assert 'body: {"rolloutPercentage": 25}' in out
     assert 'body: {"testId": "<captured:test_id>"}' in out
-    assert "mean(10m) vs legacy_p95_ms pass <= +0%, fail > +20%" in out
+    assert "  latency-vs-legacy: pass <= +0%, fail > +20%, inconclusive between\n" \
+           "       modern_p95_ms: mean(10m) vs legacy_p95_ms; min 2 samples" in out
     rollback = out[out.index("Rollback, in order:"):]
     assert rollback.index("feature-flags/disable") < rollback.index("emergency-stop") \
         < rollback.index("memory/cleanup") < rollback.index("alerts/emergency")
@@ -47,6 +48,27 @@ def test_dry_run_json_lists_calls_in_order_with_percentages(rollout, secrets):
     assert data["total_latest"] == 46.5 * 3600
     assert [row["stage"] for row in data["timeline"]][:3] == ["deploy", "initialize", "validate"]
     assert data["calls"][0] == {**data["calls"][0], "kind": "run", "line": "npm run build"}
+
+
+def test_dry_run_says_what_each_check_makes_of_every_value(rollout, secrets, tmp_path: Path):
+    plan = tmp_path / "p.yaml"
+    plan.write_text(BASE.replace('    fail: "< 0.90"\n', "  alerts: {metric: ok_rate, fail: '> 0'}\n"))
+
+    brain = rollout("plan", BRAIN).out
+    one_sided = rollout("plan", str(plan)).out
+
+    assert "  success-rate: pass >= 0.95, fail < 0.90, inconclusive between\n" in brain
+    assert "  critical-alerts: pass == 0, fail > 0, inconclusive otherwise\n" in brain
+    assert "  ok: pass >= 0.95, fail otherwise\n" in one_sided
+    assert "  alerts: fail > 0, pass otherwise\n" in one_sided
+
+
+def test_dry_run_json_adds_the_bands_and_keeps_the_rule(rollout, secrets):
+    checks = {c["name"]: c for c in json.loads(rollout("plan", BRAIN, "-o", "json").out)["checks"]}
+
+    assert checks["success-rate"]["rule"] == "last pass >= 0.95, fail < 0.90; no data: inconclusive"
+    assert checks["success-rate"]["bands"] == "pass >= 0.95, fail < 0.90, inconclusive between"
+    assert checks["leak-report"]["bands"] == "pass == 0, fail otherwise"
 
 
 @pytest.mark.parametrize("output", ["text", "json"])

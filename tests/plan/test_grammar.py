@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from rollout_cli.engine.checks import Sample, evaluate
 from rollout_cli.plan.durations import format_duration, parse_duration
-from rollout_cli.plan.expressions import parse_threshold
+from rollout_cli.plan.expressions import describe_bands, parse_threshold
+from rollout_cli.plan.fields import parse
+from rollout_cli.plan.models import Check
 from rollout_cli.plan.templates import MissingVariable, render
 
 DURATIONS = [("500ms", 0.5), ("30s", 30), ("5m", 300), ("2h", 7200), ("1h30m", 5400),
@@ -79,3 +82,33 @@ def test_template_missing_variable_names_it():
         render("/x/{{ test_id }}", {})
 
     assert caught.value.name == "test_id"
+
+
+# (pass, fail, what `rollout plan` says, {value: the engine's verdict on it})
+BANDS = [
+    (">= 0.95", "< 0.90", "pass >= 0.95, fail < 0.90, inconclusive between",
+     {0.96: "pass", 0.95: "pass", 0.92: "inconclusive", 0.90: "inconclusive", 0.5: "fail"}),
+    (None, "> 0", "fail > 0, pass otherwise", {3: "fail", 0: "pass", -1: "pass"}),
+    (">= 1", None, "pass >= 1, fail otherwise", {1: "pass", 0.5: "fail"}),
+    ("== 0", "> 0", "pass == 0, fail > 0, inconclusive otherwise",
+     {0: "pass", 2: "fail", -1: "inconclusive"}),
+    ("== 1", "== 0", "pass == 1, fail == 0, inconclusive otherwise",
+     {1: "pass", 0: "fail", 0.5: "inconclusive", 7: "inconclusive"}),
+    (">= 0.95", "< 0.95", "pass >= 0.95, fail < 0.95", {0.95: "pass", 0.94: "fail"}),
+    (">= 0.90", "< 0.95", "pass >= 0.90, fail < 0.95, fail where they overlap",
+     {0.92: "fail", 0.96: "pass", 0.5: "fail"}),
+    ("< 5", "< 2", "pass < 5, fail < 2, fail where they overlap, inconclusive otherwise",
+     {1: "fail", 3: "pass", 6: "inconclusive"}),
+]
+
+
+@pytest.mark.parametrize(("passing", "failing", "text", "verdicts"), BANDS,
+                         ids=[b[2] for b in BANDS])
+def test_bands_are_described_as_the_engine_judges_them(passing, failing, text, verdicts):
+    spec = {"metric": "m", **({"pass": passing} if passing else {}),
+            **({"fail": failing} if failing else {})}
+    check = parse(Check, spec)
+
+    assert describe_bands(check.pass_, check.fail) == text
+    for value, verdict in verdicts.items():
+        assert evaluate("c", check, [Sample(0.0, value)], 0.0).phase == verdict, value

@@ -79,6 +79,41 @@ def test_secret_values_are_collected_for_redaction():
     assert loaded.redactor.text("a tok-123456 b hunter22") == "a *** b ***"
 
 
+@pytest.mark.parametrize("value", ["Zq9", "x"])
+def test_a_secret_too_short_to_mask_is_refused_without_showing_it(rollout, monkeypatch, value):
+    # The redactor cannot mask a value this short (it would mask innocent text), so the
+    # token was printed and journaled in clear.
+    monkeypatch.setenv("BRAIN_API_TOKEN", value)
+
+    result = rollout("validate", str(PLANS / "brain-api.yaml"))
+
+    assert result.code == 2
+    assert (f"brain-api.yaml:17:20: secret BRAIN_API_TOKEN is {len(value)} character"
+            in result.err)
+    assert "(hint: a secret shorter than 4 characters cannot be masked" in result.err
+    assert "Zq9" not in result.err
+
+
+@pytest.mark.parametrize(("line", "env"), [
+    ("  headers: {X-Api: '${API_KEY:-abc}'}", {}),               # named like a secret
+    ("  headers: {X-Tenant: '${TENANT}'}\nsecrets: [TENANT]", {"TENANT": "t1"}),   # listed
+])
+def test_short_secrets_from_defaults_and_the_secrets_list_are_refused(line, env):
+    text = BASE.replace("  base_url: http://127.0.0.1:9", f"  base_url: http://127.0.0.1:9\n{line}")
+
+    with pytest.raises(PlanError, match=r"p.yaml:5:\d+: secret (API_KEY|TENANT) is \d "
+                                        r"characters? long"):
+        load_text(text, "p.yaml", env)
+
+
+def test_an_empty_secret_turns_its_use_off_and_is_allowed(rollout, monkeypatch):
+    monkeypatch.setenv("BRAIN_API_TOKEN", "")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "")
+
+    for plan in ("brain-api.yaml", "brain-api-demo.yaml"):
+        assert rollout("validate", str(PLANS / plan)).code == 0
+
+
 def test_defaults_are_filled_in():
     plan = load_text(BASE, "p.yaml", {}).plan
     stage = plan.stages[0]

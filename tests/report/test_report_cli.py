@@ -80,3 +80,18 @@ def test_html_report_is_one_self_contained_file(rollout, degraded_state, tmp_pat
 def test_report_of_an_unknown_rollout_is_a_usage_error(rollout, tmp_path):
     result = rollout("report", "nope", "--state-dir", str(tmp_path))
     assert result.code != 0
+
+
+def test_out_in_a_missing_directory_is_a_usage_error(rollout, tmp_path):
+    from tests.test_imports import TINY_PLAN
+
+    plan, state = tmp_path / "tiny.yaml", tmp_path / "state"
+    plan.write_text(TINY_PLAN)
+    assert rollout("run", str(plan), "--auto-approve", "--state-dir", str(state)).code == 0
+    out = tmp_path / "missing" / "report.html"
+
+    result = rollout("report", "--state-dir", str(state), "--format", "html", "--out", str(out))
+
+    assert result.code == 2
+    assert f"cannot write the report to {out}: No such file or directory" in result.err
+    assert "internal error" not in result.err

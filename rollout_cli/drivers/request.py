@@ -1,0 +1,135 @@
+"""What a plan sends, built without httpx: ``HttpRequest``, ``RetryPolicy`` and the requests of
+metric queries, plus the rules httpx applies only when it sends.
+
+``rollout_cli.drivers.http`` sends these; ``rollout_cli.plan.sendable`` builds every one a
+plan can make while validating it, so that `validate` refuses what would otherwise fail at
+run time, and starts without loading httpx.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+from rollout_cli.plan.calls import join_url
+from rollout_cli.plan.templates import render, render_text
+
+if TYPE_CHECKING:
+    from rollout_cli.plan.models import Metric, Plan, RetrySpec
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One fully resolved request: absolute URL, final headers, at most one body.
+
+    ``idempotent`` defaults from the method (RFC 9110); a plan can declare a POST
+    idempotent or a PUT not.
+    """
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any | None = None
+    body: str | bytes | None = None
+    timeout: float = 10.0
+    idempotent: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.json is not None and self.body is not None:
+            raise ValueError("an HTTP request takes json or body, not both")
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("an HTTP request needs an absolute http(s) URL")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {self.timeout}")
+        object.__setattr__(self, "method", self.method.upper())
+        if self.idempotent is None:
+            object.__setattr__(self, "idempotent", self.method in IDEMPOTENT_METHODS)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: ``attempts`` counts every try, the first one included."""
+
+    attempts: int = 1
+    backoff: float = 1.0
+    max_backoff: float = 30.0
+    deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be >= 1, got {self.attempts}")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise ValueError("backoff and max_backoff must be >= 0")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ValueError(f"deadline must be positive, got {self.deadline}")
+
+
+NO_RETRY = RetryPolicy()
+
+
+def policy_of(retry: RetrySpec) -> RetryPolicy:
+    return RetryPolicy(retry.attempts, retry.backoff, retry.max_backoff, retry.deadline)
+
+
+def http_metric_request(plan: Plan, metric: Metric, variables: Mapping[str, Any],
+                        now: float) -> HttpRequest:
+    """An ``http`` metric's request: the plan's target, its path, headers and body."""
+    query = metric.http
+    assert query is not None
+    url = join_url(plan.target.base_url, render_text(query.path, variables))
+    headers = {**plan.target.headers, **query.headers}
+    return HttpRequest(query.method, url, {k: render_text(v, variables).strip()
+                                           for k, v in headers.items() if v.strip()},
+                       render(query.json_body, variables), None, plan.target.timeout, True)
+
+
+def prometheus_request(plan: Plan, metric: Metric, variables: Mapping[str, Any],
+                       now: float) -> HttpRequest:
+    """An instant query at ``now`` through /api/v1/query; with ``range:``, a range query."""
+    prom = metric.prometheus
+    assert prom is not None
+    query = render_text(prom.query, variables)
+    if prom.range:
+        step = prom.step or max(prom.range / 60, 1.0)
+        params = urlencode({"query": query, "start": f"{now - prom.range:.3f}",
+                            "end": f"{now:.3f}", "step": f"{step:g}"})
+        url = f"{prom.url}/api/v1/query_range?{params}"
+    else:
+        # Every query of a tick is evaluated at the same instant, so two checks
+        # over the same series agree on what they saw.
+        url = f"{prom.url}/api/v1/query?{urlencode({'query': query, 'time': f'{now:.3f}'})}"
+    return HttpRequest("GET", url, dict(prom.headers), None, None, plan.target.timeout, True)
+
+
+# What httpx refuses only when it sends, with an exception the driver does not expect (an
+# HttpRequest is built on every poll, so it does not pay for these itself).
+
+def check_port(url: str) -> None:
+    """Raises ValueError for a port that is not a number from 0 to 65535."""
+    _ = urlsplit(url).port   # reading it is the check
+
+
+def check_header_name(name: str) -> None:
+    """Raises ValueError for a header name httpx cannot encode: it takes ASCII only."""
+    if not name.isascii():
+        raise ValueError("header names are ASCII text")
+
+
+def check_header_value(value: str) -> None:
+    """Raises ValueError for a header value httpx cannot encode: it takes ASCII only."""
+    if not value.isascii():
+        raise ValueError("header values are ASCII text")
+
+
+def check_json(body: Any) -> None:
+    """Raises ValueError for a body httpx cannot encode as JSON."""
+    try:
+        jsonlib.dumps(body, allow_nan=False)
+    except ValueError:
+        raise ValueError("JSON has no NaN or infinity") from None
