@@ -38,6 +38,8 @@ class Context:
     lock_timeout: float = 0.0
     transport: Any = None
     on_event: EventSink = lambda event, state: None
+    # Told (subject, lock record) when a command starts waiting for another one's lock.
+    on_lock_wait: Callable[[str, dict[str, Any]], None] = lambda subject, holder: None
     now: Callable[[], float] | None = None
     sleep: Callable[[float], None] | None = None
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -95,7 +97,9 @@ def _reconciler(ctx: Context, rollout: RolloutDir, loaded: Any, operation: str,
 
     reconciler = Reconciler(ctx.store, rollout, Executor(loaded, http),
                             Policy() if policy is None else policy, clock, on_event,
-                            ctx.lock_timeout, operation)
+                            ctx.lock_timeout, operation,
+                            on_lock_wait=lambda holder: ctx.on_lock_wait(f"rollout {rollout.id}",
+                                                                         holder))
     return reconciler, _Outbound(http, notifier, reconciler)
 
 

@@ -29,7 +29,7 @@ def _context(state_dir: str | None, lock_timeout: str, output: Output, quiet: bo
     from rollout_cli.errors import UsageError
     from rollout_cli.operations import Context
     from rollout_cli.plan.durations import parse_duration
-    from rollout_cli.render.rollout_view import EventPrinter
+    from rollout_cli.render.rollout_view import EventPrinter, print_lock_wait
     from rollout_cli.store import resolve_state_dir
 
     try:
@@ -38,7 +38,8 @@ def _context(state_dir: str | None, lock_timeout: str, output: Output, quiet: bo
         raise UsageError(f"--lock-timeout: {exc}") from None
     return Context(resolve_state_dir(state_dir), timeout,
                    on_event=EventPrinter(quiet=quiet or output is Output.json,
-                                         jsonl=output is Output.jsonl))
+                                         jsonl=output is Output.jsonl),
+                   on_lock_wait=print_lock_wait)
 
 
 def _live(ctx: Any, plan: Path, output: Output, run: Any) -> Any:

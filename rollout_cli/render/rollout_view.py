@@ -117,6 +117,14 @@ class EventPrinter:
         self.console.print(f"{_clock(event['time'])}  {describe_event(event)}", markup=False)
 
 
+def print_lock_wait(subject: str, holder: dict[str, Any]) -> None:
+    """On stderr, whatever stdout carries: this command waits for another one's lock."""
+    stderr().print(f"waiting for the lock of {subject}: held by {holder.get('operation')} "
+                   f"(pid {holder.get('pid')}, {holder.get('who')}, since "
+                   f"{holder.get('created')}); carrying on once it is released",
+                   markup=False)
+
+
 def _waiting(decision: Any) -> bool:
     from rollout_cli.engine import Wait  # loaded already: there is a state to show
 

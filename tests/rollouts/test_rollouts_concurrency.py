@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.rollouts.conftest import Operator, Target, derive_plan
 
 SLOW_STEP = 'steps: [{name: slow step, run: [sleep, "2"], timeout: 10s}]'
-LOCK_RECORD = ("Lock Info:", "ID:", "Who:", "Operation:", "Created:", "rollout unlock ")
+LOCK_RECORD = ("Lock Info:", "ID:", "Who:", "Operation:", "Created:", "Pid:")
 
 
 def test_two_advances_at_a_gate_exactly_one_proceeds(operator: Operator, target: Target,
@@ -32,6 +32,9 @@ def test_two_advances_at_a_gate_exactly_one_proceeds(operator: Operator, target:
         assert part in loser.err
     assert "Operation: advance" in loser.err
     assert "STALE" not in loser.err
+    # A live holder: wait for it, never unlock it.
+    assert "still running: wait for it to finish, or run again with --lock-timeout" in loser.err
+    assert "rollout unlock" not in loser.err
     approvals = [e for e in operator.events() if e["type"] == "gate-approved"]
     assert len(approvals) == 1
     updates = [body for method, path, body in target.changes()
