@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollout_cli.errors import LockedError, StateError, UsageError
+from rollout_cli.errors import LockedError, NotAtStage, StateError, UsageError
 from rollout_cli.store import RolloutDir, RolloutMeta, StateStore, plan_digest
 from rollout_cli.store.identity import who
 
 if TYPE_CHECKING:
     from rollout_cli.engine import Decision, Finished, PendingCall, Policy, RolloutState, Wait
     from rollout_cli.notify import Notifier
+    from rollout_cli.store.locks import Lock
 
     EventSink = Callable[[dict[str, Any], RolloutState], None]
 
@@ -55,6 +56,12 @@ class Result:
     state: RolloutState
     decision: Decision | None = None
     message: str | None = None
+    plan: Any = None                 # the rollout's plan, for its stages' names
+
+    @property
+    def stage_name(self) -> str | None:
+        stages = self.plan.stages if self.plan is not None else ()
+        return stages[self.state.stage].name if self.state.stage < len(stages) else None
 
     @property
     def exit_code(self) -> int:
@@ -158,7 +165,7 @@ def start(ctx: Context, plan_path: Path, follow: bool, auto_approve: bool = Fals
                                "who": who()})
         decision = reconciler.run(follow, stop_when_paused=auto_approve)
     assert reconciler.state is not None
-    return Result(rollout.id, reconciler.state, decision)
+    return Result(rollout.id, reconciler.state, decision, plan=loaded.plan)
 
 
 def find(ctx: Context, rollout_id: str | None, latest: bool = False) -> RolloutDir:
@@ -202,6 +209,26 @@ def _state(ctx: Context, rollout: RolloutDir) -> RolloutState:
     return load_state(rollout)
 
 
+@contextmanager
+def _holding(ctx: Context, lock: Lock, subject: str) -> Iterator[dict[str, Any] | None]:
+    """Hold ``lock`` for the block, waiting up to its timeout for a live holder (and saying
+    so through ``ctx.on_lock_wait``); yields the record of the holder waited for, if any."""
+    wait, lock.timeout = lock.timeout, 0.0
+    waited = None
+    try:
+        lock.acquire()
+    except LockedError as busy:
+        if wait <= 0 or busy.record.get("stale") or not busy.record.get("id"):
+            raise
+        waited, lock.timeout = busy.record, wait
+        ctx.on_lock_wait(subject, waited)
+        lock.acquire()
+    try:
+        yield waited
+    finally:
+        lock.release()
+
+
 def _act(ctx: Context, rollout_id: str | None, operation: str,
          events: Callable[[RolloutState, Any], Iterable[dict[str, Any]]], follow: bool,
          plan_file: Path | None = None, accept_change: bool = False,
@@ -214,7 +241,8 @@ def _act(ctx: Context, rollout_id: str | None, operation: str,
     rollout = find(ctx, rollout_id, latest)
     with ExitStack() as client:
         # The lock first: a rollout another command holds is refused before any work.
-        with rollout.lock(operation, timeout=ctx.lock_timeout):
+        with _holding(ctx, rollout.lock(operation, timeout=ctx.lock_timeout),
+                      f"rollout {rollout.id}"):
             state = _state(ctx, rollout)
             loaded, change = _plan_for(ctx, rollout, state, plan_file, accept_change)
             reconciler, http = _reconciler(ctx, rollout, loaded, operation, policy)
@@ -232,14 +260,18 @@ def _act(ctx: Context, rollout_id: str | None, operation: str,
             # With --auto-approve nobody is watching: a pause ends the command (exit 3).
             decision = reconciler.run(follow, stop_when_paused=policy.auto_approve)
     assert reconciler.state is not None
-    return Result(rollout.id, reconciler.state, decision)
+    return Result(rollout.id, reconciler.state, decision, plan=reconciler.executor.plan)
 
 
 def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | None, full: bool,
-            follow: bool = False, accept_change: bool = False) -> Result:
+            follow: bool = False, accept_change: bool = False,
+            stage: str | None = None) -> Result:
+    """Open the gate; with ``stage`` (a name or index) only if the rollout is at that stage."""
     from rollout_cli.engine.phases import PAUSED, TERMINAL, WAITING_GATE
 
     def events(state: RolloutState, loaded: Any) -> list[dict[str, Any]]:
+        if stage is not None:
+            _at_stage(state, loaded.plan, stage)
         if state.phase in TERMINAL:
             raise UsageError(f"rollout {state.id} has ended ({state.phase}); nothing to advance")
         if state.uncertain is not None:
@@ -260,6 +292,23 @@ def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | Non
         return [{"type": "gate-approved", "stage": state.stage, "forced": True, **base}]
 
     return _act(ctx, rollout_id, "advance", events, follow, accept_change=accept_change)
+
+
+def _at_stage(state: RolloutState, plan: Any, wanted: str) -> None:
+    """Refuse (exit 3, saying where the rollout is) unless it is live at stage ``wanted``."""
+    from rollout_cli.engine.phases import TERMINAL
+
+    names = [stage.name for stage in plan.stages]
+    index = int(wanted) if wanted.isdigit() else names.index(wanted) if wanted in names else -1
+    if not 0 <= index < len(names):
+        raise UsageError(f"--stage: no stage {wanted} in plan {plan.name}; its stages are "
+                         f"{', '.join(names)} (or their index, 0 to {len(names) - 1})")
+    here = f"stage {names[min(state.stage, len(names) - 1)]} ({state.phase})"
+    if state.phase in TERMINAL:
+        raise NotAtStage(f"rollout {state.id} is at {here}: it has ended; nothing was done")
+    if state.stage != index:
+        raise NotAtStage(f"rollout {state.id} is at {here}, not at stage {names[index]}; "
+                         f"nothing was done (`rollout status {state.id}` shows where it is)")
 
 
 def pause(ctx: Context, rollout_id: str | None, reason: str | None) -> Result:

@@ -64,7 +64,7 @@ def _live(ctx: Any, plan: Path, output: Output, run: Any) -> Any:
 def _finish(result: Any, output: Output) -> None:
     from rollout_cli.render.rollout_view import print_result
 
-    print_result(result.rollout_id, result.state, result.decision, result.exit_code, output.value)
+    print_result(result, output.value)
     raise typer.Exit(result.exit_code)
 
 
@@ -143,13 +143,21 @@ def advance(
     reason: str | None = typer.Option(None, "--reason", help="Why; recorded in the journal."),
     full: bool = typer.Option(False, "--full",
                               help="Promote through all remaining stages (skip bakes, gates)."),
+    stage: str | None = typer.Option(
+        None, "--stage", metavar="NAME",
+        help="The stage whose gate you mean (its name, or its index as in --output json); "
+             "if the rollout is elsewhere, nothing is done and the exit code is 3."),
     follow: bool = FOLLOW,
     accept_plan_change: bool = ACCEPT,
     output: Output = OUTPUT,
     state_dir: str | None = STATE_DIR,
     lock_timeout: str = LOCK_TIMEOUT,
 ) -> None:
-    """Open the current gate and continue. Refuses mid-bake unless --force --reason."""
+    """Open the current gate and continue. Refuses mid-bake unless --force --reason.
+
+    With --stage NAME, only that stage's gate: an advance that arrives after another one
+    moved the rollout on does nothing (exit 3).
+    """
     from rollout_cli import operations
     from rollout_cli.errors import UsageError
 
@@ -157,7 +165,7 @@ def advance(
         raise UsageError("--force needs --reason TEXT: it is recorded with who forced it")
     ctx = _context(state_dir, lock_timeout, output)
     _interruptible(ctx, lambda: operations.advance(ctx, rollout, force, reason, full, follow,
-                                                   accept_plan_change), output)
+                                                   accept_plan_change, stage), output)
 
 
 def pause(

@@ -131,15 +131,24 @@ def _waiting(decision: Any) -> bool:
     return isinstance(decision, Wait)
 
 
-def next_step_hint(rollout_id: str, state: RolloutState, decision: Any) -> str:
+def stage_name(plan: Any, state: RolloutState) -> str | None:
+    """The name of the stage the rollout is at, when its plan is at hand."""
+    stages = plan.stages if plan is not None else ()
+    return stages[state.stage].name if state.stage < len(stages) else None
+
+
+def next_step_hint(rollout_id: str, state: RolloutState, decision: Any,
+                   stage: str | None = None) -> str:
+    """What to type next. ``stage``: the current stage's name, for `advance --stage`."""
+    advance = f"rollout advance {rollout_id}" + (f" --stage {stage}" if stage else "")
     if state.uncertain is not None:
         return (f"uncertain call {state.uncertain.line}: check the target, then "
                 f"`rollout resume {rollout_id} --assume-applied` or `--resend`")
     if state.phase == "waiting-gate":
-        return f"waiting at a manual gate: `rollout advance {rollout_id}`"
+        return f"waiting at a manual gate: `{advance}`"
     if state.phase == "paused":
         return (f"paused ({state.pause_reason}): `rollout resume {rollout_id}`, "
-                f"`rollout advance {rollout_id}` or `rollout rollback {rollout_id}`")
+                f"`{advance}` or `rollout rollback {rollout_id}`")
     if _waiting(decision) and decision.until is not None:
         return (f"baking: `rollout resume {rollout_id}` continues once the bake is over, "
                 f"or `rollout status {rollout_id}`")
@@ -149,31 +158,34 @@ def next_step_hint(rollout_id: str, state: RolloutState, decision: Any) -> str:
             "failed": f"failed: {state.reason}"}.get(state.phase, state.phase)
 
 
-def result_dict(rollout_id: str, state: RolloutState, decision: Any, code: int) -> dict[str, Any]:
-    return {"rollout": rollout_id, "phase": state.phase, "stage": state.stage,
+def result_dict(result: Any) -> dict[str, Any]:
+    """An operation's result (operations.Result) for --output json and jsonl."""
+    state: RolloutState = result.state
+    return {"rollout": result.rollout_id, "phase": state.phase, "stage": state.stage,
             "percentage": state.percentage, "reason": state.reason,
             "pause_reason": state.pause_reason,
             "uncertain": state.uncertain.line if state.uncertain else None,
-            "waiting_until": decision.until if _waiting(decision) else None,
-            "exit_code": code, "next": next_step_hint(rollout_id, state, decision)}
+            "waiting_until": result.decision.until if _waiting(result.decision) else None,
+            "exit_code": result.exit_code,
+            "next": next_step_hint(result.rollout_id, state, result.decision,
+                                   result.stage_name)}
 
 
-def print_result(rollout_id: str, state: RolloutState, decision: Any, code: int,
-                 output: str) -> None:
+def print_result(result: Any, output: str) -> None:
+    data = result_dict(result)
     if output == "json":
-        print(json.dumps(result_dict(rollout_id, state, decision, code)))
+        print(json.dumps(data))
         return
     if output == "jsonl":
-        print(json.dumps({"type": "result", **result_dict(rollout_id, state, decision, code)}))
+        print(json.dumps({"type": "result", **data}))
         return
-    stdout().print(f"rollout {rollout_id}: {state.phase} -- "
-                   f"{next_step_hint(rollout_id, state, decision)}", markup=False)
+    stdout().print(f"rollout {data['rollout']}: {data['phase']} -- {data['next']}", markup=False)
 
 
 def status_dict(status: Any, now: float) -> dict[str, Any]:
     state: RolloutState = status.state
     plan = status.plan
-    stage = plan.stages[state.stage] if plan and state.stage < len(plan.stages) else None
+    stage = plan.stages[state.stage] if stage_name(plan, state) else None
     bake_left = None
     if stage and stage.bake and state.baking_since is not None:
         bake_left = max(0.0, state.baking_since + stage.bake.min - now)
@@ -224,7 +236,7 @@ def print_status(status: Any, now: float, output: str) -> None:
     if data["recent"]:
         lines.append("recent:")
         lines += [f"  {_clock(e['time'])}  {describe_event(e).strip()}" for e in data["recent"]]
-    lines.append(f"next      {next_step_hint(data['rollout'], status.state, None)}")
+    lines.append(f"next      {next_step_hint(data['rollout'], status.state, None, data['stage'])}")
     console.print("\n".join(lines), markup=False)
 
 
