@@ -380,25 +380,77 @@ def _stand_ins(loaded: Any, call: PendingCall, given: dict[str, str]) -> dict[st
 
 def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
              reason: str | None) -> Result:
-    """Run the plan's rollback steps, from a rollout's state or from the plan file alone."""
+    """Run the plan's rollback steps, from a rollout's state or from the plan file alone.
+
+    Without an id or a plan, only the one active rollout: a finished one is rolled back
+    again only when it is named (its reason would be overwritten).
+    """
     reason = reason or f"rollback requested by {who()}"
     started = {"type": "rollback-started", "reason": reason, "who": who()}
     if rollout_id or plan_path is None:
-        # Without an active rollout, the newest one: running a rollback again is safe.
         return _act(ctx, rollout_id, "rollback", lambda state, loaded: [started],
-                    follow=True, accept_change=True, latest=True)
+                    follow=True, accept_change=True)
     loaded = _load(plan_path, ctx)
-    store = ctx.store
-    for meta in store.find_active():
-        if meta.plan_name == loaded.plan.name:
-            try:
-                return _act(ctx, meta.id, "rollback", lambda state, loaded: [started],
-                            follow=True, plan_file=plan_path, accept_change=True)
-            except (StateError, LockedError) as problem:
-                if isinstance(problem, LockedError) and not problem.record.get("stale"):
-                    raise
-                reason += f" (state of {meta.id} unusable: {problem}; rolling back from the plan)"
+    active = _active_of(ctx, loaded.plan.name)
+    if active is not None:
+        try:
+            return _act(ctx, active.id, "rollback", lambda state, loaded: [started],
+                        follow=True, plan_file=plan_path, accept_change=True)
+        except (StateError, LockedError) as problem:
+            if isinstance(problem, LockedError) and not problem.record.get("stale"):
+                raise
+            reason += f" (state of {active.id} unusable: {problem}; rolling back from the plan)"
     return _stateless_rollback(ctx, plan_path, loaded, reason)
+
+
+def _active_of(ctx: Context, plan_name: str) -> RolloutMeta | None:
+    return next((meta for meta in ctx.store.find_active() if meta.plan_name == plan_name), None)
+
+
+@dataclass(frozen=True)
+class RollbackPreview:
+    """What `rollout rollback` will act on and send, for its confirmation prompt."""
+
+    subject: str
+    steps: list[tuple[str, str]]     # (redacted request line or command, step label)
+
+
+def rollback_preview(ctx: Context, rollout_id: str | None,
+                     plan_path: Path | None) -> RollbackPreview:
+    """The rollout (or plan) that ``rollback`` with these arguments acts on, and its steps."""
+    from rollout_cli.engine import RolloutState
+
+    active = None
+    if not rollout_id and plan_path is not None:
+        loaded = _load(plan_path, ctx)
+        active = _active_of(ctx, loaded.plan.name)
+    if rollout_id or plan_path is None or active is not None:
+        rollout = find(ctx, rollout_id or (active.id if active else None))
+        state = _state(ctx, rollout)
+        loaded = _load(plan_path or Path(rollout.meta.plan_path), ctx)
+        names = [stage.name for stage in loaded.plan.stages]
+        where = f"{state.phase} at {names[min(state.stage, len(names) - 1)]}"
+        subject = f"rollout {rollout.id} (plan {loaded.plan.name}, {where})"
+    else:
+        state = RolloutState(id="<new rollout>", plan=loaded.plan.name)
+        subject = (f"plan {loaded.plan.name} from the plan file alone (none of its rollouts is "
+                   "active; a new rollout records this rollback)")
+    return RollbackPreview(subject, _rollback_lines(ctx, loaded, state))
+
+
+def _rollback_lines(ctx: Context, loaded: Any, state: RolloutState) -> list[tuple[str, str]]:
+    """Each rollback step as the executor will send it: templates filled, redacted."""
+    from rollout_cli.drivers.http import HttpDriver
+    from rollout_cli.engine import Call
+    from rollout_cli.reconcile.executor import Executor
+
+    executor = Executor(loaded, HttpDriver(redactor=loaded.redactor, transport=ctx.transport))
+    lines = []
+    for index, step in enumerate(loaded.plan.rollback):
+        prepared = executor.prepare(Call("preview", "rollback", None, index), state)
+        problem = f"; cannot be sent: {prepared.error}" if prepared.error else ""
+        lines.append((prepared.line, (step.name or "") + problem))
+    return lines
 
 
 def _stateless_rollback(ctx: Context, plan_path: Path, loaded: Any, reason: str) -> Result:
@@ -476,7 +528,7 @@ def note_interrupted(ctx: Context, rollout_id: str, signal_name: str) -> None:
                                time=(ctx.now or __import__("time").time)())
 
 
-__all__ = ["Context", "Finished", "Result", "Status", "Wait"]
+__all__ = ["Context", "Finished", "Result", "RollbackPreview", "Status", "Wait"]
 
 
 def __getattr__(name: str) -> Any:

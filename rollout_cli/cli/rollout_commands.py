@@ -233,18 +233,23 @@ def rollback(
 ) -> None:
     """Run the plan's rollback steps in order, each retried; safe to run twice.
 
-    Ends rolled-back (exit 1) or rollback-failed naming what failed (exit 5).
+    Ends rolled-back (exit 1) or rollback-failed naming what failed (exit 5). Without
+    ROLLOUT or --plan it acts on the one active rollout only; name a finished one to roll
+    it back again. On a terminal it shows the rollout and the calls, then asks.
     """
     from rollout_cli import operations
     from rollout_cli.errors import UsageError
 
+    ctx = _context(state_dir, lock_timeout, output)
     if not yes:
+        from rollout_cli.render.rollout_view import print_rollback_preview
+
         if not sys.stdin.isatty():
             raise UsageError("rollback needs --yes when there is no terminal to confirm on")
-        target = rollout or (str(plan) if plan else "the active rollout")
-        if not typer.confirm(f"Roll back {target}?"):
+        aside = output is not Output.text    # stdout carries the JSON result
+        print_rollback_preview(operations.rollback_preview(ctx, rollout, plan), err=aside)
+        if not typer.confirm("Roll back?", err=aside):
             raise typer.Exit(2)
-    ctx = _context(state_dir, lock_timeout, output)
     _finish(operations.rollback(ctx, rollout, plan, reason), output)
 
 

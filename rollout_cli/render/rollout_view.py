@@ -182,6 +182,14 @@ def print_result(result: Any, output: str) -> None:
     stdout().print(f"rollout {data['rollout']}: {data['phase']} -- {data['next']}", markup=False)
 
 
+def print_rollback_preview(preview: Any, err: bool = False) -> None:
+    """Before the confirmation: what will be rolled back and every call it will send."""
+    lines = [f"Rolling back {preview.subject}.", "It sends, in order:"]
+    lines += [f"  {number}. {line}" + (f"  ({label})" if label else "")
+              for number, (line, label) in enumerate(preview.steps, 1)]
+    (stderr() if err else stdout()).print("\n".join(lines), markup=False)
+
+
 def status_dict(status: Any, now: float) -> dict[str, Any]:
     state: RolloutState = status.state
     plan = status.plan
