@@ -14,7 +14,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,6 +168,33 @@ def start(ctx: Context, plan_path: Path, follow: bool, auto_approve: bool = Fals
     return Result(rollout.id, reconciler.state, decision, plan=loaded.plan)
 
 
+def active_claim(ctx: Context, plan_path: Path) -> LockedError | None:
+    """Why a start of ``plan_path`` was refused, if the plan has an active rollout: its
+    claim (which rollout, who started it, since when) and who holds its lock now."""
+    from rollout_cli.store.locks import lock_info
+
+    plan = _load(plan_path, ctx).plan
+    meta = _active_of(ctx, plan.name)
+    if meta is None:
+        return None
+    lock = next((record for record in ctx.store.held_locks()
+                 if Path(str(record.get("path"))).parent.name == meta.id), None)
+    since = meta.created.isoformat().replace("+00:00", "Z")
+    rows = [("Rollout", meta.id), ("Who", f"{meta.created_by} (started it)"),
+            ("Since", since),
+            ("Lock", f"held by {lock.get('operation')} (pid {lock.get('pid')}, "
+                     f"{lock.get('who')}) since {lock.get('created')}" if lock else
+                     "not held (no command is acting on it at this moment)")]
+    info = "Claim Info:\n" + "\n".join(f"  {name + ':':<11}{value}" for name, value in rows)
+    message = (f"plan {plan.name} already has an active rollout, {meta.id}.\n\n{info}\n\n"
+               f"Only one rollout of a plan may be active: see it with `rollout status "
+               f"{meta.id}`, advance it, or roll it back with `rollout rollback {meta.id}`.")
+    if lock:
+        message += "\n\n" + lock_info(lock)
+    return LockedError(message, {"rollout": meta.id, "plan": plan.name,
+                                 "who": meta.created_by, "created": since, "lock": lock})
+
+
 def find(ctx: Context, rollout_id: str | None, latest: bool = False) -> RolloutDir:
     """The named rollout, or the only active one; with ``latest``, else the newest one."""
     store = ctx.store
@@ -233,18 +260,25 @@ def _act(ctx: Context, rollout_id: str | None, operation: str,
          events: Callable[[RolloutState, Any], Iterable[dict[str, Any]]], follow: bool,
          plan_file: Path | None = None, accept_change: bool = False,
          policy: Policy | None = None, run: bool = True, latest: bool = False) -> Result:
-    """Journal an operator's events under the lock, then continue the rollout."""
+    """Journal an operator's events under the lock, then continue the rollout.
+
+    A rollback that waited for the lock while another command rolled the rollout back
+    journals nothing and reports that rollback instead (see `_rolled_back_meanwhile`).
+    """
     from rollout_cli.engine import Finished, Policy
     from rollout_cli.engine.phases import TERMINAL
 
     policy = Policy() if policy is None else policy
     rollout = find(ctx, rollout_id, latest)
+    since = _now(ctx)
     with ExitStack() as client:
         # The lock first: a rollout another command holds is refused before any work.
         with _holding(ctx, rollout.lock(operation, timeout=ctx.lock_timeout),
-                      f"rollout {rollout.id}"):
+                      f"rollout {rollout.id}") as waited:
             state = _state(ctx, rollout)
             loaded, change = _plan_for(ctx, rollout, state, plan_file, accept_change)
+            if waited and operation == "rollback" and _rolled_back_meanwhile(state, since):
+                return Result(rollout.id, state, None, MEANWHILE, loaded.plan)
             reconciler, http = _reconciler(ctx, rollout, loaded, operation, policy)
             client.enter_context(http)
             state = reconciler.load()
@@ -391,16 +425,56 @@ def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
         return _act(ctx, rollout_id, "rollback", lambda state, loaded: [started],
                     follow=True, accept_change=True)
     loaded = _load(plan_path, ctx)
-    active = _active_of(ctx, loaded.plan.name)
-    if active is not None:
-        try:
-            return _act(ctx, active.id, "rollback", lambda state, loaded: [started],
-                        follow=True, plan_file=plan_path, accept_change=True)
-        except (StateError, LockedError) as problem:
-            if isinstance(problem, LockedError) and not problem.record.get("stale"):
-                raise
-            reason += f" (state of {active.id} unusable: {problem}; rolling back from the plan)"
-    return _stateless_rollback(ctx, plan_path, loaded, reason)
+    name, since = loaded.plan.name, _now(ctx)
+    # The plan's lock, whichever way it goes: two of these at once run one after the other.
+    with _holding(ctx, ctx.store.lock_plan(name, "rollback", timeout=ctx.lock_timeout),
+                  f"plan {name}") as waited:
+        newest = _newest_of(ctx, name) if waited else None
+        if newest is not None and _rolled_back_meanwhile(newest.state, since):
+            return replace(newest, message=MEANWHILE)
+        active = _active_of(ctx, name)
+        if active is not None:
+            try:
+                return _act(ctx, active.id, "rollback", lambda state, loaded: [started],
+                            follow=True, plan_file=plan_path, accept_change=True)
+            except (StateError, LockedError) as problem:
+                if isinstance(problem, LockedError) and not problem.record.get("stale"):
+                    raise
+                reason += (f" (state of {active.id} unusable: {problem}; rolling back from "
+                           "the plan)")
+        return _stateless_rollback(ctx, plan_path, loaded, reason)
+
+
+MEANWHILE = "rolled back while this command waited for the lock; nothing was sent again"
+
+
+def _rolled_back_meanwhile(state: RolloutState, since: float) -> bool:
+    """Whether another command rolled this back after ``since`` (while we waited for it).
+
+    Two people pressing the button for one incident: the second one's rollback would send
+    the plan's steps again, and with them its one non-idempotent call, the alert. A rollback
+    that ended `rollback-failed` is not done: the next one runs it again to complete it.
+    """
+    from rollout_cli.engine.phases import ROLLED_BACK
+
+    return state.phase == ROLLED_BACK and state.updated >= since
+
+
+def _newest_of(ctx: Context, plan_name: str) -> Result | None:
+    """The plan's newest rollout, as a result, whether or not its state is usable."""
+    metas = [meta for meta in ctx.store.list() if meta.plan_name == plan_name]
+    if not metas:
+        return None
+    try:
+        return Result(metas[-1].id, _state(ctx, ctx.store.open(metas[-1].id)))
+    except StateError:
+        return None
+
+
+def _now(ctx: Context) -> float:
+    import time
+
+    return (ctx.now or time.time)()
 
 
 def _active_of(ctx: Context, plan_name: str) -> RolloutMeta | None:
@@ -466,7 +540,7 @@ def _stateless_rollback(ctx: Context, plan_path: Path, loaded: Any, reason: str)
             reconciler.record({"type": "rollback-started", "reason": reason, "who": who()})
         decision = reconciler.run(follow=True)
     assert reconciler.state is not None
-    return Result(rollout.id, reconciler.state, decision)
+    return Result(rollout.id, reconciler.state, decision, plan=loaded.plan)
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,8 @@ def result_dict(result: Any) -> dict[str, Any]:
             "waiting_until": result.decision.until if _waiting(result.decision) else None,
             "exit_code": result.exit_code,
             "next": next_step_hint(result.rollout_id, state, result.decision,
-                                   result.stage_name)}
+                                   result.stage_name),
+            "note": result.message}
 
 
 def print_result(result: Any, output: str) -> None:
@@ -179,7 +180,9 @@ def print_result(result: Any, output: str) -> None:
     if output == "jsonl":
         print(json.dumps({"type": "result", **data}))
         return
-    stdout().print(f"rollout {data['rollout']}: {data['phase']} -- {data['next']}", markup=False)
+    note = f"\nnote: {data['note']}" if data["note"] else ""
+    stdout().print(f"rollout {data['rollout']}: {data['phase']} -- {data['next']}{note}",
+                   markup=False)
 
 
 def print_rollback_preview(preview: Any, err: bool = False) -> None:

@@ -109,14 +109,15 @@ def derive_plan(path: Path, *, bake: str = "0s", bakes: Mapping[str, str] | None
 
 class Hold:
     """A WSGI wrapper around the sandbox that, once armed, keeps the next request to one
-    path waiting until the test releases it: the command that sent it stays inside its
-    call, holding its lock, for exactly as long as the test wants."""
+    path (that one only) waiting until the test releases it: the command that sent it
+    stays inside its call, holding its lock, for exactly as long as the test wants."""
 
     def __init__(self, app: Any):
         self.app = app
         self.path: str | None = None
         self.arrived = threading.Event()
         self._released = threading.Event()
+        self._first = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
@@ -134,8 +135,11 @@ class Hold:
         assert self.arrived.wait(timeout), f"no request to {self.path} within {timeout}s"
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if self.path is not None and environ.get("PATH_INFO") == self.path:
-            self.arrived.set()
+        with self._first:
+            held = self.path == environ.get("PATH_INFO") and not self.arrived.is_set()
+            if held:
+                self.arrived.set()
+        if held:
             self._released.wait(60)
         return self.app(environ, start_response)
 
