@@ -11,6 +11,7 @@ costs neither.
 from __future__ import annotations
 
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -57,6 +58,7 @@ class Result:
     decision: Decision | None = None
     message: str | None = None
     plan: Any = None                 # the rollout's plan, for its stages' names
+    interrupted: str | None = None   # the signal that stopped the command: SIGINT, SIGTERM
 
     @property
     def stage_name(self) -> str | None:
@@ -69,6 +71,8 @@ class Result:
         from rollout_cli.engine.decide import exit_code
         from rollout_cli.engine.phases import PAUSED, WAITING_GATE
 
+        if self.interrupted:   # as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM
+            return 128 + signal.Signals[self.interrupted].value
         if self.state.uncertain is not None or self.state.phase in (PAUSED, WAITING_GATE):
             return 3
         if isinstance(self.decision, Wait):
@@ -593,13 +597,20 @@ def unlock(ctx: Context, lock_id: str) -> Any:
     return ctx.store.unlock(lock_id)
 
 
-def note_interrupted(ctx: Context, rollout_id: str, signal_name: str) -> None:
-    """Journal that a run was interrupted; the rollout stays resumable as it is."""
-    rollout = ctx.store.open(rollout_id)
+def note_interrupted(ctx: Context, rollout_id: str | None,
+                     signal_name: str) -> tuple[Result, dict[str, Any] | None]:
+    """Journal that a command was stopped by ``signal_name`` (SIGINT, SIGTERM): the rollout
+    stays resumable as it is. The result, and the note (None when nothing had started)."""
+    from rollout_cli.engine import RolloutState
+
+    try:
+        rollout = find(ctx, rollout_id)
+    except UsageError:           # stopped before its rollout existed
+        return Result("", RolloutState(id="", plan=""), interrupted=signal_name), None
     with rollout.lock("interrupt", timeout=5.0):
-        rollout.journal.append({"type": "note", "text": f"interrupted by {signal_name}; "
-                                "`rollout resume` continues"},
-                               time=(ctx.now or __import__("time").time)())
+        note = rollout.journal.append({"type": "note", "text": f"interrupted by {signal_name}; "
+                                       "`rollout resume` continues"}, time=_now(ctx))
+    return Result(rollout.id, _state(ctx, rollout), interrupted=signal_name), note
 
 
 __all__ = ["Context", "Finished", "Result", "RollbackPreview", "Status", "Wait"]

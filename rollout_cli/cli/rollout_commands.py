@@ -61,10 +61,10 @@ def _live(ctx: Any, plan: Path, output: Output, run: Any) -> Any:
     return watched
 
 
-def _finish(result: Any, output: Output) -> None:
+def _finish(result: Any, output: Output, resume: str = "") -> None:
     from rollout_cli.render.rollout_view import print_result
 
-    print_result(result, output.value)
+    print_result(result, output.value, resume)
     raise typer.Exit(result.exit_code)
 
 
@@ -76,24 +76,40 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise _Terminated()
 
 
-def _interruptible(ctx: Any, run: Any, output: Output) -> None:
-    """Ctrl-C or SIGTERM: journal a note and leave the rollout resumable, no rollback."""
-    from rollout_cli.operations import find, note_interrupted
+class _Watched:
+    """Passes events on to ``sink``, remembering the id of the rollout they came from."""
 
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.rollout_id: str | None = None
+
+    def __call__(self, event: dict[str, Any], state: Any) -> None:
+        self.rollout_id = state.id
+        self.sink(event, state)
+
+
+def _interruptible(ctx: Any, run: Any, output: Output, rollout: str | None = None,
+                   resume: str = "") -> None:
+    """Ctrl-C or SIGTERM: journal a note and leave the rollout resumable, no rollback; the
+    result still ends the output, interrupted, with exit 130 (Ctrl-C) or 143 (SIGTERM).
+
+    ``rollout``: the one named on the command line; ``resume``: the options that make
+    `rollout resume` carry on as the interrupted command did.
+    """
+    from rollout_cli.operations import note_interrupted
+
+    watched = ctx.on_event = _Watched(ctx.on_event)
     # Restored afterwards: a program (or test) that runs commands in-process keeps its own.
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = run()
     except KeyboardInterrupt as stop:
-        name = "SIGTERM" if isinstance(stop, _Terminated) else "Ctrl-C"
-        try:
-            rollout = find(ctx, None)
-            note_interrupted(ctx, rollout.id, name)
-            print(f"interrupted ({name}); `rollout resume {rollout.id}` continues",
-                  file=sys.stderr)
-        except Exception:
-            print(f"interrupted ({name}); `rollout resume` continues", file=sys.stderr)
-        raise typer.Exit(130) from None
+        signal.signal(signal.SIGTERM, previous)   # a second SIGTERM ends it for good
+        name = "SIGTERM" if isinstance(stop, _Terminated) else "SIGINT"
+        result, note = note_interrupted(ctx, watched.rollout_id or rollout, name)
+        if note is not None and output is not Output.text:
+            watched.sink(note, result.state)      # the stream's last event
+        _finish(result, output, resume)
     finally:
         signal.signal(signal.SIGTERM, previous)
     _finish(result, output)
@@ -129,7 +145,7 @@ def start(
     ctx = _context(state_dir, lock_timeout, output)
     run = _live(ctx, plan, output, lambda: _start(ctx, plan, follow)) if follow \
         else (lambda: _start(ctx, plan, follow))
-    _interruptible(ctx, run, output)
+    _interruptible(ctx, run, output, resume=_resume_options(follow))
 
 
 def run(
@@ -145,8 +161,8 @@ def run(
     """
 
     ctx = _context(state_dir, lock_timeout, output)
-    _interruptible(ctx, _live(ctx, plan, output,
-                              lambda: _start(ctx, plan, True, auto_approve)), output)
+    _interruptible(ctx, _live(ctx, plan, output, lambda: _start(ctx, plan, True, auto_approve)),
+                   output, resume=_resume_options(True, auto_approve))
 
 
 def advance(
@@ -177,7 +193,8 @@ def advance(
         raise UsageError("--force needs --reason TEXT: it is recorded with who forced it")
     ctx = _context(state_dir, lock_timeout, output)
     _interruptible(ctx, lambda: operations.advance(ctx, rollout, force, reason, full, follow,
-                                                   accept_plan_change, stage), output)
+                                                   accept_plan_change, stage), output,
+                   rollout, _resume_options(follow))
 
 
 def pause(
@@ -217,7 +234,13 @@ def resume(
     ctx = _context(state_dir, lock_timeout, output)
     _interruptible(ctx, lambda: operations.resume(ctx, rollout, follow, assume_applied, resend,
                                                   accept_plan_change, plan, auto_approve,
-                                                  captures), output)
+                                                  captures), output,
+                   rollout, _resume_options(follow, auto_approve))
+
+
+def _resume_options(follow: bool, auto_approve: bool = False) -> str:
+    return " ".join(option for option, used in (("--follow", follow),
+                                                 ("--auto-approve", auto_approve)) if used)
 
 
 def _name_values(option: str, values: list[str]) -> dict[str, str]:
@@ -262,7 +285,8 @@ def rollback(
         print_rollback_preview(operations.rollback_preview(ctx, rollout, plan), err=aside)
         if not typer.confirm("Roll back?", err=aside):
             raise typer.Exit(2)
-    _finish(operations.rollback(ctx, rollout, plan, reason), output)
+    _interruptible(ctx, lambda: operations.rollback(ctx, rollout, plan, reason), output,
+                   rollout)
 
 
 def status(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,13 @@ def _clock(seconds: float) -> str:
 
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds")
+
+
+def json_line(data: Any) -> None:
+    """One JSON document and its newline in one write, flushed: a signal that stops the
+    command between two lines never leaves half of one for the result to run into."""
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
 
 
 def describe_event(event: dict[str, Any]) -> str:
@@ -102,16 +110,16 @@ def _outcome(event: dict[str, Any]) -> str:
 
 class EventPrinter:
     """Prints each event as it is journaled: timestamped lines for people (on stderr when
-    stdout carries json), or with ``jsonl`` the event itself, one JSON object a line."""
+    stdout carries json), and with ``jsonl`` the event itself on stdout, one JSON object a
+    line (the people's lines then go to stderr)."""
 
     def __init__(self, quiet: bool = False, jsonl: bool = False):
-        self.console = stderr() if quiet else stdout()
+        self.console = stderr() if quiet or jsonl else stdout()
         self.jsonl = jsonl
 
     def __call__(self, event: dict[str, Any], state: RolloutState) -> None:
         if self.jsonl:
-            print(json.dumps(event), flush=True)
-            return
+            json_line(event)
         if event["type"] == "measured" and not event.get("errors"):
             return
         self.console.print(f"{_clock(event['time'])}  {describe_event(event)}", markup=False)
@@ -158,27 +166,39 @@ def next_step_hint(rollout_id: str, state: RolloutState, decision: Any,
             "failed": f"failed: {state.reason}"}.get(state.phase, state.phase)
 
 
-def result_dict(result: Any) -> dict[str, Any]:
-    """An operation's result (operations.Result) for --output json and jsonl."""
+def result_dict(result: Any, resume: str = "") -> dict[str, Any]:
+    """An operation's result (operations.Result) for --output json and jsonl. ``resume``:
+    the options that continue an interrupted command (`--follow`, `--auto-approve`)."""
     state: RolloutState = result.state
-    return {"rollout": result.rollout_id, "phase": state.phase, "stage": state.stage,
+    return {"rollout": result.rollout_id or None, "phase": state.phase, "stage": state.stage,
             "percentage": state.percentage, "reason": state.reason,
             "pause_reason": state.pause_reason,
             "uncertain": state.uncertain.line if state.uncertain else None,
             "waiting_until": result.decision.until if _waiting(result.decision) else None,
-            "exit_code": result.exit_code,
-            "next": next_step_hint(result.rollout_id, state, result.decision,
-                                   result.stage_name),
-            "note": result.message}
+            "exit_code": result.exit_code, "next": _next(result, resume),
+            "note": result.message, "interrupted": result.interrupted}
 
 
-def print_result(result: Any, output: str) -> None:
-    data = result_dict(result)
+def _next(result: Any, resume: str) -> str:
+    if result.interrupted and not result.rollout_id:
+        return f"interrupted ({result.interrupted}) before a rollout was created; nothing ran"
+    if result.interrupted:
+        command = " ".join(["rollout resume", result.rollout_id, *resume.split()])
+        return f"interrupted ({result.interrupted}): `{command}` continues"
+    return next_step_hint(result.rollout_id, result.state, result.decision, result.stage_name)
+
+
+def print_result(result: Any, output: str, resume: str = "") -> None:
+    data = result_dict(result, resume)
+    if result.interrupted:   # aside, on stderr; stdout gets the result only if it is JSON
+        stderr().print(data["next"], markup=False)
     if output == "json":
-        print(json.dumps(data))
+        json_line(data)
         return
     if output == "jsonl":
-        print(json.dumps({"type": "result", **data}))
+        json_line({"type": "result", **data})
+        return
+    if result.interrupted:
         return
     note = f"\nnote: {data['note']}" if data["note"] else ""
     stdout().print(f"rollout {data['rollout']}: {data['phase']} -- {data['next']}{note}",
@@ -222,7 +242,7 @@ def print_status(status: Any, now: float, output: str) -> None:
         print(json.dumps(data))
         return
     if output == "jsonl":
-        print(json.dumps({"type": "status", **data}), flush=True)
+        json_line({"type": "status", **data})
         return
     console = stdout()
     lines = [f"rollout   {data['rollout']}  (plan {data['plan']})",
