@@ -498,21 +498,24 @@ def rollback_preview(ctx: Context, rollout_id: str | None,
     """The rollout (or plan) that ``rollback`` with these arguments acts on, and its steps."""
     from rollout_cli.engine import RolloutState
 
-    active = None
-    if not rollout_id and plan_path is not None:
-        loaded = _load(plan_path, ctx)
-        active = _active_of(ctx, loaded.plan.name)
-    if rollout_id or plan_path is None or active is not None:
-        rollout = find(ctx, rollout_id or (active.id if active else None))
-        state = _state(ctx, rollout)
-        loaded = _load(plan_path or Path(rollout.meta.plan_path), ctx)
-        names = [stage.name for stage in loaded.plan.stages]
-        where = f"{state.phase} at {names[min(state.stage, len(names) - 1)]}"
-        subject = f"rollout {rollout.id} (plan {loaded.plan.name}, {where})"
+    if rollout_id or plan_path is None:
+        rollout: RolloutDir | None = find(ctx, rollout_id)
+        plan_file = None
     else:
+        active = _active_of(ctx, _load(plan_path, ctx).plan.name)
+        rollout = ctx.store.open(active.id) if active else None
+        plan_file = plan_path
+    if rollout is None:
+        loaded = _load(plan_path, ctx)
         state = RolloutState(id="<new rollout>", plan=loaded.plan.name)
         subject = (f"plan {loaded.plan.name} from the plan file alone (none of its rollouts is "
                    "active; a new rollout records this rollback)")
+    else:
+        state = _state(ctx, rollout)
+        loaded = _plan_for(ctx, rollout, state, plan_file, accept_change=True)[0]
+        names = [stage.name for stage in loaded.plan.stages]
+        where = f"{state.phase} at {names[min(state.stage, len(names) - 1)]}"
+        subject = f"rollout {rollout.id} (plan {loaded.plan.name}, {where})"
     return RollbackPreview(subject, _rollback_lines(ctx, loaded, state))
 
 
@@ -605,11 +608,16 @@ def note_interrupted(ctx: Context, rollout_id: str | None,
 
     try:
         rollout = find(ctx, rollout_id)
-    except UsageError:           # stopped before its rollout existed
+    except (UsageError, StateError):      # stopped before its rollout existed
         return Result("", RolloutState(id="", plan=""), interrupted=signal_name), None
-    with rollout.lock("interrupt", timeout=5.0):
-        note = rollout.journal.append({"type": "note", "text": f"interrupted by {signal_name}; "
-                                       "`rollout resume` continues"}, time=_now(ctx))
+    note = None
+    try:
+        with rollout.lock("interrupt", timeout=5.0):
+            note = rollout.journal.append({"type": "note", "text": f"interrupted by "
+                                           f"{signal_name}; `rollout resume` continues"},
+                                          time=_now(ctx))
+    except LockedError:     # the note is a courtesy; the result must still be printed
+        pass
     return Result(rollout.id, _state(ctx, rollout), interrupted=signal_name), note
 
 

@@ -137,6 +137,22 @@ def test_rollback_on_a_terminal_names_the_rollout_and_the_calls_before_asking(
         assert target.changes()[before:] == EMERGENCY_SEQUENCE
 
 
+def test_rollback_from_the_plan_on_a_terminal_says_there_is_no_state(
+        operator: Operator, target: Target, fast_plan: Path):
+    asking, keyboard = _on_a_terminal(operator, "rollback", "--plan", str(fast_plan))
+    try:
+        prompt = read_until(asking, r"Roll back\? \[y/N\]", timeout=30)
+        os.write(keyboard, b"n\n")
+        declined = operator.finish(asking)
+    finally:
+        os.close(keyboard)
+
+    assert "Rolling back plan brain-api-demo from the plan file alone" in prompt
+    assert f"  4. POST {target.url}/api/admin/alerts/emergency  (send alerts)" in prompt
+    assert declined.code == 2
+    assert target.changes() == [] and operator.rollout_ids() == []
+
+
 def test_rollback_from_the_plan_alone_with_no_state(operator: Operator, target: Target,
                                                    fast_plan: Path):
     assert not operator.state_dir.exists()
