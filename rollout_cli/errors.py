@@ -5,6 +5,7 @@
      ├── UsageError              bad flags or arguments                             (exit 2)
      ├── TargetError             target or metric source unreachable after retries  (exit 5)
      ├── LockedError             another process holds the rollout's lock           (exit 4)
+     ├── NotAtStage              the rollout is not at the stage a command named    (exit 3)
      └── StateError              missing, corrupt or conflicting rollout state      (exit 2)
           └── IllegalTransition  the engine was asked for a transition its table forbids
 
@@ -73,6 +74,10 @@ class LockedError(RolloutError):
     def __init__(self, message: str, record: dict[str, Any] | None = None):
         self.record = record or {}
         super().__init__(message)
+
+
+class NotAtStage(RolloutError):
+    exit_code = EXIT_WAITING
 
 
 class StateError(RolloutError):

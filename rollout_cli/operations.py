@@ -11,21 +11,23 @@ costs neither.
 from __future__ import annotations
 
 import os
+import signal
 from collections import deque
-from collections.abc import Callable, Iterable
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollout_cli.errors import LockedError, StateError, UsageError
+from rollout_cli.errors import LockedError, NotAtStage, StateError, UsageError
 from rollout_cli.store import RolloutDir, RolloutMeta, StateStore, plan_digest
 from rollout_cli.store.identity import who
 
 if TYPE_CHECKING:
     from rollout_cli.engine import Decision, Finished, PendingCall, Policy, RolloutState, Wait
     from rollout_cli.notify import Notifier
+    from rollout_cli.store.locks import Lock
 
     EventSink = Callable[[dict[str, Any], RolloutState], None]
 
@@ -38,6 +40,8 @@ class Context:
     lock_timeout: float = 0.0
     transport: Any = None
     on_event: EventSink = lambda event, state: None
+    # Told (subject, lock record) when a command starts waiting for another one's lock.
+    on_lock_wait: Callable[[str, dict[str, Any]], None] = lambda subject, holder: None
     now: Callable[[], float] | None = None          # the wall clock
     monotonic: Callable[[], float] | None = None    # default: ``now`` if given, else real
     sleep: Callable[[float], None] | None = None
@@ -54,6 +58,13 @@ class Result:
     state: RolloutState
     decision: Decision | None = None
     message: str | None = None
+    plan: Any = None                 # the rollout's plan, for its stages' names
+    interrupted: str | None = None   # the signal that stopped the command: SIGINT, SIGTERM
+
+    @property
+    def stage_name(self) -> str | None:
+        stages = self.plan.stages if self.plan is not None else ()
+        return stages[self.state.stage].name if self.state.stage < len(stages) else None
 
     @property
     def exit_code(self) -> int:
@@ -61,6 +72,8 @@ class Result:
         from rollout_cli.engine.decide import exit_code
         from rollout_cli.engine.phases import PAUSED, WAITING_GATE
 
+        if self.interrupted:   # as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM
+            return 128 + signal.Signals[self.interrupted].value
         if self.state.uncertain is not None or self.state.phase in (PAUSED, WAITING_GATE):
             return 3
         if isinstance(self.decision, Wait):
@@ -96,7 +109,9 @@ def _reconciler(ctx: Context, rollout: RolloutDir, loaded: Any, operation: str,
 
     reconciler = Reconciler(ctx.store, rollout, Executor(loaded, http),
                             Policy() if policy is None else policy, clock, on_event,
-                            ctx.lock_timeout, operation)
+                            ctx.lock_timeout, operation,
+                            on_lock_wait=lambda holder: ctx.on_lock_wait(f"rollout {rollout.id}",
+                                                                         holder))
     return reconciler, _Outbound(http, notifier, reconciler)
 
 
@@ -155,7 +170,34 @@ def start(ctx: Context, plan_path: Path, follow: bool, auto_approve: bool = Fals
                                "who": who()})
         decision = reconciler.run(follow, stop_when_paused=auto_approve)
     assert reconciler.state is not None
-    return Result(rollout.id, reconciler.state, decision)
+    return Result(rollout.id, reconciler.state, decision, plan=loaded.plan)
+
+
+def active_claim(ctx: Context, plan_path: Path) -> LockedError | None:
+    """Why a start of ``plan_path`` was refused, if the plan has an active rollout: its
+    claim (which rollout, who started it, since when) and who holds its lock now."""
+    from rollout_cli.store.locks import lock_info
+
+    plan = _load(plan_path, ctx).plan
+    meta = _active_of(ctx, plan.name)
+    if meta is None:
+        return None
+    lock = next((record for record in ctx.store.held_locks()
+                 if Path(str(record.get("path"))).parent.name == meta.id), None)
+    since = meta.created.isoformat().replace("+00:00", "Z")
+    rows = [("Rollout", meta.id), ("Who", f"{meta.created_by} (started it)"),
+            ("Since", since),
+            ("Lock", f"held by {lock.get('operation')} (pid {lock.get('pid')}, "
+                     f"{lock.get('who')}) since {lock.get('created')}" if lock else
+                     "not held (no command is acting on it at this moment)")]
+    info = "Claim Info:\n" + "\n".join(f"  {name + ':':<11}{value}" for name, value in rows)
+    message = (f"plan {plan.name} already has an active rollout, {meta.id}.\n\n{info}\n\n"
+               f"Only one rollout of a plan may be active: see it with `rollout status "
+               f"{meta.id}`, advance it, or roll it back with `rollout rollback {meta.id}`.")
+    if lock:
+        message += "\n\n" + lock_info(lock)
+    return LockedError(message, {"rollout": meta.id, "plan": plan.name,
+                                 "who": meta.created_by, "created": since, "lock": lock})
 
 
 def find(ctx: Context, rollout_id: str | None, latest: bool = False) -> RolloutDir:
@@ -206,21 +248,49 @@ def _state(ctx: Context, rollout: RolloutDir) -> RolloutState:
     return load_state(rollout)
 
 
+@contextmanager
+def _holding(ctx: Context, lock: Lock, subject: str) -> Iterator[dict[str, Any] | None]:
+    """Hold ``lock`` for the block, waiting up to its timeout for a live holder (and saying
+    so through ``ctx.on_lock_wait``); yields the record of the holder waited for, if any."""
+    wait, lock.timeout = lock.timeout, 0.0
+    waited = None
+    try:
+        lock.acquire()
+    except LockedError as busy:
+        if wait <= 0 or busy.record.get("stale") or not busy.record.get("id"):
+            raise
+        waited, lock.timeout = busy.record, wait
+        ctx.on_lock_wait(subject, waited)
+        lock.acquire()
+    try:
+        yield waited
+    finally:
+        lock.release()
+
+
 def _act(ctx: Context, rollout_id: str | None, operation: str,
          events: Callable[[RolloutState, Any], Iterable[dict[str, Any]]], follow: bool,
          plan_file: Path | None = None, accept_change: bool = False,
          policy: Policy | None = None, run: bool = True, latest: bool = False) -> Result:
-    """Journal an operator's events under the lock, then continue the rollout."""
+    """Journal an operator's events under the lock, then continue the rollout.
+
+    A rollback that waited for the lock while another command rolled the rollout back
+    journals nothing and reports that rollback instead (see `_rolled_back_meanwhile`).
+    """
     from rollout_cli.engine import Finished, Policy
     from rollout_cli.engine.phases import TERMINAL
 
     policy = Policy() if policy is None else policy
     rollout = find(ctx, rollout_id, latest)
+    since = _now(ctx)
     with ExitStack() as client:
         # The lock first: a rollout another command holds is refused before any work.
-        with rollout.lock(operation, timeout=ctx.lock_timeout):
+        with _holding(ctx, rollout.lock(operation, timeout=ctx.lock_timeout),
+                      f"rollout {rollout.id}") as waited:
             state = _state(ctx, rollout)
             loaded, change = _plan_for(ctx, rollout, state, plan_file, accept_change)
+            if waited and operation == "rollback" and _rolled_back_meanwhile(state, since):
+                return Result(rollout.id, state, None, MEANWHILE, loaded.plan)
             reconciler, http = _reconciler(ctx, rollout, loaded, operation, policy)
             client.enter_context(http)
             state = reconciler.load()
@@ -236,14 +306,18 @@ def _act(ctx: Context, rollout_id: str | None, operation: str,
             # With --auto-approve nobody is watching: a pause ends the command (exit 3).
             decision = reconciler.run(follow, stop_when_paused=policy.auto_approve)
     assert reconciler.state is not None
-    return Result(rollout.id, reconciler.state, decision)
+    return Result(rollout.id, reconciler.state, decision, plan=reconciler.executor.plan)
 
 
 def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | None, full: bool,
-            follow: bool = False, accept_change: bool = False) -> Result:
+            follow: bool = False, accept_change: bool = False,
+            stage: str | None = None) -> Result:
+    """Open the gate; with ``stage`` (a name or index) only if the rollout is at that stage."""
     from rollout_cli.engine.phases import PAUSED, TERMINAL, WAITING_GATE
 
     def events(state: RolloutState, loaded: Any) -> list[dict[str, Any]]:
+        if stage is not None:
+            _at_stage(state, loaded.plan, stage)
         if state.phase in TERMINAL:
             raise UsageError(f"rollout {state.id} has ended ({state.phase}); nothing to advance")
         if state.uncertain is not None:
@@ -264,6 +338,23 @@ def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | Non
         return [{"type": "gate-approved", "stage": state.stage, "forced": True, **base}]
 
     return _act(ctx, rollout_id, "advance", events, follow, accept_change=accept_change)
+
+
+def _at_stage(state: RolloutState, plan: Any, wanted: str) -> None:
+    """Refuse (exit 3, saying where the rollout is) unless it is live at stage ``wanted``."""
+    from rollout_cli.engine.phases import TERMINAL
+
+    names = [stage.name for stage in plan.stages]
+    index = int(wanted) if wanted.isdigit() else names.index(wanted) if wanted in names else -1
+    if not 0 <= index < len(names):
+        raise UsageError(f"--stage: no stage {wanted} in plan {plan.name}; its stages are "
+                         f"{', '.join(names)} (or their index, 0 to {len(names) - 1})")
+    here = f"stage {names[min(state.stage, len(names) - 1)]} ({state.phase})"
+    if state.phase in TERMINAL:
+        raise NotAtStage(f"rollout {state.id} is at {here}: it has ended; nothing was done")
+    if state.stage != index:
+        raise NotAtStage(f"rollout {state.id} is at {here}, not at stage {names[index]}; "
+                         f"nothing was done (`rollout status {state.id}` shows where it is)")
 
 
 def pause(ctx: Context, rollout_id: str | None, reason: str | None) -> Result:
@@ -337,9 +428,11 @@ def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
              reason: str | None, resend: bool = False, assume_applied: bool = False) -> Result:
     """Run the plan's rollback steps, from a rollout's state or from the plan file alone.
 
-    A rollback that was interrupted is continued, not started again: its cause stays the
-    reason, and a non-idempotent call it had in flight is not re-sent unless ``resend``
-    (``assume_applied`` counts it as arrived; without either it is named as uncertain)."""
+    Without an id or a plan, only the one active rollout: a finished one is rolled back
+    again only when it is named. A rollback that was interrupted is continued, not started
+    again: its cause stays the reason, and a non-idempotent call it had in flight is not
+    re-sent unless ``resend`` (``assume_applied`` counts it as arrived; without either it
+    is named as uncertain)."""
     if resend and assume_applied:
         raise UsageError("choose one of --assume-applied and --resend")
     reason = reason or f"rollback requested by {who()}"
@@ -364,21 +457,111 @@ def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
         return [started]
 
     if rollout_id or plan_path is None:
-        # Without an active rollout, the newest one: running a rollback again is safe.
-        return _act(ctx, rollout_id, "rollback", events,
-                    follow=True, accept_change=True, latest=True)
+        return _act(ctx, rollout_id, "rollback", events, follow=True, accept_change=True)
     loaded = _load(plan_path, ctx)
-    store = ctx.store
-    for meta in store.find_active():
-        if meta.plan_name == loaded.plan.name:
+    name, since = loaded.plan.name, _now(ctx)
+    # The plan's lock, whichever way it goes: two of these at once run one after the other.
+    with _holding(ctx, ctx.store.lock_plan(name, "rollback", timeout=ctx.lock_timeout),
+                  f"plan {name}") as waited:
+        newest = _newest_of(ctx, name) if waited else None
+        if newest is not None and _rolled_back_meanwhile(newest.state, since):
+            return replace(newest, message=MEANWHILE)
+        active = _active_of(ctx, name)
+        if active is not None:
             try:
-                return _act(ctx, meta.id, "rollback", events,
+                return _act(ctx, active.id, "rollback", events,
                             follow=True, plan_file=plan_path, accept_change=True)
             except (StateError, LockedError) as problem:
                 if isinstance(problem, LockedError) and not problem.record.get("stale"):
                     raise
-                reason += f" (state of {meta.id} unusable: {problem}; rolling back from the plan)"
-    return _stateless_rollback(ctx, plan_path, loaded, reason)
+                reason += (f" (state of {active.id} unusable: {problem}; rolling back from "
+                           "the plan)")
+        return _stateless_rollback(ctx, plan_path, loaded, reason)
+
+
+MEANWHILE = "rolled back while this command waited for the lock; nothing was sent again"
+
+
+def _rolled_back_meanwhile(state: RolloutState, since: float) -> bool:
+    """Whether another command rolled this back after ``since`` (while we waited for it).
+
+    Two people pressing the button for one incident: the second one's rollback would send
+    the plan's steps again, and with them its one non-idempotent call, the alert. A rollback
+    that ended `rollback-failed` is not done: the next one runs it again to complete it.
+    """
+    from rollout_cli.engine.phases import ROLLED_BACK
+
+    return state.phase == ROLLED_BACK and state.updated >= since
+
+
+def _newest_of(ctx: Context, plan_name: str) -> Result | None:
+    """The plan's newest rollout, as a result, whether or not its state is usable."""
+    metas = [meta for meta in ctx.store.list() if meta.plan_name == plan_name]
+    if not metas:
+        return None
+    try:
+        return Result(metas[-1].id, _state(ctx, ctx.store.open(metas[-1].id)))
+    except StateError:
+        return None
+
+
+def _now(ctx: Context) -> float:
+    import time
+
+    return (ctx.now or time.time)()
+
+
+def _active_of(ctx: Context, plan_name: str) -> RolloutMeta | None:
+    return next((meta for meta in ctx.store.find_active() if meta.plan_name == plan_name), None)
+
+
+@dataclass(frozen=True)
+class RollbackPreview:
+    """What `rollout rollback` will act on and send, for its confirmation prompt."""
+
+    subject: str
+    steps: list[tuple[str, str]]     # (redacted request line or command, step label)
+
+
+def rollback_preview(ctx: Context, rollout_id: str | None,
+                     plan_path: Path | None) -> RollbackPreview:
+    """The rollout (or plan) that ``rollback`` with these arguments acts on, and its steps."""
+    from rollout_cli.engine import RolloutState
+
+    if rollout_id or plan_path is None:
+        rollout: RolloutDir | None = find(ctx, rollout_id)
+        plan_file = None
+    else:
+        active = _active_of(ctx, _load(plan_path, ctx).plan.name)
+        rollout = ctx.store.open(active.id) if active else None
+        plan_file = plan_path
+    if rollout is None:
+        loaded = _load(plan_path, ctx)
+        state = RolloutState(id="<new rollout>", plan=loaded.plan.name)
+        subject = (f"plan {loaded.plan.name} from the plan file alone (none of its rollouts is "
+                   "active; a new rollout records this rollback)")
+    else:
+        state = _state(ctx, rollout)
+        loaded = _plan_for(ctx, rollout, state, plan_file, accept_change=True)[0]
+        names = [stage.name for stage in loaded.plan.stages]
+        where = f"{state.phase} at {names[min(state.stage, len(names) - 1)]}"
+        subject = f"rollout {rollout.id} (plan {loaded.plan.name}, {where})"
+    return RollbackPreview(subject, _rollback_lines(ctx, loaded, state))
+
+
+def _rollback_lines(ctx: Context, loaded: Any, state: RolloutState) -> list[tuple[str, str]]:
+    """Each rollback step as the executor will send it: templates filled, redacted."""
+    from rollout_cli.drivers.http import HttpDriver
+    from rollout_cli.engine import Call
+    from rollout_cli.reconcile.executor import Executor
+
+    executor = Executor(loaded, HttpDriver(redactor=loaded.redactor, transport=ctx.transport))
+    lines = []
+    for index, step in enumerate(loaded.plan.rollback):
+        prepared = executor.prepare(Call("preview", "rollback", None, index), state)
+        problem = f"; cannot be sent: {prepared.error}" if prepared.error else ""
+        lines.append((prepared.line, (step.name or "") + problem))
+    return lines
 
 
 def _stateless_rollback(ctx: Context, plan_path: Path, loaded: Any, reason: str) -> Result:
@@ -394,7 +577,7 @@ def _stateless_rollback(ctx: Context, plan_path: Path, loaded: Any, reason: str)
             reconciler.record({"type": "rollback-started", "reason": reason, "who": who()})
         decision = reconciler.run(follow=True)
     assert reconciler.state is not None
-    return Result(rollout.id, reconciler.state, decision)
+    return Result(rollout.id, reconciler.state, decision, plan=loaded.plan)
 
 
 @dataclass(frozen=True)
@@ -447,16 +630,28 @@ def unlock(ctx: Context, lock_id: str) -> Any:
     return ctx.store.unlock(lock_id)
 
 
-def note_interrupted(ctx: Context, rollout_id: str, signal_name: str) -> None:
-    """Journal that a run was interrupted; the rollout stays resumable as it is."""
-    rollout = ctx.store.open(rollout_id)
-    with rollout.lock("interrupt", timeout=5.0):
-        rollout.journal.append({"type": "note", "text": f"interrupted by {signal_name}; "
-                                "`rollout resume` continues"},
-                               time=(ctx.now or __import__("time").time)())
+def note_interrupted(ctx: Context, rollout_id: str | None,
+                     signal_name: str) -> tuple[Result, dict[str, Any] | None]:
+    """Journal that a command was stopped by ``signal_name`` (SIGINT, SIGTERM): the rollout
+    stays resumable as it is. The result, and the note (None when nothing had started)."""
+    from rollout_cli.engine import RolloutState
+
+    try:
+        rollout = find(ctx, rollout_id)
+    except (UsageError, StateError):      # stopped before its rollout existed
+        return Result("", RolloutState(id="", plan=""), interrupted=signal_name), None
+    note = None
+    try:
+        with rollout.lock("interrupt", timeout=5.0):
+            note = rollout.journal.append({"type": "note", "text": f"interrupted by "
+                                           f"{signal_name}; `rollout resume` continues"},
+                                          time=_now(ctx))
+    except LockedError:     # the note is a courtesy; the result must still be printed
+        pass
+    return Result(rollout.id, _state(ctx, rollout), interrupted=signal_name), note
 
 
-__all__ = ["Context", "Finished", "Result", "Status", "Wait"]
+__all__ = ["Context", "Finished", "Result", "RollbackPreview", "Status", "Wait"]
 
 
 def __getattr__(name: str) -> Any:

@@ -29,7 +29,7 @@ def _context(state_dir: str | None, lock_timeout: str, output: Output, quiet: bo
     from rollout_cli.errors import UsageError
     from rollout_cli.operations import Context
     from rollout_cli.plan.durations import parse_duration
-    from rollout_cli.render.rollout_view import EventPrinter
+    from rollout_cli.render.rollout_view import EventPrinter, print_lock_wait
     from rollout_cli.store import resolve_state_dir
 
     try:
@@ -38,7 +38,8 @@ def _context(state_dir: str | None, lock_timeout: str, output: Output, quiet: bo
         raise UsageError(f"--lock-timeout: {exc}") from None
     return Context(resolve_state_dir(state_dir), timeout,
                    on_event=EventPrinter(quiet=quiet or output is Output.json,
-                                         jsonl=output is Output.jsonl))
+                                         jsonl=output is Output.jsonl),
+                   on_lock_wait=print_lock_wait)
 
 
 def _live(ctx: Any, plan: Path, output: Output, run: Any) -> Any:
@@ -60,10 +61,10 @@ def _live(ctx: Any, plan: Path, output: Output, run: Any) -> Any:
     return watched
 
 
-def _finish(result: Any, output: Output) -> None:
+def _finish(result: Any, output: Output, resume: str = "") -> None:
     from rollout_cli.render.rollout_view import print_result
 
-    print_result(result.rollout_id, result.state, result.decision, result.exit_code, output.value)
+    print_result(result, output.value, resume)
     raise typer.Exit(result.exit_code)
 
 
@@ -75,27 +76,57 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise _Terminated()
 
 
-def _interruptible(ctx: Any, run: Any, output: Output) -> None:
-    """Ctrl-C or SIGTERM: journal a note and leave the rollout resumable, no rollback."""
-    from rollout_cli.operations import find, note_interrupted
+class _Watched:
+    """Passes events on to ``sink``, remembering the id of the rollout they came from."""
 
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.rollout_id: str | None = None
+
+    def __call__(self, event: dict[str, Any], state: Any) -> None:
+        self.rollout_id = state.id
+        self.sink(event, state)
+
+
+def _interruptible(ctx: Any, run: Any, output: Output, rollout: str | None = None,
+                   resume: str = "") -> None:
+    """Ctrl-C or SIGTERM: journal a note and leave the rollout resumable, no rollback; the
+    result still ends the output, interrupted, with exit 130 (Ctrl-C) or 143 (SIGTERM).
+
+    ``rollout``: the one named on the command line; ``resume``: the options that make
+    `rollout resume` carry on as the interrupted command did.
+    """
+    from rollout_cli.operations import note_interrupted
+
+    watched = ctx.on_event = _Watched(ctx.on_event)
     # Restored afterwards: a program (or test) that runs commands in-process keeps its own.
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = run()
     except KeyboardInterrupt as stop:
-        name = "SIGTERM" if isinstance(stop, _Terminated) else "Ctrl-C"
-        try:
-            rollout = find(ctx, None)
-            note_interrupted(ctx, rollout.id, name)
-            print(f"interrupted ({name}); `rollout resume {rollout.id}` continues",
-                  file=sys.stderr)
-        except Exception:
-            print(f"interrupted ({name}); `rollout resume` continues", file=sys.stderr)
-        raise typer.Exit(130) from None
+        signal.signal(signal.SIGTERM, previous)   # a second SIGTERM ends it for good
+        name = "SIGTERM" if isinstance(stop, _Terminated) else "SIGINT"
+        result, note = note_interrupted(ctx, watched.rollout_id or rollout, name)
+        if note is not None and output is not Output.text:
+            watched.sink(note, result.state)      # the stream's last event
+        _finish(result, output, resume)
     finally:
         signal.signal(signal.SIGTERM, previous)
     _finish(result, output)
+
+
+def _start(ctx: Any, plan: Path, follow: bool, auto_approve: bool = False) -> Any:
+    """operations.start; refused because the plan has an active rollout, exit 4 with its claim."""
+    from rollout_cli import operations
+    from rollout_cli.errors import StateError
+
+    try:
+        return operations.start(ctx, plan, follow, auto_approve)
+    except StateError as refused:
+        claim = operations.active_claim(ctx, plan)
+        if claim is None:
+            raise
+        raise claim from refused
 
 
 def start(
@@ -110,12 +141,11 @@ def start(
     The rollout id is printed; `--follow` keeps going until the rollout ends. Only one
     rollout of a plan may be active at a time.
     """
-    from rollout_cli import operations
 
     ctx = _context(state_dir, lock_timeout, output)
-    run = _live(ctx, plan, output, lambda: operations.start(ctx, plan, follow)) if follow \
-        else (lambda: operations.start(ctx, plan, follow))
-    _interruptible(ctx, run, output)
+    run = _live(ctx, plan, output, lambda: _start(ctx, plan, follow)) if follow \
+        else (lambda: _start(ctx, plan, follow))
+    _interruptible(ctx, run, output, resume=_resume_options(follow))
 
 
 def run(
@@ -129,11 +159,10 @@ def run(
 
     Manual gates wait for `rollout advance` from another terminal unless --auto-approve.
     """
-    from rollout_cli import operations
 
     ctx = _context(state_dir, lock_timeout, output)
-    _interruptible(ctx, _live(ctx, plan, output,
-                              lambda: operations.start(ctx, plan, True, auto_approve)), output)
+    _interruptible(ctx, _live(ctx, plan, output, lambda: _start(ctx, plan, True, auto_approve)),
+                   output, resume=_resume_options(True, auto_approve))
 
 
 def advance(
@@ -142,13 +171,21 @@ def advance(
     reason: str | None = typer.Option(None, "--reason", help="Why; recorded in the journal."),
     full: bool = typer.Option(False, "--full",
                               help="Promote through all remaining stages (skip bakes, gates)."),
+    stage: str | None = typer.Option(
+        None, "--stage", metavar="NAME",
+        help="The stage whose gate you mean (its name, or its index as in --output json); "
+             "if the rollout is elsewhere, nothing is done and the exit code is 3."),
     follow: bool = FOLLOW,
     accept_plan_change: bool = ACCEPT,
     output: Output = OUTPUT,
     state_dir: str | None = STATE_DIR,
     lock_timeout: str = LOCK_TIMEOUT,
 ) -> None:
-    """Open the current gate and continue. Refuses mid-bake unless --force --reason."""
+    """Open the current gate and continue. Refuses mid-bake unless --force --reason.
+
+    With --stage NAME, only that stage's gate: an advance that arrives after another one
+    moved the rollout on does nothing (exit 3).
+    """
     from rollout_cli import operations
     from rollout_cli.errors import UsageError
 
@@ -156,7 +193,8 @@ def advance(
         raise UsageError("--force needs --reason TEXT: it is recorded with who forced it")
     ctx = _context(state_dir, lock_timeout, output)
     _interruptible(ctx, lambda: operations.advance(ctx, rollout, force, reason, full, follow,
-                                                   accept_plan_change), output)
+                                                   accept_plan_change, stage), output,
+                   rollout, _resume_options(follow))
 
 
 def pause(
@@ -196,7 +234,13 @@ def resume(
     ctx = _context(state_dir, lock_timeout, output)
     _interruptible(ctx, lambda: operations.resume(ctx, rollout, follow, assume_applied, resend,
                                                   accept_plan_change, plan, auto_approve,
-                                                  captures), output)
+                                                  captures), output,
+                   rollout, _resume_options(follow, auto_approve))
+
+
+def _resume_options(follow: bool, auto_approve: bool = False) -> str:
+    return " ".join(option for option, used in (("--follow", follow),
+                                                 ("--auto-approve", auto_approve)) if used)
 
 
 def _name_values(option: str, values: list[str]) -> dict[str, str]:
@@ -230,19 +274,25 @@ def rollback(
 ) -> None:
     """Run the plan's rollback steps in order, each retried; safe to run twice.
 
-    Ends rolled-back (exit 1) or rollback-failed naming what failed (exit 5).
+    Ends rolled-back (exit 1) or rollback-failed naming what failed (exit 5). Without
+    ROLLOUT or --plan it acts on the one active rollout only; name a finished one to roll
+    it back again. On a terminal it shows the rollout and the calls, then asks.
     """
     from rollout_cli import operations
     from rollout_cli.errors import UsageError
 
+    ctx = _context(state_dir, lock_timeout, output)
     if not yes:
+        from rollout_cli.render.rollout_view import print_rollback_preview
+
         if not sys.stdin.isatty():
             raise UsageError("rollback needs --yes when there is no terminal to confirm on")
-        target = rollout or (str(plan) if plan else "the active rollout")
-        if not typer.confirm(f"Roll back {target}?"):
+        aside = output is not Output.text    # stdout carries the JSON result
+        print_rollback_preview(operations.rollback_preview(ctx, rollout, plan), err=aside)
+        if not typer.confirm("Roll back?", err=aside):
             raise typer.Exit(2)
-    ctx = _context(state_dir, lock_timeout, output)
-    _finish(operations.rollback(ctx, rollout, plan, reason, resend, assume_applied), output)
+    _interruptible(ctx, lambda: operations.rollback(ctx, rollout, plan, reason, resend,
+                                                    assume_applied), output, rollout)
 
 
 def status(

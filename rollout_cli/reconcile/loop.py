@@ -2,9 +2,10 @@
 
 Each tick takes the rollout's lock, catches up with events other processes journaled
 (an `advance` from another terminal), and lets it go before waiting, so a follower never
-blocks an operator. Before a call the intent is journaled, after it the outcome: a
-process killed anywhere loses nothing, and the engine decides on resume whether the
-call may be sent again.
+blocks an operator; a follower that finds an operator's command holding the lock waits
+for it. Before a call the intent is journaled, after it the outcome: a process killed
+anywhere loses nothing, and the engine decides on resume whether the call may be sent
+again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from rollout_cli.engine import (
 )
 from rollout_cli.engine.measurements import Measurements
 from rollout_cli.engine.state import replace
+from rollout_cli.errors import LockedError
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.reconcile.executor import Executor
 from rollout_cli.store.identity import who
@@ -43,6 +45,9 @@ SNAPSHOT_EVERY = 200
 MAX_NAP = 1.0
 # Clocks of different machines differ by a little; a resume behind by more is news.
 CLOCK_NOTE_AFTER = 1.0
+# How long a follower waits for a lock that a live process holds: an operator's advance or
+# rollback keeps it while the work it starts runs (a stage's commands, a rollback's retries).
+FOLLOWER_LOCK_WAIT = 1800.0
 # Fault injection for the crash tests: SIGKILL this process right after its Nth append.
 CRASH_AFTER_ENV = "ROLLOUT_CRASH_AFTER_EVENTS"
 
@@ -92,6 +97,7 @@ class Reconciler:
     lock_timeout: float = 0.0
     operation: str = "run"
     max_nap: float = MAX_NAP
+    on_lock_wait: Callable[[dict[str, Any]], None] = lambda holder: None
     state: RolloutState | None = None
     _appended: int = 0
     _since_snapshot: int = 0
@@ -143,14 +149,14 @@ class Reconciler:
             self.rollout.save_snapshot(self.state.to_json(), self.state.seq)
             self._since_snapshot = 0
 
-    def tick(self, locked: bool = False) -> Decision:
+    def tick(self, locked: bool = False, patient: bool = False) -> Decision:
         """Do everything that is due now; return the Wait or Finished that stops us.
 
         ``locked``: the caller holds the rollout's lock already (an operator's events and
-        the work they start, under one hold).
+        the work they start, under one hold). ``patient``: wait for a live holder's lock.
         """
-        with nullcontext() if locked else self.rollout.lock(self.operation,
-                                                            timeout=self.lock_timeout):
+        with nullcontext() if locked else self._hold() if patient else self.rollout.lock(
+                self.operation, timeout=self.lock_timeout):
             state = self.load()
             while True:
                 decision = decide(self.executor.plan, state, self.clock.now(), self.policy)
@@ -165,6 +171,30 @@ class Reconciler:
                     if isinstance(decision, Finished):
                         self.store.release_active(self.rollout.meta.plan_name, self.rollout.id)
                     return decision
+
+    def _hold(self) -> ExitStack:
+        """The lock, for a follower: a live holder (an operator's advance, pause or rollback
+        from another terminal) is waited for, up to FOLLOWER_LOCK_WAIT or the lock timeout
+        if longer, and named once through ``on_lock_wait``; a stale one is refused at once."""
+        held = ExitStack()
+        deadline = None
+        while True:
+            try:
+                held.enter_context(self.rollout.lock(self.operation))
+                return held
+            except LockedError as busy:
+                from rollout_cli.store.locks import POLL_INTERVAL, locked_error
+
+                holder, now = busy.record, self.clock.now()
+                if not holder.get("id") or holder.get("stale"):
+                    raise
+                if deadline is None:
+                    wait = max(self.lock_timeout, FOLLOWER_LOCK_WAIT)
+                    deadline = now + wait
+                    self.on_lock_wait(holder)
+                if now >= deadline:
+                    raise locked_error(f"rollout {self.rollout.id}", holder, wait) from None
+                self.clock.sleep(min(POLL_INTERVAL, deadline - now))
 
     def _call(self, call: Call, state: RolloutState) -> RolloutState:
         prepared = self.executor.prepare(call, state)
@@ -181,7 +211,7 @@ class Reconciler:
         except with ``stop_when_paused`` (a CI run has nobody to wait for).
         """
         while True:
-            decision = self.tick()
+            decision = self.tick(patient=follow)
             if isinstance(decision, Finished) or not follow:
                 return decision
             assert isinstance(decision, Wait)

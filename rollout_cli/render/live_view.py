@@ -11,7 +11,7 @@ from typing import Any
 from rollout_cli.engine import RolloutState
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.render.checks_view import checks_data, sparkline
-from rollout_cli.render.rollout_view import _clock, describe_event, next_step_hint
+from rollout_cli.render.rollout_view import _clock, describe_event, next_step_hint, stage_name
 
 VERDICT_STYLE = {"pass": "green", "inconclusive": "yellow", "error": "magenta", "fail": "red",
                  "ignored": "dim"}
@@ -24,7 +24,8 @@ def render(plan: Any, state: RolloutState, events: list[dict[str, Any]], now: fl
 
     title = f"rollout {state.id}  ·  {state.phase}"
     return Panel(Group(_ladder(plan, state), _bake(plan, state, now), _checks(plan, state),
-                       _events(events), f"next: {next_step_hint(state.id, state, None)}"),
+                       _events(events),
+                       f"next: {next_step_hint(state.id, state, None, stage_name(plan, state))}"),
                  title=title, title_align="left")
 
 

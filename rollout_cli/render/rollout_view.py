@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,13 @@ def _clock(seconds: float) -> str:
 
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds")
+
+
+def json_line(data: Any) -> None:
+    """One JSON document and its newline in one write, flushed: a signal that stops the
+    command between two lines never leaves half of one for the result to run into."""
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
 
 
 def describe_event(event: dict[str, Any]) -> str:
@@ -104,19 +112,27 @@ def _outcome(event: dict[str, Any]) -> str:
 
 class EventPrinter:
     """Prints each event as it is journaled: timestamped lines for people (on stderr when
-    stdout carries json), or with ``jsonl`` the event itself, one JSON object a line."""
+    stdout carries json), and with ``jsonl`` the event itself on stdout, one JSON object a
+    line (the people's lines then go to stderr)."""
 
     def __init__(self, quiet: bool = False, jsonl: bool = False):
-        self.console = stderr() if quiet else stdout()
+        self.console = stderr() if quiet or jsonl else stdout()
         self.jsonl = jsonl
 
     def __call__(self, event: dict[str, Any], state: RolloutState) -> None:
         if self.jsonl:
-            print(json.dumps(event), flush=True)
-            return
+            json_line(event)
         if event["type"] == "measured" and not event.get("errors"):
             return
         self.console.print(f"{_clock(event['time'])}  {describe_event(event)}", markup=False)
+
+
+def print_lock_wait(subject: str, holder: dict[str, Any]) -> None:
+    """On stderr, whatever stdout carries: this command waits for another one's lock."""
+    stderr().print(f"waiting for the lock of {subject}: held by {holder.get('operation')} "
+                   f"(pid {holder.get('pid')}, {holder.get('who')}, since "
+                   f"{holder.get('created')}); carrying on once it is released",
+                   markup=False)
 
 
 def _waiting(decision: Any) -> bool:
@@ -125,15 +141,27 @@ def _waiting(decision: Any) -> bool:
     return isinstance(decision, Wait)
 
 
-def next_step_hint(rollout_id: str, state: RolloutState, decision: Any) -> str:
+def stage_name(plan: Any, state: RolloutState) -> str | None:
+    """The name of the stage the rollout is at: as its journal has it once the stage has
+    started (the plan file may have changed since), else as its plan has it."""
+    if state.stage < len(state.stage_names):
+        return state.stage_names[state.stage]
+    stages = plan.stages if plan is not None else ()
+    return stages[state.stage].name if state.stage < len(stages) else None
+
+
+def next_step_hint(rollout_id: str, state: RolloutState, decision: Any,
+                   stage: str | None = None) -> str:
+    """What to type next. ``stage``: the current stage's name, for `advance --stage`."""
+    advance = f"rollout advance {rollout_id}" + (f" --stage {stage}" if stage else "")
     if state.uncertain is not None:
         return (f"uncertain call {state.uncertain.line}: check the target, then "
                 f"`rollout resume {rollout_id} --assume-applied` or `--resend`")
     if state.phase == "waiting-gate":
-        return f"waiting at a manual gate: `rollout advance {rollout_id}`"
+        return f"waiting at a manual gate: `{advance}`"
     if state.phase == "paused":
         return (f"paused ({state.pause_reason}): `rollout resume {rollout_id}`, "
-                f"`rollout advance {rollout_id}` or `rollout rollback {rollout_id}`")
+                f"`{advance}` or `rollout rollback {rollout_id}`")
     if _waiting(decision) and decision.until is not None:
         return (f"baking: `rollout resume {rollout_id}` continues once the bake is over, "
                 f"or `rollout status {rollout_id}`")
@@ -143,42 +171,66 @@ def next_step_hint(rollout_id: str, state: RolloutState, decision: Any) -> str:
             "failed": f"failed: {state.reason}"}.get(state.phase, state.phase)
 
 
-def result_dict(rollout_id: str, state: RolloutState, decision: Any, code: int) -> dict[str, Any]:
-    return {"rollout": rollout_id, "phase": state.phase, "stage": state.stage,
+def result_dict(result: Any, resume: str = "") -> dict[str, Any]:
+    """An operation's result (operations.Result) for --output json and jsonl. ``resume``:
+    the options that continue an interrupted command (`--follow`, `--auto-approve`)."""
+    state: RolloutState = result.state
+    return {"rollout": result.rollout_id or None, "phase": state.phase, "stage": state.stage,
             "percentage": state.percentage, "reason": state.reason,
             "pause_reason": state.pause_reason,
             "uncertain": state.uncertain.line if state.uncertain else None,
-            "waiting_until": decision.until if _waiting(decision) else None,
-            "exit_code": code, "next": next_step_hint(rollout_id, state, decision)}
+            "waiting_until": result.decision.until if _waiting(result.decision) else None,
+            "exit_code": result.exit_code, "next": _next(result, resume),
+            "note": result.message, "interrupted": result.interrupted}
 
 
-def print_result(rollout_id: str, state: RolloutState, decision: Any, code: int,
-                 output: str) -> None:
+def _next(result: Any, resume: str) -> str:
+    if result.interrupted and not result.rollout_id:
+        return f"interrupted ({result.interrupted}) before a rollout was created; nothing ran"
+    if result.interrupted:
+        command = " ".join(["rollout resume", result.rollout_id, *resume.split()])
+        return f"interrupted ({result.interrupted}): `{command}` continues"
+    return next_step_hint(result.rollout_id, result.state, result.decision, result.stage_name)
+
+
+def print_result(result: Any, output: str, resume: str = "") -> None:
+    data = result_dict(result, resume)
+    if result.interrupted:   # aside, on stderr; stdout gets the result only if it is JSON
+        stderr().print(data["next"], markup=False)
     if output == "json":
-        print(json.dumps(result_dict(rollout_id, state, decision, code)))
+        json_line(data)
         return
     if output == "jsonl":
-        print(json.dumps({"type": "result", **result_dict(rollout_id, state, decision, code)}))
+        json_line({"type": "result", **data})
         return
-    stdout().print(f"rollout {rollout_id}: {state.phase} -- "
-                   f"{next_step_hint(rollout_id, state, decision)}", markup=False)
+    if result.interrupted:
+        return
+    note = f"\nnote: {data['note']}" if data["note"] else ""
+    stdout().print(f"rollout {data['rollout']}: {data['phase']} -- {data['next']}{note}",
+                   markup=False)
+
+
+def print_rollback_preview(preview: Any, err: bool = False) -> None:
+    """Before the confirmation: what will be rolled back and every call it will send."""
+    lines = [f"Rolling back {preview.subject}.", "It sends, in order:"]
+    lines += [f"  {number}. {line}" + (f"  ({label})" if label else "")
+              for number, (line, label) in enumerate(preview.steps, 1)]
+    (stderr() if err else stdout()).print("\n".join(lines), markup=False)
 
 
 def status_dict(status: Any, now: float) -> dict[str, Any]:
     state: RolloutState = status.state
     plan = status.plan
+    name = stage_name(plan, state)
     stage = plan.stages[state.stage] if plan and state.stage < len(plan.stages) else None
-    if state.stage < len(state.stage_names) and (
-            stage is None or stage.name != state.stage_names[state.stage]):
-        stage = None   # the plan file changed under the rollout: name only what it ran
-    stage_name = stage.name if stage else (state.stage_names[state.stage]
-                                           if state.stage < len(state.stage_names) else None)
+    if stage is not None and stage.name != name:
+        stage = None   # the plan file changed under the rollout: show only what it ran
     bake_left = None
     if stage and stage.bake and state.baking_since is not None:
         bake_left = max(0.0, stage.bake.min - state.baked_at(now))
     return {
         "rollout": status.meta.id, "plan": status.meta.plan_name, "phase": state.phase,
-        "stage": stage_name, "stage_index": state.stage,
+        "stage": name, "stage_index": state.stage,
         "stages": len(plan.stages) if plan else None, "percentage": state.percentage,
         "time_in_stage": (now - state.stage_started_at) if state.stage_started_at else None,
         "bake_left": bake_left, "gate": stage.gate if stage else None,
@@ -198,7 +250,7 @@ def print_status(status: Any, now: float, output: str) -> None:
         print(json.dumps(data))
         return
     if output == "jsonl":
-        print(json.dumps({"type": "status", **data}), flush=True)
+        json_line({"type": "status", **data})
         return
     console = stdout()
     lines = [f"rollout   {data['rollout']}  (plan {data['plan']})",
@@ -223,7 +275,7 @@ def print_status(status: Any, now: float, output: str) -> None:
     if data["recent"]:
         lines.append("recent:")
         lines += [f"  {_clock(e['time'])}  {describe_event(e).strip()}" for e in data["recent"]]
-    lines.append(f"next      {next_step_hint(data['rollout'], status.state, None)}")
+    lines.append(f"next      {next_step_hint(data['rollout'], status.state, None, data['stage'])}")
     console.print("\n".join(lines), markup=False)
 
 

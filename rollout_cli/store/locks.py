@@ -154,7 +154,13 @@ def locked_error(subject: str, record: LockRecord, waited: float = 0.0) -> Locke
         )
     else:
         headline = f"{subject} is locked by another command."
-        hint = f"If you are sure no rollout command holds it, release it with: {unlock}"
+        holder = f"pid {record.get('pid')} ({record.get('operation')})"
+        hint = (f"Its holder, {holder}, is still running: wait for it to finish, or run "
+                "again with --lock-timeout DURATION (e.g. 60s) to wait for it."
+                if host_of(str(record.get("who", ""))) == hostname() else
+                f"Its holder, {holder} on {host_of(str(record.get('who', '')))}, may still be "
+                f"running: wait for it, or use --lock-timeout DURATION; if it is gone, "
+                f"release the lock with: {unlock}")
     if waited > 0:
         headline = headline[:-1] + f" (gave up after {waited:g}s)."
     message = f"{headline}\n\n{lock_info(record, stale)}\n\n{hint}"

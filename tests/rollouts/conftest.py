@@ -17,6 +17,7 @@ import re
 import selectors
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -106,12 +107,50 @@ def derive_plan(path: Path, *, bake: str = "0s", bakes: Mapping[str, str] | None
 # --- the target --------------------------------------------------------------------------
 
 
+class Hold:
+    """A WSGI wrapper around the sandbox that, once armed, keeps the next request to one
+    path (that one only) waiting until the test releases it: the command that sent it
+    stays inside its call, holding its lock, for exactly as long as the test wants."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.path: str | None = None
+        self.arrived = threading.Event()
+        self._released = threading.Event()
+        self._first = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    def arm(self, path: str) -> None:
+        self.path = path
+        self.arrived.clear()
+        self._released.clear()
+
+    def release(self) -> None:
+        self.path = None
+        self._released.set()
+
+    def wait_arrived(self, timeout: float = 30.0) -> None:
+        assert self.arrived.wait(timeout), f"no request to {self.path} within {timeout}s"
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        with self._first:
+            held = self.path == environ.get("PATH_INFO") and not self.arrived.is_set()
+            if held:
+                self.arrived.set()
+        if held:
+            self._released.wait(60)
+        return self.app(environ, start_response)
+
+
 class Target:
     """The sandbox a rollout drives, seen from outside over HTTP: its call log and state."""
 
-    def __init__(self, url: str, token: str | None = None):
+    def __init__(self, url: str, token: str | None = None, hold: Hold | None = None):
         self.url = url
         self.token = token
+        self.hold = hold
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         # One client for the test's reads: a new one per request costs an SSL context.
         self._client = httpx.Client(base_url=url, headers=headers, timeout=5)
@@ -161,14 +200,18 @@ class Target:
 
 
 @contextmanager
-def serve(token: str | None = None, seed: int = SEED) -> Iterator[Target]:
-    """A fresh healthy sandbox on a free loopback port for the block."""
+def serve(token: str | None = None, seed: int = SEED, hold: bool = False) -> Iterator[Target]:
+    """A fresh healthy sandbox on a free loopback port for the block; with ``hold``, one
+    whose ``target.hold`` can keep a call waiting (see Hold)."""
     app = create_sandbox("healthy", seed=seed, time_scale=TIME_SCALE, token=token)
-    with running_sandbox(app) as running:
-        target = Target(running.url, token)
+    held = Hold(app) if hold else None
+    with running_sandbox(held or app) as running:  # type: ignore[arg-type]
+        target = Target(running.url, token, held)
         try:
             yield target
         finally:
+            if held is not None:
+                held.release()
             target.close()
 
 
@@ -183,6 +226,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def target(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
     with serve() as running:
+        monkeypatch.setenv("BRAIN_API_URL", running.url)
+        yield running
+
+
+@pytest.fixture
+def held_target(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """The target, with ``target.hold`` to keep one call waiting until released."""
+    with serve(hold=True) as running:
         monkeypatch.setenv("BRAIN_API_URL", running.url)
         yield running
 
@@ -286,20 +337,28 @@ def unlock_hint(text: str) -> str:
     return match.group(1)
 
 
-def read_until(process: subprocess.Popen[str], pattern: str, timeout: float) -> str:
-    """``process``'s stdout up to a line that matches ``pattern`` (read from the pipe's fd
-    itself: a buffered reader could hold that line back while select() waits)."""
-    assert process.stdout is not None
-    fd = process.stdout.fileno()
-    seen = ""
+def read_until(process: subprocess.Popen[str], pattern: str, timeout: float,
+               stream: str = "stdout") -> str:
+    """``process``'s stdout (or ``stream``) up to the end of the first line that matches
+    ``pattern``, read from the pipe's fd itself (a buffered reader could hold that line
+    back while select() waits). What was read past that line is kept for the next call."""
+    pipe = getattr(process, stream)
+    assert pipe is not None
+    fd = pipe.fileno()
+    rest = f"_read_until_{stream}"
+    seen = getattr(process, rest, "")
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
-        while (left := deadline - time.monotonic()) > 0 and selector.select(left):
+        while not (match := re.search(pattern, seen, re.MULTILINE)) and (
+                left := deadline - time.monotonic()) > 0 and selector.select(left):
             chunk = os.read(fd, 65536)
             if not chunk:
                 break
             seen += chunk.decode()
-            if re.search(pattern, seen, re.MULTILINE):
-                return seen
-    raise AssertionError(f"no {pattern!r} within {timeout}s:\n{seen}")
+    if match:
+        end = seen.find("\n", match.end())
+        end = len(seen) if end < 0 else end + 1
+        setattr(process, rest, seen[end:])
+        return seen[:end]
+    raise AssertionError(f"no {pattern!r} within {timeout}s (exit {process.poll()}):\n{seen}")

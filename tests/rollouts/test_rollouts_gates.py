@@ -124,7 +124,7 @@ def test_with_analysis_the_gate_waits_until_the_checks_pass(operator: Operator, 
         read_until(follower, r"stage canary-10 waits at its manual gate$", timeout=60)
     finally:
         follower.send_signal(signal.SIGTERM)
-    assert operator.finish(follower).code == 130
+    assert operator.finish(follower).code == 143     # 128 + SIGTERM
 
     status = operator.status()
     assert (status["phase"], status["stage"], status["exit_code"]) == (

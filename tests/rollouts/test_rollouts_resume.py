@@ -54,7 +54,7 @@ def test_sigterm_while_baking_leaves_a_note_and_resume_finishes(
         follower.send_signal(signal.SIGTERM)
     stopped = operator.finish(follower)
 
-    assert stopped.code == 130, stopped.err
+    assert stopped.code == 143, stopped.err   # 128 + SIGTERM
     assert "interrupted (SIGTERM)" in stopped.err
     assert "rollout resume" in stopped.err
     events = operator.events()

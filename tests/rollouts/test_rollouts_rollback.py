@@ -7,7 +7,10 @@ a second instead of minutes.
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from tests.rollouts.conftest import (
     Operator,
     Target,
     derive_plan,
+    read_until,
     serve,
 )
 
@@ -59,8 +63,9 @@ def test_rollback_twice_is_safe_and_sends_the_sequence_again(operator: Operator,
     assert operator("start", str(fast_plan)).code == 3
     assert operator("rollback", "--yes").code == 1
     before = len(target.changes())
+    [rolled_back] = operator.rollout_ids()
 
-    again = operator("rollback", "--yes")
+    again = operator("rollback", rolled_back, "--yes")     # named: it is no longer active
 
     assert again.code == 1, again.err
     assert again.err == ""
@@ -68,6 +73,84 @@ def test_rollback_twice_is_safe_and_sends_the_sequence_again(operator: Operator,
     assert target.state()["flags"].get(FLAG) is False
     rounds = [e for e in operator.events() if e["type"] == "rollback-started"]
     assert len(rounds) == 2
+
+
+def test_rollback_without_an_id_touches_no_finished_rollout(operator: Operator,
+                                                           target: Target, fast_plan: Path):
+    assert operator("run", str(fast_plan), "--auto-approve").code == 0
+    [done] = operator.rollout_ids()
+    journal, calls = operator.events(), len(target.changes())
+
+    refused = operator("rollback", "--yes")
+
+    assert refused.code == 2
+    assert f"no active rollout; name one; rollouts: {done}" in refused.err
+    assert (operator.events(), len(target.changes())) == (journal, calls)
+
+    # A regression found after promotion: rolling back the finished one, by name.
+    named = operator("rollback", done, "--yes", "--reason", "regression after promotion")
+    assert named.code == 1, named.err
+    assert target.changes()[calls:] == EMERGENCY_SEQUENCE
+    assert (operator.status()["phase"], operator.status()["reason"]) == (
+        "rolled-back", "regression after promotion")
+
+
+def _on_a_terminal(operator: Operator, *args: str) -> tuple[subprocess.Popen[str], int]:
+    """`rollout ARGS...` with a pseudo-terminal for stdin, as a person at a keyboard runs it;
+    returns the process and the terminal's end to type into."""
+    keyboard, stdin = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rollout_cli", *args, "--state-dir", str(operator.state_dir)],
+        cwd=operator.cwd, env=operator.env(), stdin=stdin, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    os.close(stdin)
+    return process, keyboard
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+def test_rollback_on_a_terminal_names_the_rollout_and_the_calls_before_asking(
+        operator: Operator, target: Target, fast_plan: Path, answer: str):
+    assert operator("start", str(fast_plan)).code == 3
+    [rollout_id] = operator.rollout_ids()
+    before = len(target.changes())
+
+    asking, keyboard = _on_a_terminal(operator, "rollback")
+    try:
+        prompt = read_until(asking, r"Roll back\? \[y/N\]", timeout=30)
+        os.write(keyboard, f"{answer}\n".encode())
+        answered = operator.finish(asking)
+    finally:
+        os.close(keyboard)
+
+    assert f"Rolling back rollout {rollout_id} (plan brain-api-demo, waiting-gate at " \
+        "canary-10)." in prompt
+    assert "  4. POST " in prompt and "/api/admin/alerts/emergency  (send alerts)" in prompt
+    listed = [line.split(None, 1)[1].split("  (")[0] for line in prompt.splitlines()
+              if line.lstrip()[:2].rstrip(".").isdigit()]
+    assert listed == [f"{method} {target.url}{path}" for method, path, _ in EMERGENCY_SEQUENCE]
+    if answer == "n":
+        assert answered.code == 2
+        assert len(target.changes()) == before
+        assert operator.status()["phase"] == "waiting-gate"
+    else:
+        assert answered.code == 1, answered.err
+        assert target.changes()[before:] == EMERGENCY_SEQUENCE
+
+
+def test_rollback_from_the_plan_on_a_terminal_says_there_is_no_state(
+        operator: Operator, target: Target, fast_plan: Path):
+    asking, keyboard = _on_a_terminal(operator, "rollback", "--plan", str(fast_plan))
+    try:
+        prompt = read_until(asking, r"Roll back\? \[y/N\]", timeout=30)
+        os.write(keyboard, b"n\n")
+        declined = operator.finish(asking)
+    finally:
+        os.close(keyboard)
+
+    assert "Rolling back plan brain-api-demo from the plan file alone" in prompt
+    assert f"  4. POST {target.url}/api/admin/alerts/emergency  (send alerts)" in prompt
+    assert declined.code == 2
+    assert target.changes() == [] and operator.rollout_ids() == []
 
 
 def test_rollback_from_the_plan_alone_with_no_state(operator: Operator, target: Target,

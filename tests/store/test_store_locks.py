@@ -104,7 +104,8 @@ def test_a_lock_held_by_another_process_is_refused_with_its_record(
     for line in ("Lock Info:", f"ID:        {error.record['id']}", "Operation: advance"):
         assert line in message
     assert f"Who:       {who()}" in message
-    assert f"rollout unlock {error.record['id']}" in message
+    assert f"holder, pid {holder.pid} (advance), is still running: wait for it" in message
+    assert "rollout unlock" not in message
     assert "STALE" not in message
 
     with store.lock(rollout_dir.id, "rollback"):  # the holder is gone and released it
@@ -144,6 +145,7 @@ def test_a_holder_on_another_host_is_never_called_stale(
         store.lock(rollout_dir.id, "advance").acquire()
     assert "STALE" not in str(caught.value)
     assert "Who:       bob@ci-runner-7" in str(caught.value)
+    assert "if it is gone, release the lock with: rollout unlock" in str(caught.value)
 
 
 def test_unlock_by_id_releases_the_lock(store: StateStore, rollout_dir: RolloutDir) -> None:
