@@ -85,55 +85,14 @@ def judgeable(run: Run, analysis: Analysis, measured_at: float | None, measured_
             and measured_at >= earliest(run, analysis) and now - measured_at <= FRESH)
 
 
-# What only depends on a plan, worked out once per plan: decide() asks on every tick.
-# Keyed by the plan object's id, holding the plan so the id cannot be reused meanwhile.
-_PLANS: dict[int, tuple[Plan, dict[Any, Any]]] = {}
-
-
-def plan_memo(plan: Plan) -> dict[Any, Any]:
-    found = _PLANS.get(id(plan))
-    if found is None or found[0] is not plan:
-        if len(_PLANS) >= 16:
-            _PLANS.clear()
-        found = _PLANS[id(plan)] = (plan, {})
-    return found[1]
-
-
-def metrics_of(plan: Plan, analysis: Analysis) -> list[str]:
-    return list(_metrics_of(plan, analysis))
-
-
-def _metrics_of(plan: Plan, analysis: Analysis) -> tuple[str, ...]:
-    memo = plan_memo(plan)
-    found: tuple[str, ...] | None = memo.get(("metrics", analysis))
-    if found is None:
-        names: list[str] = []
-        for check_name in analysis.checks:
-            check = plan.checks[check_name]
-            for metric in (check.metric, check.baseline):
-                if metric and metric not in names:
-                    names.append(metric)
-        found = memo[("metrics", analysis)] = tuple(names)
-    return found
-
-
 def measures_all(plan: Plan, analysis: Analysis, measured: tuple[str, ...]) -> bool:
     """Whether a measurement of ``measured`` has every metric the analysis judges."""
-    memo = plan_memo(plan)
-    wanted: frozenset[str] | None = memo.get(("metric-set", analysis))
-    if wanted is None:
-        wanted = memo[("metric-set", analysis)] = frozenset(_metrics_of(plan, analysis))
-    return wanted.issubset(measured)
+    return all(metric in measured for metric in plan.metrics_of(analysis))
 
 
 def keep_for(plan: Plan, metric: str, interval: float) -> float:
     """How much history of ``metric`` any check needs."""
-    memo = plan_memo(plan)
-    found: float | None = memo.get(("keep", metric, interval))
-    if found is None:
-        spans = [c.span for c in plan.checks.values() if metric in (c.metric, c.baseline)]
-        found = memo[("keep", metric, interval)] = max([*spans, 0.0]) + 2 * interval
-    return found
+    return plan.metric_spans.get(metric, 0.0) + 2 * interval
 
 
 def assess(plan: Plan, analysis: Analysis, scope: str, run: Run, measured: Measurements,
@@ -194,4 +153,4 @@ def _verdict_json(verdict: Verdict) -> dict[str, Any]:
 
 
 __all__ = ["BACKGROUND", "FRESH", "PASS", "STAGE", "Run", "assess", "earliest", "judgeable",
-           "keep_for", "measures_all", "metrics_of", "slack"]
+           "keep_for", "measures_all", "slack"]

@@ -194,7 +194,7 @@ def _running(plan: Plan, state: RolloutState, now: float, policy: Policy) -> Dec
 
 def _traffic_short(plan: Plan, state: RolloutState) -> str | None:
     """Why the rollout cannot succeed yet: its traffic is not what the last stage set."""
-    traffic = _traffic_stages(plan)
+    traffic = plan.traffic_stages
     if not traffic:
         return None
     wanted = plan.stages[traffic[-1]].percentage
@@ -243,20 +243,10 @@ def _active_analyses(plan: Plan, state: RolloutState) -> list[tuple[str, Analysi
     if stage_analysis is not None and state.baking_since is not None:
         found.append((runs.STAGE, stage_analysis))
     background = plan.background_analysis
-    traffic = _traffic_stages(plan)
+    traffic = plan.traffic_stages
     if background is not None and traffic and traffic[0] <= state.stage <= traffic[-1] and (
             state.stage > traffic[0] or state.traffic_applied):
         found.append((runs.BACKGROUND, background))
-    return found
-
-
-def _traffic_stages(plan: Plan) -> tuple[int, ...]:
-    """The indexes of the stages that set a percentage."""
-    memo = runs.plan_memo(plan)
-    found: tuple[int, ...] | None = memo.get("traffic-stages")
-    if found is None:
-        found = memo["traffic-stages"] = tuple(
-            i for i, s in enumerate(plan.stages) if s.percentage is not None)
     return found
 
 
@@ -305,7 +295,7 @@ def _analysis_due(plan: Plan, state: RolloutState, now: float) -> Decision | Non
     metrics: list[str] = []
     keep: dict[str, float] = {}
     for _, analysis in due:
-        for metric in runs.metrics_of(plan, analysis):
+        for metric in plan.metrics_of(analysis):
             if metric not in metrics:
                 metrics.append(metric)
             keep[metric] = max(keep.get(metric, 0.0),

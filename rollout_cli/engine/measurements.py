@@ -1,13 +1,17 @@
-"""Recent measurements per metric, in bounded windows.
+"""Recent measurements per metric, in bounded windows, as immutable values.
 
-This is the one mutable piece of the engine's state: a 7-day rollout measured every
-10 s would otherwise copy its windows on every event. Samples only ever get appended
-and aged out, and every consumer reads a consistent view within one fold.
+Adding a sample gives new Measurements and leaves the old ones as they were, so folding
+an event never changes the state it started from. A 7-day rollout measured every 10 s
+must not copy its windows on every event, though: each series is a view (start, end)
+into a list that only ever grows at its end. A new sample is appended in place when the
+view ends where the list does (nobody else can see past ``end``); a view that branched
+off an older state copies its part first. Samples that aged out are dropped from the
+list once they are most of it, so a long bake keeps the list's size bounded.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 from rollout_cli.engine.checks import Sample
@@ -15,16 +19,52 @@ from rollout_cli.engine.checks import Sample
 MAX_SAMPLES = 4096
 
 
-class Measurements:
-    def __init__(self) -> None:
-        self._series: dict[str, deque[Sample]] = {}
+class Series:
+    """One metric's samples, oldest first: ``items[start:end]``, never changed below end."""
 
-    def add(self, metric: str, sample: Sample, keep: float) -> None:
-        series = self._series.setdefault(metric, deque(maxlen=MAX_SAMPLES))
-        series.append(sample)
+    __slots__ = ("_end", "_items", "_start")
+
+    def __init__(self, items: list[Sample] | None = None, start: int = 0,
+                 end: int | None = None) -> None:
+        self._items = items if items is not None else []
+        self._start = start
+        self._end = len(self._items) if end is None else end
+
+    def add(self, sample: Sample, keep: float) -> Series:
+        """These samples, plus ``sample``, less those older than ``keep`` before it."""
+        items, start = self._items, self._start
+        if self._end != len(items):          # an older state's view: branch off
+            items, start = items[start:self._end], 0
+        items.append(sample)
+        end = len(items)
         horizon = sample.time - keep
-        while len(series) > 1 and series[0].time < horizon:
-            series.popleft()
+        while end - start > 1 and (items[start].time < horizon or end - start > MAX_SAMPLES):
+            start += 1
+        if start > 1024 and start * 2 > end:  # mostly dead: let the list shrink
+            items, start, end = items[start:end], 0, end - start
+        return Series(items, start, end)
+
+    def samples(self) -> list[Sample]:
+        return self._items[self._start:self._end]
+
+    def last(self) -> Sample | None:
+        return self._items[self._end - 1] if self._end > self._start else None
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+
+class Measurements:
+    """Every metric's series; immutable: ``add`` returns new Measurements."""
+
+    __slots__ = ("_series",)
+
+    def __init__(self, series: Mapping[str, Series] | None = None) -> None:
+        self._series: dict[str, Series] = dict(series or {})
+
+    def add(self, metric: str, sample: Sample, keep: float) -> Measurements:
+        series = self._series.get(metric) or Series()
+        return Measurements({**self._series, metric: series.add(sample, keep)})
 
     @property
     def empty(self) -> bool:
@@ -32,22 +72,21 @@ class Measurements:
         return not self._series
 
     def of(self, metric: str) -> list[Sample]:
-        return list(self._series.get(metric, ()))
+        series = self._series.get(metric)
+        return series.samples() if series is not None else []
 
     def last(self, metric: str) -> Sample | None:
         series = self._series.get(metric)
-        return series[-1] if series else None
+        return series.last() if series is not None else None
 
     def to_json(self) -> dict[str, list[list[Any]]]:
-        return {m: [[s.time, s.value, s.error] for s in series]
+        return {m: [[s.time, s.value, s.error] for s in series.samples()]
                 for m, series in self._series.items()}
 
     @classmethod
     def from_json(cls, data: dict[str, list[list[Any]]]) -> Measurements:
-        found = cls()
-        for metric, rows in data.items():
-            found._series[metric] = deque((Sample(*row) for row in rows), maxlen=MAX_SAMPLES)
-        return found
+        return cls({metric: Series([Sample(*row) for row in rows][-MAX_SAMPLES:])
+                    for metric, rows in data.items()})
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Measurements) and self.to_json() == other.to_json()

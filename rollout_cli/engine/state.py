@@ -251,11 +251,13 @@ def _analysis_started(state: RolloutState, event: dict[str, Any]) -> RolloutStat
 def _measured(state: RolloutState, event: dict[str, Any]) -> RolloutState:
     keep = event.get("keep", {})
     errors = event.get("errors", {})
+    measurements = state.measurements
     for metric, value in event.get("values", {}).items():
         for one in value if isinstance(value, list) else [value]:
-            state.measurements.add(metric, Sample(event["time"], one, errors.get(metric)),
-                                   keep.get(metric, 3600.0))
-    return replace(state, measured_at=event["time"], measured_seq=event.get("seq", state.seq),
+            measurements = measurements.add(
+                metric, Sample(event["time"], one, errors.get(metric)), keep.get(metric, 3600.0))
+    return replace(state, measurements=measurements, measured_at=event["time"],
+                   measured_seq=event.get("seq", state.seq),
                    measured_metrics=tuple(event.get("values", {})))
 
 

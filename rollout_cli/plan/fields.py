@@ -210,9 +210,34 @@ class OneOf(Kind):
         return {"enum": list(self.choices), "type": kind}
 
 
+class FrozenMap(dict):  # type: ignore[type-arg]
+    """A mapping that cannot change, so that a model holding one is immutable and hashable.
+    ``{**frozen}`` and ``dict(frozen)`` give an ordinary, changeable copy."""
+
+    __slots__ = ()
+
+    def _immutable(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a plan's mappings are immutable; copy it with dict(...)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _immutable
+    __ior__ = _immutable
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+
+def freeze(value: Any) -> Any:
+    """Plain YAML data made immutable: mappings as FrozenMap, lists as tuples."""
+    if isinstance(value, dict):
+        return FrozenMap({key: freeze(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(item) for item in value)
+    return value
+
+
 class AnyValue(Kind):
     def convert(self, value: Any) -> Any:
-        return value
+        return freeze(value)
 
     def schema(self, defs: dict[str, Any]) -> dict[str, Any]:
         return {}
@@ -247,7 +272,7 @@ class ListOf(Kind):
             issues.append(Issue(loc, "type", f"must have at least {self.min_items} "
                                 f"item{'s' if self.min_items != 1 else ''}", value))
             return FAILED
-        parsed = [self.kind.parse(item, (*loc, i), issues) for i, item in enumerate(value)]
+        parsed = tuple(self.kind.parse(item, (*loc, i), issues) for i, item in enumerate(value))
         return FAILED if any(item is FAILED for item in parsed) else parsed
 
     def schema(self, defs: dict[str, Any]) -> dict[str, Any]:
@@ -279,7 +304,7 @@ class MapOf(Kind):
                 continue
             parsed[key] = self.kind.parse(item, (*loc, key), issues)
             failed = failed or parsed[key] is FAILED
-        return FAILED if failed else parsed
+        return FAILED if failed else FrozenMap(parsed)
 
     def schema(self, defs: dict[str, Any]) -> dict[str, Any]:
         return {"type": "object", "additionalProperties": self.kind.schema(defs)}
@@ -356,8 +381,8 @@ class _Field:
     check: Callable[[Any, dict[str, Any]], None] | None
 
     def fresh_default(self) -> Any:
-        """The default, copied when it is a list or a mapping, so no two models share it."""
-        return self.default.copy() if isinstance(self.default, list | dict) else self.default
+        """The default, immutable like a parsed value (a list as a tuple, a mapping frozen)."""
+        return freeze(self.default)
 
 
 def field(kind: Kind, default: Any = REQUIRED, *, key: str | None = None,
@@ -395,7 +420,7 @@ class Model:
         state = self.__dict__
         for f in self._fields.values():
             if f.name in values:
-                state[f.name] = values.pop(f.name)
+                state[f.name] = freeze(values.pop(f.name))
             elif f.required:
                 raise TypeError(f"{type(self).__name__}() needs {f.name}=")
             else:

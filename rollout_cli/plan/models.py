@@ -8,6 +8,7 @@ Field names are the YAML keys (``pass`` and ``json`` through aliases). Cross-ref
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -225,7 +226,7 @@ class RetrySpec(Model):
 
 class Target(Model):
     base_url: str = field(_http_url("base_url"), description="Where relative request paths go.")
-    headers: dict[str, str] = field(HEADERS, {})
+    headers: Mapping[str, str] = field(HEADERS, {})
     timeout: float = field(POSITIVE_DURATION, 10.0)
     retry: RetrySpec = field(Nested(RetrySpec), RetrySpec())
     verify: bool | str = field(VERIFY, True)
@@ -240,11 +241,11 @@ class Expect(Model):
 class RequestStep(Model):
     name: str | None = field(MAYBE_TEXT, None)
     request: RequestLine = field(REQUEST_LINE)
-    headers: dict[str, str] = field(HEADERS, {})
+    headers: Mapping[str, str] = field(HEADERS, {})
     json_body: Any = field(AnyValue(), None, key="json")
     body: str | None = field(MAYBE_TEXT, None)
     expect: Expect | None = field(Optional(Nested(Expect)), None)
-    capture: dict[str, str] = field(MapOf(JMESPATH), {})
+    capture: Mapping[str, str] = field(MapOf(JMESPATH), {})
     idempotent: bool | None = field(
         Optional(Boolean()), None,
         description="Safe to send twice? Default: true for GET/HEAD/OPTIONS/PUT/DELETE.")
@@ -275,7 +276,7 @@ class RunStep(Model):
     timeout: float = field(POSITIVE_DURATION, 600.0)
     expect_exit: int = field(Integer(), 0)
     cwd: str | None = field(MAYBE_TEXT, None)
-    env: dict[str, str] = field(HEADERS, {})
+    env: Mapping[str, str] = field(HEADERS, {})
     idempotent: bool = field(Boolean(), False, description="Safe to run twice after a crash?")
     on_failure: Literal["rollback", "abort"] = field(ON_FAILURE, "rollback",
                                                      description=ON_FAILURE_TEXT)
@@ -306,7 +307,7 @@ STEP = Tagged(_step_kind, {"request": RequestStep, "run": RunStep},
 class HttpQuery(Model):
     get: str | None = field(MAYBE_TEXT, None)
     post: str | None = field(MAYBE_TEXT, None)
-    headers: dict[str, str] = field(HEADERS, {})
+    headers: Mapping[str, str] = field(HEADERS, {})
     json_body: Any = field(AnyValue(), None, key="json")
 
     def _check(self) -> None:
@@ -329,7 +330,7 @@ class PrometheusQuery(Model):
     range: float | None = field(MAYBE_POSITIVE_DURATION, None,
                                 description="Query a range this long (a series).")
     step: float | None = field(MAYBE_POSITIVE_DURATION, None)
-    headers: dict[str, str] = field(HEADERS, {})
+    headers: Mapping[str, str] = field(HEADERS, {})
 
 
 def _numeric_select(value: str, _: dict[str, Any]) -> None:
@@ -412,7 +413,7 @@ class Check(Model):
 class AnalysisSpec(Model):
     interval: float | None = field(MAYBE_POSITIVE_DURATION, None)
     initial_delay: float | None = field(MAYBE_DURATION, None)
-    checks: list[str] | None = field(Optional(ListOf(TEXT)), None)
+    checks: tuple[str, ...] | None = field(Optional(ListOf(TEXT)), None)
     failure_limit: int | None = field(MAYBE_COUNT, None)
     inconclusive_limit: int | None = field(MAYBE_COUNT, None)
     consecutive_error_limit: int | None = field(MAYBE_COUNT, None)
@@ -449,7 +450,7 @@ class Stage(Model):
     name: str = field(NAME)
     description: str | None = field(MAYBE_TEXT, None)
     percentage: float | None = field(Optional(Number(ge=0, le=100)), None)
-    steps: list[RequestStep | RunStep] = field(ListOf(STEP), [])
+    steps: tuple[RequestStep | RunStep, ...] = field(ListOf(STEP), [])
     bake: Bake | None = field(Optional(BAKE), None)
     gate: Literal["auto", "manual"] = field(OneOf("auto", "manual"), "auto")
     analysis: AnalysisSpec | None = field(Optional(Nested(AnalysisSpec)), None)
@@ -458,7 +459,7 @@ class Stage(Model):
 class Notify(Model):
     webhook: str = field(TEXT, description="Webhook URL; treated as a secret.")
     format: Literal["json", "slack"] = field(OneOf("json", "slack"), "json")
-    on: list[str] = field(ListOf(OneOf(*NOTIFY_EVENTS, "rollback")), list(NOTIFY_EVENTS))
+    on: tuple[str, ...] = field(ListOf(OneOf(*NOTIFY_EVENTS, "rollback")), list(NOTIFY_EVENTS))
     timeout: float = field(POSITIVE_DURATION, 5.0)
 
     @property
@@ -474,20 +475,20 @@ class Plan(Model):
     version: Literal[1] = field(OneOf(1))
     name: str = field(NAME)
     description: str | None = field(MAYBE_TEXT, None)
-    secrets: list[str] = field(ListOf(TEXT), [],
+    secrets: tuple[str, ...] = field(ListOf(TEXT), [],
                                description="Environment variables whose values are secret.")
     target: Target = field(Nested(Target))
     traffic: RequestStep | None = field(Optional(Nested(RequestStep)), None,
                                         description="The request that applies a percentage.")
-    metrics: dict[str, Metric] = field(MapOf(Nested(Metric)), {})
-    checks: dict[str, Check] = field(MapOf(Nested(Check)), {})
+    metrics: Mapping[str, Metric] = field(MapOf(Nested(Metric)), {})
+    checks: Mapping[str, Check] = field(MapOf(Nested(Check)), {})
     analysis: AnalysisSpec | None = field(Optional(Nested(AnalysisSpec)), None,
                                           description="Defaults for stages with traffic.")
     background: AnalysisSpec | None = field(Optional(Nested(AnalysisSpec)), None,
                                             description="Runs across all traffic stages.")
-    stages: list[Stage] = field(ListOf(Nested(Stage), min_items=1))
-    rollback: list[RequestStep | RunStep] = field(ListOf(STEP), [])
-    notify: list[Notify] = field(ListOf(Nested(Notify)), [])
+    stages: tuple[Stage, ...] = field(ListOf(Nested(Stage), min_items=1))
+    rollback: tuple[RequestStep | RunStep, ...] = field(ListOf(STEP), [])
+    notify: tuple[Notify, ...] = field(ListOf(Nested(Notify)), [])
 
     @cached_property
     def default_analysis(self) -> Analysis:
@@ -523,6 +524,34 @@ class Plan(Model):
             found.extend((stage.name, step) for step in stage.steps)
         found.extend(("rollback", step) for step in self.rollback)
         return found
+
+    @cached_property
+    def traffic_stages(self) -> tuple[int, ...]:
+        """The indexes of the stages that set a percentage."""
+        return tuple(i for i, stage in enumerate(self.stages) if stage.percentage is not None)
+
+    @cached_property
+    def metric_spans(self) -> dict[str, float]:
+        """Per metric, the longest stretch of history any check of it looks at."""
+        spans: dict[str, float] = {}
+        for check in self.checks.values():
+            for metric in (check.metric, check.baseline):
+                if metric:
+                    spans[metric] = max(spans.get(metric, 0.0), check.span)
+        return spans
+
+    def metrics_of(self, analysis: Analysis) -> tuple[str, ...]:
+        """The metrics an analysis's checks read, in order, each once."""
+        found = self._analysis_metrics.get(analysis)
+        if found is None:
+            names = [name for check in analysis.checks for name in
+                     (self.checks[check].metric, self.checks[check].baseline) if name]
+            found = self._analysis_metrics[analysis] = tuple(dict.fromkeys(names))
+        return found
+
+    @cached_property
+    def _analysis_metrics(self) -> dict[Analysis, tuple[str, ...]]:
+        return {}
 
     @cached_property
     def captured_names(self) -> tuple[str, ...]:

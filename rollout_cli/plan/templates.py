@@ -29,7 +29,7 @@ def names_in(value: Any) -> list[str]:
         return TEMPLATE.findall(value)
     if isinstance(value, dict):
         return [n for v in value.values() for n in names_in(v)]
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [n for v in value for n in names_in(v)]
     return []
 
@@ -51,7 +51,7 @@ def render(value: Any, variables: Mapping[str, Any]) -> Any:
         return TEMPLATE.sub(lambda m: _text(_lookup(m.group(1), variables)), value)
     if isinstance(value, dict):
         return {k: render(v, variables) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [render(v, variables) for v in value]
     return value
 

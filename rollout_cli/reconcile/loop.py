@@ -30,8 +30,6 @@ from rollout_cli.engine import (
     apply,
     decide,
 )
-from rollout_cli.engine.measurements import Measurements
-from rollout_cli.engine.state import replace
 from rollout_cli.errors import LockedError
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.reconcile.executor import Executor
@@ -118,19 +116,12 @@ class Reconciler:
     def record(self, event: dict[str, Any]) -> RolloutState:
         """Journal one event (durably) and fold it into the state."""
         state = self.state if self.state is not None else self.load()
-        # Raises IllegalTransition before anything is written. The trial gets empty
-        # measurements of its own: they are the state's one mutable part, and folding the
-        # event into them twice would record every sample twice (the journal has it once).
+        # Raises IllegalTransition before anything is written; apply never changes its input.
         now = max(self.clock.now(), state.updated)
         expected = {**event, "seq": state.seq + 1, "time": now}
-        trial = apply(replace(state, measurements=Measurements()), expected)
+        folded = apply(state, expected)
         stored = self.rollout.journal.append(event, time=now)
-        if stored == expected and trial.measurements.empty:
-            # The journal stored what the trial folded, and the event left the measurements
-            # alone: the trial is the new state once it has the real ones back.
-            self.state = replace(trial, measurements=state.measurements)
-        else:
-            self.state = apply(state, stored)
+        self.state = folded if stored == expected else apply(state, stored)
         self._after_append()
         self.on_event(stored, self.state)
         return self.state

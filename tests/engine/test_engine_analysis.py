@@ -40,7 +40,7 @@ plan = load_text(PLAN, "judged.yaml", {}).plan
 def measured(**values: float | None) -> Measurements:
     found = Measurements()
     for metric, value in values.items():
-        found.add(metric, Sample(100.0, value), 3600)
+        found = found.add(metric, Sample(100.0, value), 3600)
     return found
 
 
@@ -99,7 +99,7 @@ def _run_rounds(analysis: Analysis, rounds: list[dict]) -> Run:
         errors = {k[1:]: v for k, v in values.items() if k.startswith("!")}
         for metric, value in values.items():
             if not metric.startswith("!"):
-                history.add(metric, Sample(now, value, errors.get(metric)), 3600)
+                history = history.add(metric, Sample(now, value, errors.get(metric)), 3600)
         run = assess(plan, analysis, "stage", run, history, now)
     return run
 
@@ -204,7 +204,7 @@ def test_inconclusive_pauses_and_never_promotes():
 def test_rounds_keep_their_rate_however_long_a_measurement_takes():
     analysis = Analysis(checks=("ok",), interval=300)
     history = Measurements()
-    history.add("rate", Sample(300.25, 0.99), 3600)
+    history = history.add("rate", Sample(300.25, 0.99), 3600)
 
     late = assess(plan, analysis, "stage", Run(started=0, next_due=300), history, 300.25)
     after_a_pause = assess(plan, analysis, "stage", Run(started=0, next_due=300), history,

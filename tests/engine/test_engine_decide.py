@@ -291,3 +291,18 @@ def test_a_failed_step_otherwise_starts_the_rollback(replay):
 
     assert end.phase == "rolled-back"
     assert "rollback#1:0" in replay.log
+
+
+def test_applying_an_event_leaves_the_old_state_as_it_was(replay):
+    replay.until_wait()
+    before = replay.state
+    saved = before.to_json()
+    measured = {"type": "measured", "values": {"rate": 0.99}, "keep": {"rate": 60.0},
+                "seq": before.seq + 1, "time": replay.now}
+
+    after = apply(before, measured)
+    other = apply(before, {**measured, "values": {"rate": 0.5}})
+
+    assert before.to_json() == saved
+    assert [s.value for s in after.measurements.of("rate")] == [0.99]
+    assert [s.value for s in other.measurements.of("rate")] == [0.5]

@@ -247,9 +247,11 @@ def test_every_event_applies_as_the_table_says_or_is_refused_whole(events, cut):
         except IllegalTransition as refused:
             assert not legal(before.phase, event["type"])
             assert (refused.phase, refused.event) == (before.phase, event["type"])
-            # Nothing half-applied: not even the mutable measurement windows.
+            # Nothing half-applied.
             assert before.to_json() == saved
             continue    # and the reconciler journals nothing the table refuses
+        # Applying an event leaves the state it started from as it was.
+        assert before.to_json() == saved
         if restored is not None:
             restored = apply(restored, event)
         # Legal events never raise anything else, whatever the state they meet.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rollout_cli.plan.fields import dump_model, parse, replace
-from rollout_cli.plan.models import Notify, RetrySpec, Stage
+from rollout_cli.plan.models import Notify, Plan, RetrySpec, Stage
 
 
 def test_models_are_immutable_and_compare_by_value():
@@ -27,12 +27,20 @@ def test_replace_changes_only_what_it_names():
     assert stage.percentage == 10
 
 
-def test_list_defaults_are_not_shared():
-    first, second = Notify(webhook="a"), Notify(webhook="b")
+def test_models_are_immutable_all_the_way_down_and_hashable():
+    plan = parse(Plan, {"version": 1, "name": "p", "target": {"base_url": "http://h"},
+                        "stages": [{"name": "s", "steps": [
+                            {"request": "POST /x", "json": {"a": [1, {"b": 2}]}}]}]})
+    step = plan.stages[0].steps[0]
 
-    first.on.append("rollback")
-
-    assert "rollback" not in second.on
+    with pytest.raises((TypeError, AttributeError)):
+        Notify(webhook="a").on.append("rollback")
+    with pytest.raises(TypeError):
+        step.json_body["a"] = 1
+    with pytest.raises(TypeError):
+        plan.target.headers["X"] = "y"
+    assert step.json_body == {"a": (1, {"b": 2})}
+    assert hash(plan) == hash(parse(Plan, dump_model(plan)))
 
 
 def test_constructor_refuses_unknown_and_missing_fields():

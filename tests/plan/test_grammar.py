@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rollout_cli.engine.checks import Sample, evaluate
+from rollout_cli.plan import load_text
 from rollout_cli.plan.durations import format_duration, parse_duration
 from rollout_cli.plan.expressions import describe_bands, parse_threshold
 from rollout_cli.plan.fields import parse
@@ -69,12 +70,33 @@ def test_threshold_refuses(text):
         parse_threshold(text)
 
 
+PLAN_WITH_LIST = """\
+version: 1
+name: p
+target: {base_url: "http://127.0.0.1:9"}
+stages:
+  - name: s
+    steps:
+      - request: GET /t
+        capture: {test_id: id}
+      - request: POST /x
+        json: {ids: ["{{ test_id }}", {id: "{{ test_id }}"}]}
+"""
+
+
 def test_template_keeps_type_of_a_whole_value():
     variables = {"percentage": 25.0, "stage": "canary-25", "test_id": "t-1"}
 
     assert render({"rolloutPercentage": "{{ percentage }}"}, variables) == {"rolloutPercentage": 25}
     assert render("/stages/{{stage}}/at/{{ percentage }}", variables) == "/stages/canary-25/at/25"
     assert render(["{{ test_id }}", 3, None], variables) == ["t-1", 3, None]
+
+
+def test_templates_are_filled_inside_a_plans_lists():
+    plan = load_text(PLAN_WITH_LIST, "p.yaml", {}).plan
+    body = plan.stages[0].steps[1].json_body
+
+    assert render(body, {"test_id": "t-1"}) == {"ids": ["t-1", {"id": "t-1"}]}
 
 
 def test_template_missing_variable_names_it():
