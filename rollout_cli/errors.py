@@ -37,6 +37,10 @@ class Problem:
     hint: str | None = field(default=None, compare=False)
     severity: str = field(default="error", compare=False)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "column": self.column,
+                "severity": self.severity, "message": self.message, "hint": self.hint}
+
     def __str__(self) -> str:
         text = f"{self.file}:{self.line}:{self.column}: {self.message}"
         if self.hint:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -46,6 +47,8 @@ class Context:
     monotonic: Callable[[], float] | None = None    # default: ``now`` if given, else real
     sleep: Callable[[float], None] | None = None
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    # What the operator must hear that has no other way out (the journal was busy).
+    warn: Callable[[str], None] = lambda text: print(text, file=sys.stderr)
 
     @property
     def store(self) -> StateStore:
@@ -112,17 +115,19 @@ def _reconciler(ctx: Context, rollout: RolloutDir, loaded: Any, operation: str,
                             ctx.lock_timeout, operation,
                             on_lock_wait=lambda holder: ctx.on_lock_wait(f"rollout {rollout.id}",
                                                                          holder))
-    return reconciler, _Outbound(http, notifier, reconciler)
+    return reconciler, _Outbound(http, notifier, reconciler, ctx.warn)
 
 
 class _Outbound:
     """The target's HTTP driver and the plan's notifier under one `with`: however an
     operation ends, its notifications are flushed and their failures journaled."""
 
-    def __init__(self, http: Any, notifier: Notifier, reconciler: Any) -> None:
+    def __init__(self, http: Any, notifier: Notifier, reconciler: Any,
+                 warn: Callable[[str], None]) -> None:
         self.http = http
         self.notifier = notifier
         self.reconciler = reconciler
+        self.warn = warn
 
     def __enter__(self) -> _Outbound:
         self.http.__enter__()
@@ -148,11 +153,8 @@ class _Outbound:
                                             "text": f"notification failed: {failure}"})
         except Exception:
             # Journaling is a nicety here: the operator still learns of it.
-            from rollout_cli.render.console import stderr
-
             for failure in failures:
-                stderr().print(f"notification failed: {failure}", markup=False,
-                               highlight=False)
+                self.warn(f"notification failed: {failure}")
 
 
 def start(ctx: Context, plan_path: Path, follow: bool, auto_approve: bool = False) -> Result:

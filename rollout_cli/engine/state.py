@@ -14,7 +14,6 @@ from rollout_cli.engine.phases import (
     PENDING,
     ROLLING_BACK,
     RUNNING,
-    WAITING_GATE,
     next_phase,
 )
 
@@ -348,7 +347,5 @@ _HANDLERS = {
     "analysis": _analysis,
 }
 
-WAITING_ON_PERSON = frozenset({WAITING_GATE, PAUSED})
-ACTIVE = frozenset({PENDING, RUNNING, WAITING_GATE, PAUSED, "rolling-back"})
-__all__ = ["ACTIVE", "RUNNING", "WAITING_ON_PERSON", "PendingCall", "RolloutState", "apply",
+__all__ = ["RUNNING", "PendingCall", "RolloutState", "apply",
            "fold"]

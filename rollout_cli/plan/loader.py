@@ -26,7 +26,6 @@ class LoadedPlan:
     raw: bytes
     positions: Positions
     redactor: Redactor
-    env_names: frozenset[str]
 
     @cached_property
     def digest(self) -> str:
@@ -73,7 +72,7 @@ def load_text(raw: bytes | str, file: str, env: Mapping[str, str]) -> LoadedPlan
     for notify in plan.notify:
         redactor.add(notify.webhook)
     return LoadedPlan(plan, file, raw if isinstance(raw, bytes) else raw.encode(), positions,
-                      redactor, frozenset(job.used))
+                      redactor)
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

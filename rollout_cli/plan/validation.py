@@ -20,11 +20,9 @@ class ValidationReport:
         return self.summary is not None
 
     def to_dict(self) -> dict[str, Any]:
-        from rollout_cli.render.plan_view import problem_dict
-
         return {"file": self.file, "valid": self.valid,
-                "errors": [problem_dict(p) for p in self.problems if p.severity == "error"],
-                "warnings": [problem_dict(p) for p in self.problems if p.severity == "warning"]}
+                "errors": [p.to_dict() for p in self.problems if p.severity == "error"],
+                "warnings": [p.to_dict() for p in self.problems if p.severity == "warning"]}
 
 
 def validate_file(path: Path) -> ValidationReport:

@@ -11,11 +11,6 @@ from rollout_cli.plan.durations import format_duration
 from rollout_cli.render.console import is_terminal, plain, stdout
 
 
-def problem_dict(problem: Problem) -> dict[str, Any]:
-    return {"file": problem.file, "line": problem.line, "column": problem.column,
-            "severity": problem.severity, "message": problem.message, "hint": problem.hint}
-
-
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2) if is_terminal() else json.dumps(data))
 
