@@ -1,4 +1,4 @@
-"""What the provider tests share: a plan around some metrics, and answers as data."""
+"""What the provider tests share: a plan around some metrics, answers as data, and what\nreading one gives."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollout_cli.plan import load_text
-from rollout_cli.plan.models import Plan
+from rollout_cli.plan.models import Metric, Plan
+from rollout_cli.providers import ProviderError
 
 PLAN = """\
 version: 1
@@ -35,3 +36,18 @@ class Answer:
     status: int | None = 200
     json: Any = None
     error: str | None = None
+
+
+def read(metric: Metric, answer: Answer) -> object:
+    """What the metric's provider reads of ``answer``: its value, or the ProviderError it
+    raised (compared by message: ``ProviderError("HTTP 503")`` stands for that error)."""
+    try:
+        return metric.provider.read(metric, [answer])  # type: ignore[list-item]
+    except ProviderError as error:
+        return error
+
+
+def same(found: object, expected: object) -> bool:
+    if isinstance(expected, ProviderError):
+        return isinstance(found, ProviderError) and str(found) == str(expected)
+    return found == expected
