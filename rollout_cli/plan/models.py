@@ -317,7 +317,9 @@ class Metric(Model):
     keys that provider adds beside it (`select:` for http), and the keys every metric has.
 
     Providers are ``rollout_cli.providers``, one module each. A plan's metrics are parsed by
-    ``metric_model()``: this model with every registered provider's keys added to its own.
+    ``metric_model()``, a subclass of this one with every registered provider's keys added
+    to its own; it checks that exactly one provider's key is given, and none of the keys
+    another provider adds, and leaves the rest to that provider's ``check``.
     """
 
     description: str | None = field(MAYBE_TEXT, None)

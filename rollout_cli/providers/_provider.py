@@ -27,7 +27,8 @@ class Provider:
     """The plan key that names it: ``http`` in ``metrics: {x: {http: {...}}}``."""
 
     query: ClassVar[type[Model]]
-    """The model of what is under that key (``plan.fields``); its schema is the key's."""
+    """The model of what is under that key (``plan.fields``); its schema is the key's. A
+    ``headers:`` key in it is checked, by `validate`, for what httpx can send."""
 
     beside: ClassVar[Mapping[str, Any]] = {}
     """Keys it adds to the metric next to its own, as ``field(...)`` declarations
