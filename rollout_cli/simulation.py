@@ -8,10 +8,13 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollout_cli.engine import Finished, Policy, RolloutState
 from rollout_cli.plan.durations import format_duration
+
+if TYPE_CHECKING:
+    from rollout_cli.plan import LoadedPlan
 
 START = 1_800_000_000.0   # a fixed epoch second, so traces are reproducible
 
@@ -93,6 +96,7 @@ def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
     from rollout_cli.sandbox import SandboxTransport, VirtualClock, create_sandbox
 
     loaded = load_plan(plan_path, os.environ if env is None else env)
+    refuse_unsimulated(loaded)
     if sandbox is None:
         app = create_sandbox(scenario, seed=seed, clock=VirtualClock(START))
     else:
@@ -136,6 +140,31 @@ def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
     return Simulation(loaded.plan.name, str(scenario), seed, state.phase, reason,
                       clock.now() - start, trace.entries, trace.evaluations, trace.rounds,
                       top["percentage"], transport.sent)
+
+
+def refuse_unsimulated(loaded: LoadedPlan) -> None:
+    """Raise PlanError naming each metric the rollout would query that the in-process
+    sandbox cannot answer (its provider says so): a simulation would only pause on its
+    errors. Metrics that no analysis checks are never queried, so they do not count."""
+    from rollout_cli.errors import PlanError
+    from rollout_cli.providers import registered
+
+    plan = loaded.plan
+    analyses = [*(plan.analysis_for(stage) for stage in plan.stages), plan.background_analysis]
+    queried = {name for analysis in analyses if analysis for name in plan.metrics_of(analysis)}
+    answered = " and ".join(key for key, provider in registered().items() if provider.simulated)
+    problems = []
+    for name, metric in plan.metrics.items():
+        key = metric.provider.key
+        if name in queried and not metric.provider.simulated:
+            problems.append(loaded.positions.problem(
+                ("metrics", name, key),
+                f"metrics.{name}: a {key} metric cannot be simulated; the in-process "
+                f"sandbox answers {answered} metrics only",
+                f"rehearse this plan against `rollout sandbox` over HTTP with a real {key} "
+                "source; see the README's Simulation section", key=True))
+    if problems:
+        raise PlanError(problems)
 
 
 class _Counted:

@@ -1,5 +1,6 @@
-"""What a plan sends, built without httpx: ``HttpRequest``, ``RetryPolicy`` and the requests of
-metric queries, plus the rules httpx applies only when it sends.
+"""What a plan sends, built without httpx: ``HttpRequest`` and ``RetryPolicy``, plus the
+rules httpx applies only when it sends. Metric providers (``rollout_cli.providers``) build
+the requests of metric queries.
 
 ``rollout_cli.drivers.http`` sends these; ``rollout_cli.plan.sendable`` builds every one a
 plan can make while validating it, so that `validate` refuses what would otherwise fail at
@@ -9,16 +10,12 @@ run time, and starts without loading httpx.
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
-
-from rollout_cli.plan.calls import join_url
-from rollout_cli.plan.templates import render, render_text
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from rollout_cli.plan.models import Metric, Plan, RetrySpec
+    from rollout_cli.plan.models import RetrySpec
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
@@ -75,36 +72,6 @@ NO_RETRY = RetryPolicy()
 
 def policy_of(retry: RetrySpec) -> RetryPolicy:
     return RetryPolicy(retry.attempts, retry.backoff, retry.max_backoff, retry.deadline)
-
-
-def http_metric_request(plan: Plan, metric: Metric, variables: Mapping[str, Any],
-                        now: float) -> HttpRequest:
-    """An ``http`` metric's request: the plan's target, its path, headers and body."""
-    query = metric.http
-    assert query is not None
-    url = join_url(plan.target.base_url, render_text(query.path, variables))
-    headers = {**plan.target.headers, **query.headers}
-    return HttpRequest(query.method, url, {k: render_text(v, variables).strip()
-                                           for k, v in headers.items() if v.strip()},
-                       render(query.json_body, variables), None, plan.target.timeout, True)
-
-
-def prometheus_request(plan: Plan, metric: Metric, variables: Mapping[str, Any],
-                       now: float) -> HttpRequest:
-    """An instant query at ``now`` through /api/v1/query; with ``range:``, a range query."""
-    prom = metric.prometheus
-    assert prom is not None
-    query = render_text(prom.query, variables)
-    if prom.range:
-        step = prom.step or max(prom.range / 60, 1.0)
-        params = urlencode({"query": query, "start": f"{now - prom.range:.3f}",
-                            "end": f"{now:.3f}", "step": f"{step:g}"})
-        url = f"{prom.url}/api/v1/query_range?{params}"
-    else:
-        # Every query of a tick is evaluated at the same instant, so two checks
-        # over the same series agree on what they saw.
-        url = f"{prom.url}/api/v1/query?{urlencode({'query': query, 'time': f'{now:.3f}'})}"
-    return HttpRequest("GET", url, dict(prom.headers), None, None, plan.target.timeout, True)
 
 
 # What httpx refuses only when it sends, with an exception the driver does not expect (an

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from rollout_cli.plan.durations import format_duration, parse_duration
 from rollout_cli.plan.expressions import Threshold, parse_threshold
@@ -19,7 +19,10 @@ from rollout_cli.plan.fields import (
     AnyValue,
     Boolean,
     Integer,
+    Issue,
+    Kind,
     ListOf,
+    Loc,
     MapOf,
     Model,
     Nested,
@@ -30,9 +33,14 @@ from rollout_cli.plan.fields import (
     Refused,
     Tagged,
     Text,
+    dump_model,
     field,
     fields_of,
+    parse_model,
 )
+
+if TYPE_CHECKING:
+    from rollout_cli.providers import Provider
 
 METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -304,58 +312,92 @@ STEP = Tagged(_step_kind, {"request": RequestStep, "run": RunStep},
               "e.g. `- request: GET /health` or `- run: [npm, run, build]`")
 
 
-class HttpQuery(Model):
-    get: str | None = field(MAYBE_TEXT, None)
-    post: str | None = field(MAYBE_TEXT, None)
-    headers: Mapping[str, str] = field(HEADERS, {})
-    json_body: Any = field(AnyValue(), None, key="json")
-
-    def _check(self) -> None:
-        if (self.get is None) == (self.post is None):
-            raise ValueError("an http metric needs exactly one of `get:` or `post:`")
-
-    @property
-    def method(self) -> str:
-        return "GET" if self.get is not None else "POST"
-
-    @property
-    def path(self) -> str:
-        return self.get if self.get is not None else self.post  # type: ignore[return-value]
-
-
-class PrometheusQuery(Model):
-    url: str = field(_http_url("prometheus url"))
-    query: str = field(TEXT, description="PromQL; {{ percentage }}, {{ stage }}, "
-                                         "{{ interval }} allowed.")
-    range: float | None = field(MAYBE_POSITIVE_DURATION, None,
-                                description="Query a range this long (a series).")
-    step: float | None = field(MAYBE_POSITIVE_DURATION, None)
-    headers: Mapping[str, str] = field(HEADERS, {})
-
-
-def _numeric_select(value: str, _: dict[str, Any]) -> None:
-    """A comparison selects true or false, and a metric's value is a number: true is not 1."""
-    import jmespath
-
-    if jmespath.compile(value).parsed["type"] in ("comparator", "not_expression"):
-        raise Refused(f"select {value!r} gives true or false, not a number",
-                      f"count what matches instead: length([@][?{value}]) is 1 or 0")
-
-
 class Metric(Model):
+    """A named measurement: exactly one provider's key (`http:`, `prometheus:`, ...), the
+    keys that provider adds beside it (`select:` for http), and the keys every metric has.
+
+    Providers are ``rollout_cli.providers``, one module each. A plan's metrics are parsed by
+    ``metric_model()``, a subclass of this one with every registered provider's keys added
+    to its own; it checks that exactly one provider's key is given, and none of the keys
+    another provider adds, and leaves the rest to that provider's ``check``.
+    """
+
     description: str | None = field(MAYBE_TEXT, None)
-    http: HttpQuery | None = field(Optional(Nested(HttpQuery)), None)
-    prometheus: PrometheusQuery | None = field(Optional(Nested(PrometheusQuery)), None)
-    select: str | None = field(Optional(JMESPATH), None, check=_numeric_select)
     unit: str | None = field(MAYBE_TEXT, None)
 
+    _providers: ClassVar[Mapping[str, Provider]] = {}   # by key, in ``metric_model()``
+    _owners: ClassVar[dict[str, str]] = {}   # a key beside a provider's -> that provider's
+
+    @property
+    def provider(self) -> Provider:
+        """The provider this metric names."""
+        for key, provider in self._providers.items():
+            if self.__dict__[key] is not None:
+                return provider
+        raise LookupError("a metric names no provider")   # refused by _check
+
+    @property
+    def query(self) -> Any:
+        """What is under the provider's key: an ``HttpQuery``, a ``PrometheusQuery``, ..."""
+        return self.__dict__[self.provider.key]
+
+    def beside(self, key: str) -> Any:
+        """A key the provider adds beside its own (``select``); None when left out."""
+        return self.__dict__[key]
+
     def _check(self) -> None:
-        if (self.http is None) == (self.prometheus is None):
-            raise ValueError("a metric needs exactly one provider: `http:` or `prometheus:`")
-        if self.http is not None and self.select is None:
-            raise ValueError("an http metric needs `select:` (JMESPath into the response)")
-        if self.prometheus is not None and self.select is not None:
-            raise ValueError("`select:` is for http metrics; PromQL selects by itself")
+        named = [key for key in self._providers if self.__dict__[key] is not None]
+        if len(named) != 1:
+            keys = [f"`{key}:`" for key in self._providers]
+            either = " or ".join(keys) if len(keys) < 3 else \
+                f"{', '.join(keys[:-1])} or {keys[-1]}"
+            raise ValueError(f"a metric needs exactly one provider: {either}")
+        provider = self._providers[named[0]]
+        for key, owner in self._owners.items():
+            if owner != provider.key and self.__dict__[key] is not None:
+                raise ValueError(f"`{key}:` is for {owner} metrics"
+                                 + (f"; {provider.alone}" if provider.alone else ""))
+        provider.check(self)
+
+
+_built: dict[str, Any] = {}
+
+
+def metric_model() -> type[Metric]:
+    """``Metric`` with the keys of every registered provider, in the order the schema shows
+    them: description, each provider's key, the keys beside them, unit. Built again when
+    the registry changes."""
+    from rollout_cli.providers import registered
+
+    providers = registered()
+    if _built.get("from") is not providers:
+        own = fields_of(Metric)
+        declared: dict[str, Any] = {"description": own["description"]}
+        declared.update((key, field(Optional(Nested(provider.query)), None))
+                        for key, provider in providers.items())
+        declared.update((key, beside) for provider in providers.values()
+                        for key, beside in provider.beside.items())
+        declared.update((key, f) for key, f in own.items() if key not in declared)
+        owners = {key: provider.key for provider in providers.values()
+                  for key in provider.beside}
+        _built["model"] = type("Metric", (Metric,), {
+            **declared, "__module__": __name__, "__qualname__": "Metric",
+            "_providers": providers, "_owners": owners})
+        _built["from"] = providers
+    return _built["model"]  # type: ignore[no-any-return]
+
+
+class _Registered(Kind):
+    """A metric as ``metric_model()`` reads it, whatever providers are registered then."""
+
+    def parse(self, value: Any, loc: Loc, issues: list[Issue]) -> Any:
+        return parse_model(metric_model(), value, loc, issues)
+
+    def schema(self, defs: dict[str, Any]) -> dict[str, Any]:
+        return Nested(metric_model()).schema(defs)
+
+    def dump(self, value: Any) -> Any:
+        return dump_model(value)
 
 
 def _threshold_fits(value: Threshold, check: dict[str, Any]) -> None:
@@ -480,7 +522,7 @@ class Plan(Model):
     target: Target = field(Nested(Target))
     traffic: RequestStep | None = field(Optional(Nested(RequestStep)), None,
                                         description="The request that applies a percentage.")
-    metrics: Mapping[str, Metric] = field(MapOf(Nested(Metric)), {})
+    metrics: Mapping[str, Metric] = field(MapOf(_Registered()), {})
     checks: Mapping[str, Check] = field(MapOf(Nested(Check)), {})
     analysis: AnalysisSpec | None = field(Optional(Nested(AnalysisSpec)), None,
                                           description="Defaults for stages with traffic.")

@@ -107,23 +107,19 @@ def _step(trial: _Trial, plan: Plan, path: Path, step: RequestStep,
 
 
 def _metric(trial: _Trial, plan: Plan, name: str, metric: Metric) -> None:
-    if metric.http is not None:
-        source: Path = ("metrics", name, "http")
-        where = (*source, "get" if metric.http.get is not None else "post")
-        build, headers = wire.http_metric_request, metric.http.headers
-    else:
-        assert metric.prometheus is not None
-        source = ("metrics", name, "prometheus")
-        where = (*source, "url")
-        build, headers = wire.prometheus_request, metric.prometheus.headers
+    provider = metric.provider
+    source: Path = ("metrics", name, provider.key)
+    at = provider.request_key(metric)
     variables = stand_in_variables(plan, plan.stages[0])
     try:
-        request = trial.attempt(where, lambda: _checked(build(plan, metric, variables, 1e9)))
+        requests = trial.attempt((*source, at) if at else source, lambda: [
+            _checked(request) for request in provider.requests(plan, metric, variables, 1e9)])
     except MissingVariable:
         return
-    if request is not None:
-        trial.attempt((*source, "json"), lambda: wire.check_json(request.json))
-    trial.headers((*source, "headers"), headers)
+    for request in requests or ():
+        trial.attempt((*source, "json"), lambda r=request: wire.check_json(r.json))
+    # A provider's `headers:`, where it has them, are checked where they are written.
+    trial.headers((*source, "headers"), getattr(metric.query, "headers", None) or {})
 
 
 def _webhooks(trial: _Trial, plan: Plan) -> None:

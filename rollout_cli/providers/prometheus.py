@@ -1,0 +1,90 @@
+"""``prometheus:``: a PromQL query through Prometheus' HTTP API.
+
+    error_ratio:
+      prometheus:
+        url: ${PROM_URL:-http://127.0.0.1:9090}
+        query: sum(rate(brain_requests_total{code=~"5.."}[{{ interval }}]))
+        range: 30m          # optional: a range query, giving a series (step: its resolution)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from rollout_cli.drivers.request import HttpRequest
+from rollout_cli.plan.fields import Model, field
+from rollout_cli.plan.models import HEADERS, MAYBE_POSITIVE_DURATION, TEXT, _http_url
+from rollout_cli.plan.templates import render_text
+from rollout_cli.providers._numbers import ProviderError, Value, number, require_ok, series
+from rollout_cli.providers._provider import Provider
+
+if TYPE_CHECKING:
+    from rollout_cli.drivers.http import HttpOutcome
+    from rollout_cli.plan.models import Metric, Plan
+
+
+class PrometheusQuery(Model):
+    url: str = field(_http_url("prometheus url"))
+    query: str = field(TEXT, description="PromQL; {{ percentage }}, {{ stage }}, "
+                                         "{{ interval }} allowed.")
+    range: float | None = field(MAYBE_POSITIVE_DURATION, None,
+                                description="Query a range this long (a series).")
+    step: float | None = field(MAYBE_POSITIVE_DURATION, None)
+    headers: dict[str, str] = field(HEADERS, {})
+
+
+class PrometheusProvider(Provider):
+    """Instant queries through /api/v1/query; range queries (a series) with ``range:``."""
+
+    key = "prometheus"
+    query = PrometheusQuery
+    alone = "PromQL selects by itself"
+    simulated = False   # the sandbox serves /metrics to be scraped, not the query API
+
+    def request_key(self, metric: Metric) -> str:
+        return "url"
+
+    def requests(self, plan: Plan, metric: Metric, variables: Mapping[str, Any],
+                 now: float) -> tuple[HttpRequest, ...]:
+        """An instant query at ``now``; with ``range:``, a range query ending at ``now``."""
+        prom: PrometheusQuery = metric.query
+        query = render_text(prom.query, variables)
+        if prom.range:
+            step = prom.step or max(prom.range / 60, 1.0)
+            params = urlencode({"query": query, "start": f"{now - prom.range:.3f}",
+                                "end": f"{now:.3f}", "step": f"{step:g}"})
+            url = f"{prom.url}/api/v1/query_range?{params}"
+        else:
+            # Every query of a tick is evaluated at the same instant, so two checks
+            # over the same series agree on what they saw.
+            url = f"{prom.url}/api/v1/query?{urlencode({'query': query, 'time': f'{now:.3f}'})}"
+        return (HttpRequest("GET", url, dict(prom.headers), None, None, plan.target.timeout,
+                            True),)
+
+    def read(self, metric: Metric, outcomes: Sequence[HttpOutcome]) -> Value:
+        (outcome,) = outcomes
+        body = outcome.json if isinstance(outcome.json, dict) else None
+        if body is not None and body.get("status") == "error":
+            raise ProviderError(f"prometheus {body.get('errorType', 'error')}: "
+                                f"{body.get('error', 'no message')}")
+        require_ok(outcome)
+        if body is None or "data" not in body:
+            raise ProviderError("not a Prometheus API answer")
+        data = body["data"]
+        kind, result = data.get("resultType"), data.get("result")
+        if kind == "scalar":
+            return number(result[1], "the query")
+        if not result:
+            return None
+        if len(result) > 1:
+            raise ProviderError(f"the query returned {len(result)} series; aggregate it to "
+                                "one, e.g. with sum(...)")
+        found = result[0]
+        if kind == "matrix":
+            return series([v for _, v in found.get("values", [])], "the query")
+        return number(found["value"][1], "the query")
+
+
+PROVIDER = PrometheusProvider()
