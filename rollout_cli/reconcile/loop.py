@@ -9,8 +9,6 @@ call may be sent again.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -39,8 +37,6 @@ if TYPE_CHECKING:  # a simulation keeps its rollout in memory and never needs th
 
 SNAPSHOT_EVERY = 200
 MAX_NAP = 1.0
-# Fault injection for the crash tests: SIGKILL this process right after its Nth append.
-CRASH_AFTER_ENV = "ROLLOUT_CRASH_AFTER_EVENTS"
 
 EventSink = Callable[[dict[str, Any], RolloutState], None]
 
@@ -94,9 +90,6 @@ class Reconciler:
     def _after_append(self) -> None:
         self._appended += 1
         self._since_snapshot += 1
-        crash_after = os.environ.get(CRASH_AFTER_ENV)
-        if crash_after and self._appended >= int(crash_after):
-            os.kill(os.getpid(), signal.SIGKILL)
         if self._since_snapshot >= SNAPSHOT_EVERY:
             self.snapshot()
 

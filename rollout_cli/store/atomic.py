@@ -1,5 +1,8 @@
 """Durable file primitives: a file is either wholly there or not there at all.
 
+Every change the store makes on disk goes through one of these (or ``Journal.append``),
+so the crash tests can stop a process after any of them.
+
 State may name internal URLs, so files are created 0o600 and directories 0o700.
 """
 
@@ -101,6 +104,22 @@ def create_exclusive(path: Path, data: bytes) -> bool:
         temp.unlink(missing_ok=True)
     fsync_dir(path.parent)
     return True
+
+
+def remove_file(path: Path) -> bool:
+    """Remove ``path`` for good; False if it was not there."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    fsync_dir(path.parent)
+    return True
+
+
+def rename_dir(source: Path, target: Path) -> None:
+    """Move the complete directory ``source`` to ``target``, which must not exist yet."""
+    os.rename(source, target)
+    fsync_dir(target.parent)
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from rollout_cli.errors import LockedError
 from rollout_cli.store.atomic import (
     create_exclusive,
     encode_json,
-    fsync_dir,
     read_json_object,
+    remove_file,
     state_io,
 )
 from rollout_cli.store.identity import host_of, hostname, pid_alive, who
@@ -92,8 +92,7 @@ class Lock:
             except (FileNotFoundError, ValueError):
                 return  # force-unlocked, maybe re-taken: no longer ours to remove
             if holder.get("id") == ours:
-                self.path.unlink(missing_ok=True)
-                fsync_dir(self.path.parent)
+                remove_file(self.path)
 
     def __enter__(self) -> Lock:
         self.acquire()

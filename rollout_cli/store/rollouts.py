@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import os
 import secrets
 import shutil
 import time
@@ -20,8 +19,9 @@ from rollout_cli.store.atomic import (
     create_exclusive,
     encode_json,
     ensure_dir,
-    fsync_dir,
     read_json_object,
+    remove_file,
+    rename_dir,
     state_io,
     write_atomic,
 )
@@ -239,8 +239,7 @@ class StateStore:
         with state_io(f"release {claim}"):
             if _read_claim(claim) != rollout_id:
                 return False
-            claim.unlink(missing_ok=True)
-            fsync_dir(self._active)
+            remove_file(claim)
         return True
 
     def find_active(self) -> builtins.list[RolloutMeta]:
@@ -313,8 +312,7 @@ class StateStore:
                 continue
             if record.get("id") == lock_id:
                 with state_io(f"remove lock {lock_file}"):
-                    lock_file.unlink(missing_ok=True)
-                    fsync_dir(lock_file.parent)
+                    remove_file(lock_file)
                 return record
         held = [str(record.get("id")) for record in self.held_locks()]
         known = f"held locks: {_some(held)}" if held else "no locks are held"
@@ -322,12 +320,11 @@ class StateStore:
 
     def _publish(self, staging: Path, final: Path) -> None:
         try:
-            os.rename(staging, final)
+            rename_dir(staging, final)
         except OSError as exc:
             if not final.exists():
                 raise
             raise StateError(f"rollout {final.name} already exists under {self.root}") from exc
-        fsync_dir(self._rollouts)
 
     def _ids(self) -> builtins.list[str]:
         return [entry.name for entry in _entries(self._rollouts) if entry.is_dir()]

@@ -6,7 +6,7 @@ conftest.derive_plan), so that every run journals the same events; the tests of 
 uncertain call make POST ab-testing/start non-idempotent (the demo declares it
 idempotent), and the timed-out one shortens the target's timeout.
 
-The crash: `rollout run --auto-approve` with ROLLOUT_CRASH_AFTER_EVENTS=N SIGKILLs itself
+The crash: `rollout run --auto-approve` with killed_after(N) (killpoints.py) SIGKILLs itself
 right after its Nth journal append. The sweep runs every N of an uninterrupted run, each
 in a process forked from a helper that has already imported rollout (tests/rollouts/
 forked.py: ~90 fresh interpreters would spend over a minute importing); one test does the
@@ -38,11 +38,18 @@ import pytest
 
 from rollout_cli.sandbox import create_sandbox, running_sandbox
 from tests.conftest import CliResult
-from tests.rollouts.conftest import SEED, TIME_SCALE, Operator, Target, derive_plan, serve
+from tests.rollouts.conftest import (
+    SEED,
+    TIME_SCALE,
+    Operator,
+    Target,
+    derive_plan,
+    killed_after,
+    serve,
+)
 from tests.rollouts.conftest import unlock_hint as lock_id_in
 from tests.rollouts.forked import Zygote
 
-CRASH_AFTER = "ROLLOUT_CRASH_AFTER_EVENTS"
 AB_START = ("POST", "/api/admin/ab-testing/start")
 NON_IDEMPOTENT = [AB_START, ("POST", "/api/admin/alerts/emergency")]
 RESUME = ("resume", "--follow", "--auto-approve")
@@ -125,7 +132,7 @@ def test_crash_after_every_journal_event_then_resume(
             monkeypatch.setenv("BRAIN_API_URL", target.url)
             crashed = zygote.run(["run", str(fast_plan), "--auto-approve", "--state-dir",
                                   str(operator.state_dir)],
-                                 {**operator.env(), CRASH_AFTER: str(n)}, tmp_path)
+                                 {**operator.env(), **killed_after(n)}, tmp_path)
             try:
                 assert crashed.code == -9, f"exit {crashed.code}: {crashed.err}"
                 assert len(operator.events()) == n
@@ -153,7 +160,7 @@ def test_crash_in_a_real_interpreter_before_the_ab_test_starts(
              and e["line"].endswith(AB_START[1]))
 
     crashed = operator.process("run", str(strict_plan), "--auto-approve",
-                               env={CRASH_AFTER: str(n)})
+                               env=killed_after(n))
 
     assert crashed.code == -9
     assert operator.events()[-1]["line"].startswith("POST ")

@@ -9,9 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.rollouts.conftest import Operator, Target, unlock_hint
-
-CRASH_AFTER = "ROLLOUT_CRASH_AFTER_EVENTS"
+from tests.rollouts.conftest import Operator, Target, killed_after, unlock_hint
 
 
 def test_list_shows_every_rollout_oldest_first(operator: Operator, target: Target,
@@ -56,7 +54,7 @@ def test_history_lists_every_journal_event(operator: Operator, target: Target,
 def test_a_dead_holders_lock_is_stale_and_unlock_frees_it(operator: Operator, target: Target,
                                                           fast_plan: Path):
     # Killed right after its 4th event (the outcome of the deploy stage's first command).
-    killed = operator.process("start", str(fast_plan), env={CRASH_AFTER: "4"})
+    killed = operator.process("start", str(fast_plan), env=killed_after(4))
     assert killed.code == -9
     fast_plan.write_text(fast_plan.read_text() + "# edited while the lock was held\n")
 

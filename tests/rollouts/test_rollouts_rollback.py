@@ -20,11 +20,11 @@ from tests.rollouts.conftest import (
     Operator,
     Target,
     derive_plan,
+    killed_after,
     serve,
 )
 
 SHORT_RETRY = "{attempts: 2, backoff: 10ms, max_backoff: 20ms, deadline: 300ms}"
-CRASH_AFTER = "ROLLOUT_CRASH_AFTER_EVENTS"
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ def test_rollback_from_the_plan_when_the_rollouts_process_died(
     probe = Operator(rollout, tmp_path / "probe", tmp_path)
     assert probe("start", str(fast_plan)).code == 3
     at_gate = len(probe.events())                       # its last event: gate-waiting
-    killed = operator.process("start", str(fast_plan), env={CRASH_AFTER: str(at_gate)})
+    killed = operator.process("start", str(fast_plan), env=killed_after(at_gate))
     assert killed.code == -9
     assert operator.events()[-1]["type"] == "gate-waiting"
     before = len(target.changes())
