@@ -27,7 +27,7 @@ from rollout_cli.store.atomic import (
 )
 from rollout_cli.store.identity import who
 from rollout_cli.store.journal import Event, Journal
-from rollout_cli.store.locks import Lock, LockRecord
+from rollout_cli.store.locks import Lock, LockRecord, remove_lock, takeover_note
 from rollout_cli.store.paths import (
     ACTIVE_DIR,
     JOURNAL_FILE,
@@ -147,7 +147,10 @@ class RolloutDir:
         timeout: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        journal_takeover: bool = True,
     ) -> Lock:
+        """The rollout's lock; taking over a stale one is journaled as a note, unless
+        ``journal_takeover`` is False (``repair``: the journal cannot take a line yet)."""
         return Lock(
             self.path / LOCK_FILE,
             f"rollout {self.id}",
@@ -155,7 +158,12 @@ class RolloutDir:
             timeout=timeout,
             sleep=sleep,
             monotonic=monotonic,
+            on_takeover=self.note_takeover if journal_takeover else None,
         )
+
+    def note_takeover(self, stale: LockRecord) -> None:
+        """Journal that the stale lock ``stale`` was taken over (hold the lock)."""
+        self.journal.append({"type": "note", "text": takeover_note(stale)}, time=time.time())
 
 
 class StateStore:
@@ -310,9 +318,7 @@ class StateStore:
                 record = read_json_object(lock_file)
             except (OSError, ValueError):
                 continue
-            if record.get("id") == lock_id:
-                with state_io(f"remove lock {lock_file}"):
-                    remove_file(lock_file)
+            if record.get("id") == lock_id and remove_lock(lock_file, lock_id) is not None:
                 return record
         held = [str(record.get("id")) for record in self.held_locks()]
         known = f"held locks: {_some(held)}" if held else "no locks are held"
