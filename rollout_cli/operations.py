@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from rollout_cli.errors import LockedError, StateError, UsageError
 from rollout_cli.store import RolloutDir, RolloutMeta, StateStore, plan_digest
 from rollout_cli.store.identity import who
+from rollout_cli.store.rollouts import START_LOCK_WAIT
 
 if TYPE_CHECKING:
     from rollout_cli.engine import Decision, Finished, PendingCall, Policy, RolloutState, Wait
@@ -141,20 +142,38 @@ class _Outbound:
 
 def start(ctx: Context, plan_path: Path, follow: bool, auto_approve: bool = False) -> Result:
     from rollout_cli.engine import Policy
+    from rollout_cli.engine.phases import TERMINAL
 
     loaded = _load(plan_path, ctx)
-    now = datetime.now(UTC)
-    rollout = ctx.store.start(RolloutMeta.for_plan(loaded.plan.name, Path(plan_path), now))
+    meta = RolloutMeta.for_plan(loaded.plan.name, Path(plan_path), datetime.now(UTC))
+    # The rollout is published with its `created` event: a crash never leaves one without.
+    rollout = ctx.store.start(meta, time=_clock(ctx)(), details=_created(plan_path, loaded),
+                              finished=lambda known: _state(ctx, known).phase in TERMINAL,
+                              timeout=max(ctx.lock_timeout, START_LOCK_WAIT))
     reconciler, http = _reconciler(ctx, rollout, loaded, "start", Policy(auto_approve))
     with http:
-        with rollout.lock("start", timeout=ctx.lock_timeout):
-            reconciler.load()
-            reconciler.record({"type": "created", "plan": loaded.plan.name,
-                               "plan_file": str(plan_path), "plan_digest": loaded.digest,
-                               "who": who()})
+        _announce(reconciler)
         decision = reconciler.run(follow, stop_when_paused=auto_approve)
     assert reconciler.state is not None
     return Result(rollout.id, reconciler.state, decision)
+
+
+def _clock(ctx: Context) -> Callable[[], float]:
+    import time
+
+    return ctx.now or time.time
+
+
+def _created(plan_path: Path, loaded: Any) -> dict[str, Any]:
+    """What a rollout's `created` event records beyond its metadata."""
+    return {"plan_file": str(plan_path), "plan_digest": loaded.digest}
+
+
+def _announce(reconciler: Any) -> None:
+    """Hand the events the store journaled at creation to the printer and the notifier."""
+    state = reconciler.load()
+    for event in reconciler.rollout.journal.events():
+        reconciler.on_event(event, state)
 
 
 def find(ctx: Context, rollout_id: str | None, latest: bool = False) -> RolloutDir:
@@ -224,6 +243,8 @@ def _act(ctx: Context, rollout_id: str | None, operation: str,
             if run and state.phase not in TERMINAL:
                 # Under the same hold: no other command sees the events without their work.
                 decision = reconciler.tick(locked=True)
+            elif state.phase in TERMINAL:  # ended by a process killed before letting go
+                ctx.store.release_active(rollout.meta.plan_name, rollout.id)
         if follow and decision is not None and not isinstance(decision, Finished):
             # With --auto-approve nobody is watching: a pause ends the command (exit 3).
             decision = reconciler.run(follow, stop_when_paused=policy.auto_approve)
@@ -350,14 +371,13 @@ def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
 
 def _stateless_rollback(ctx: Context, plan_path: Path, loaded: Any, reason: str) -> Result:
     rollout = ctx.store.create(RolloutMeta.for_plan(loaded.plan.name, plan_path,
-                                                    datetime.now(UTC)))
+                                                    datetime.now(UTC)),
+                               time=_clock(ctx)(),
+                               details={**_created(plan_path, loaded), "stateless": True})
     reconciler, http = _reconciler(ctx, rollout, loaded, "rollback")
     with http:
         with rollout.lock("rollback", timeout=ctx.lock_timeout):
-            reconciler.load()
-            reconciler.record({"type": "created", "plan": loaded.plan.name,
-                               "plan_file": str(plan_path), "plan_digest": loaded.digest,
-                               "who": who(), "stateless": True})
+            _announce(reconciler)
             reconciler.record({"type": "rollback-started", "reason": reason, "who": who()})
         decision = reconciler.run(follow=True)
     assert reconciler.state is not None

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,10 +38,17 @@ from rollout_cli.store.paths import (
     ROLLOUTS_DIR,
     SNAPSHOT_FILE,
     check_name,
+    is_safe_name,
 )
 from rollout_cli.store.snapshot import Snapshot, SnapshotUnreadable, load_snapshot, save_snapshot
 
 _SHOWN_IDS = 10
+# A rollout is assembled in a hidden directory, then renamed into place.
+_STAGING = ".creating-"
+_ABANDONED = ".abandoned-"
+# How long `start` waits for another start of the same plan to finish creating its
+# rollout (which holds the plan's lock for a few milliseconds).
+START_LOCK_WAIT = 10.0
 
 
 def new_rollout_id(plan_name: str, now: datetime) -> str:
@@ -175,30 +183,63 @@ class StateStore:
         self._active = root / ACTIVE_DIR
         self._plan_locks = root / PLAN_LOCKS_DIR
 
-    def create(self, meta: RolloutMeta) -> RolloutDir:
-        """Make the rollout's directory with its metadata; it appears whole or not at all."""
+    def create(
+        self,
+        meta: RolloutMeta,
+        *,
+        time: float | None = None,
+        details: Mapping[str, Any] | None = None,
+        notes: Sequence[str] = (),
+    ) -> RolloutDir:
+        """Make the rollout's directory: its metadata, and its journal holding the
+        ``created`` event (with ``details``) at ``time`` (default: ``meta.created``), then a
+        note for each of ``notes``. Published by one rename, it appears whole or not at all:
+        no rollout is ever seen without its first event."""
         check_name("rollout id", meta.id)
         final = self._rollouts / meta.id
+        at = meta.created.timestamp() if time is None else time
         with state_io(f"create rollout {final}"):
             ensure_dir(self._rollouts)
-            staging = self._rollouts / f".creating-{meta.id}-{secrets.token_hex(4)}"
+            staging = self._rollouts / f"{_STAGING}{meta.id}-{secrets.token_hex(4)}"
             staging.mkdir(mode=DIR_MODE)
             try:
                 write_atomic(staging / META_FILE, encode_json(meta.to_json()))
+                journal = Journal(staging / JOURNAL_FILE)
+                journal.append(created_event(meta, details), time=at)
+                for note in notes:
+                    journal.append({"type": "note", "text": note}, time=at)
                 self._publish(staging, final)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         return RolloutDir(final)
 
-    def start(self, meta: RolloutMeta) -> RolloutDir:
-        """``create`` and ``claim_active`` as one step: a losing start leaves nothing behind."""
-        rollout = self.create(meta)
-        try:
-            self.claim_active(meta.plan_name, meta.id)
-        except BaseException:
-            shutil.rmtree(rollout.path, ignore_errors=True)
-            raise
-        return rollout
+    def start(
+        self,
+        meta: RolloutMeta,
+        *,
+        time: float | None = None,
+        details: Mapping[str, Any] | None = None,
+        finished: Callable[[RolloutDir], bool] = lambda rollout: False,
+        timeout: float = START_LOCK_WAIT,
+    ) -> RolloutDir:
+        """``create`` the rollout as its plan's active one, under the plan's lock.
+
+        The claim is taken first, then the rollout is published: a crash in between leaves
+        a claim naming a rollout that does not exist, which readers skip and the next start
+        clears (holding the plan's lock, it knows that creation is dead). It also clears
+        the claim of a rollout that ``finished`` says has ended. Each is noted in the new
+        rollout's journal. A losing start leaves nothing behind.
+        """
+        check_name("rollout id", meta.id)
+        with self.lock_plan(meta.plan_name, "start", timeout=timeout):
+            notes = self._clear_claim(meta.plan_name, finished)
+            self._claim(meta.plan_name, meta.id)
+            try:
+                return self.create(meta, time=time, details=details, notes=notes)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    remove_file(self._active / meta.plan_name)
+                raise
 
     def open(self, rollout_id: str) -> RolloutDir:
         """The rollout with this id, or with the one id that starts with it."""
@@ -226,6 +267,9 @@ class StateStore:
         check_name("plan name", plan_name)
         if rollout_id not in self._ids():
             raise StateError(f"no rollout {rollout_id!r} under {self.root} to make active")
+        self._claim(plan_name, rollout_id)
+
+    def _claim(self, plan_name: str, rollout_id: str) -> None:
         claim = self._active / plan_name
         with state_io(f"claim {claim}"):
             ensure_dir(self._active)
@@ -236,9 +280,38 @@ class StateStore:
             return  # claiming twice is what a retried start does
         gone = "" if holder in self._ids() else ", which no longer exists (remove that file)"
         raise StateError(
-            f"plan {plan_name!r} already has an active rollout, {holder}{gone};"
-            f" finish or roll it back first ({claim})"
+            f"plan {plan_name!r} already has an active rollout, {holder}{gone}; finish it"
+            f" (`rollout resume {holder}`) or roll it back first ({claim})"
         )
+
+    def _clear_claim(self, plan_name: str, finished: Callable[[RolloutDir], bool]) -> list[str]:
+        """End the plan's claim if its rollout never came to be or has ended (hold the
+        plan's lock); what was done, as notes."""
+        claim = self._active / plan_name
+        holder = _read_claim(claim)
+        if holder is None or not is_safe_name(holder):
+            return []
+        rollout = RolloutDir(self._rollouts / holder)
+        if not rollout.path.is_dir():
+            for staging in self._rollouts.glob(f"{_STAGING}{holder}-*"):
+                shutil.rmtree(staging, ignore_errors=True)
+            note = (f"cleared the claim of rollout {holder}, whose start was killed before it"
+                    " was created")
+        elif rollout.journal.last_seq() == 0:
+            # Left by a version that published a rollout before its first event.
+            aside = self._rollouts / f"{_ABANDONED}{holder}"
+            with state_io(f"set aside {rollout.path}"):
+                rename_dir(rollout.path, aside)
+            note = (f"set aside rollout {holder}, whose start was killed before its first"
+                    f" event (kept as {aside})")
+        elif finished(rollout):
+            note = (f"released the claim of rollout {holder}, which had ended without"
+                    " releasing it")
+        else:
+            return []
+        with state_io(f"release {claim}"):
+            remove_file(claim)
+        return [note]
 
     def release_active(self, plan_name: str, rollout_id: str) -> bool:
         """End ``rollout_id``'s claim on its plan; False if it held none (safe to repeat)."""
@@ -259,10 +332,7 @@ class StateStore:
                 continue  # released while we looked
             meta_file = self._rollouts / rollout_id / META_FILE
             if not meta_file.exists():
-                raise StateError(
-                    f"{claim} names rollout {rollout_id!r}, which does not exist under"
-                    f" {self.root}; remove that file if the rollout is gone"
-                )
+                continue  # being created, or its start was killed: the next start clears it
             active.append(_read_meta(meta_file))
         return active
 
@@ -340,6 +410,18 @@ class StateStore:
             if (rollout / LOCK_FILE).exists():
                 yield rollout / LOCK_FILE
         yield from (entry for entry in _entries(self._plan_locks) if entry.suffix == ".json")
+
+
+def created_event(meta: RolloutMeta, details: Mapping[str, Any] | None = None) -> Event:
+    """A rollout's first journal event: who created it from which plan."""
+    return {
+        "type": "created",
+        "plan": meta.plan_name,
+        "plan_file": meta.plan_path,
+        "plan_digest": meta.plan_digest,
+        "who": meta.created_by,
+        **(details or {}),
+    }
 
 
 def _entries(directory: Path) -> list[Path]:
