@@ -27,6 +27,7 @@ from rollout_cli.store.rollouts import START_LOCK_WAIT
 if TYPE_CHECKING:
     from rollout_cli.engine import Decision, Finished, PendingCall, Policy, RolloutState, Wait
     from rollout_cli.notify import Notifier
+    from rollout_cli.store import Repair
 
     EventSink = Callable[[dict[str, Any], RolloutState], None]
 
@@ -432,6 +433,23 @@ def list_rollouts(ctx: Context) -> list[tuple[RolloutMeta, RolloutState | None]]
 
 def unlock(ctx: Context, lock_id: str) -> Any:
     return ctx.store.unlock(lock_id)
+
+
+def repair(ctx: Context, rollout_id: str | None) -> tuple[RolloutDir, Repair | None]:
+    """Move a rollout journal's cut-short last line to a side file, holding its lock; the
+    repair is journaled. None when there was nothing to repair."""
+    rollout = find(ctx, rollout_id, latest=True)
+    # A stale lock's takeover is journaled after the repair: the journal takes no line now.
+    with rollout.lock("repair", timeout=ctx.lock_timeout, journal_takeover=False) as lock:
+        done = rollout.journal.repair()
+        if lock.took_over is not None:
+            rollout.note_takeover(lock.took_over)
+        if done is not None:
+            rollout.journal.append(
+                {"type": "note", "text": f"repaired the journal: its cut-short line {done.line}"
+                                         f" ({done.size} bytes) moved to {done.side_file.name}",
+                 "who": who()}, time=_clock(ctx)())
+    return rollout, done
 
 
 def note_interrupted(ctx: Context, rollout_id: str, signal_name: str) -> None:

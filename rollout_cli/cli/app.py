@@ -11,6 +11,7 @@ from rollout_cli import __version__
 from rollout_cli.cli import (
     demo_command,
     plan_commands,
+    repair_command,
     report_command,
     rollout_commands,
     sandbox_command,
@@ -55,6 +56,7 @@ simulate_command.register(app)
 demo_command.register(app)
 sandbox_command.register(app)
 report_command.register(app)
+repair_command.register(app)
 
 
 def main() -> None:

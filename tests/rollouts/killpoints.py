@@ -10,6 +10,8 @@ Set in the environment of the process to kill:
 
     ROLLOUT_TEST_KILL_AFTER=N        SIGKILL right after the Nth write ...
     ROLLOUT_TEST_KILL_KIND=KIND      ... counting only writes of this kind (default: all)
+    ROLLOUT_TEST_TEAR_APPEND=N       the Nth journal append writes half its line, then
+                                     SIGKILL: the cut-short last line a crash can leave
     ROLLOUT_TEST_WRITE_LOG=FILE      append each write's kind to FILE, one a line
 
 Forked children (forked.py) call ``install_from_env`` before the CLI's main; a real
@@ -29,8 +31,9 @@ from typing import Any
 
 KILL_AFTER = "ROLLOUT_TEST_KILL_AFTER"
 KILL_KIND = "ROLLOUT_TEST_KILL_KIND"
+TEAR_APPEND = "ROLLOUT_TEST_TEAR_APPEND"
 WRITE_LOG = "ROLLOUT_TEST_WRITE_LOG"
-ENV = (KILL_AFTER, KILL_KIND, WRITE_LOG)
+ENV = (KILL_AFTER, KILL_KIND, TEAR_APPEND, WRITE_LOG)
 
 JOURNAL_APPEND = "journal-append"
 # kind -> the primitive in rollout_cli.store.atomic that does it
@@ -48,10 +51,16 @@ def kill_env(after: int, kind: str | None = None) -> dict[str, str]:
     return {KILL_AFTER: str(after), **({KILL_KIND: kind} if kind else {})}
 
 
-def install(kill_after: int | None, kind: str | None = None, log: str | None = None) -> None:
-    """Wrap every durable write of the store in this process: log it, maybe die after it."""
+def install(kill_after: int | None, kind: str | None = None, log: str | None = None,
+            tear_append: int | None = None) -> None:
+    """Wrap every durable write of the store in this process: log it, maybe die after it
+    (or, for ``tear_append``, halfway through the line of that journal append)."""
     import rollout_cli.store.atomic as atomic
+    import rollout_cli.store.journal as journal
     from rollout_cli.store.journal import Journal
+
+    if tear_append is not None:
+        journal._write_durably = _tearing(journal._write_durably, tear_append)
 
     if kind is not None and kind not in KINDS:
         raise ValueError(f"{KILL_KIND}={kind!r}: not one of {', '.join(KINDS)}")
@@ -80,6 +89,19 @@ def install(kill_after: int | None, kind: str | None = None, log: str | None = N
         _rebind(getattr(atomic, name), wrap(write_kind, getattr(atomic, name)))
 
 
+def _tearing(write_line: Callable[..., Any], at: int) -> Callable[..., Any]:
+    appended = [0]
+
+    def write(fd: int, line: bytes, size_before: int) -> Any:
+        appended[0] += 1
+        if appended[0] == at:
+            os.write(fd, line[: len(line) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+        return write_line(fd, line, size_before)
+
+    return write
+
+
 def _rebind(original: Callable[..., Any], replacement: Callable[..., Any]) -> None:
     """Replace ``original`` wherever a rollout module bound it (``from atomic import ...``)."""
     import rollout_cli.store.journal
@@ -96,8 +118,9 @@ def _rebind(original: Callable[..., Any], replacement: Callable[..., Any]) -> No
 
 def install_from_env(env: Mapping[str, str] = os.environ) -> None:
     if any(name in env for name in ENV):
-        after = env.get(KILL_AFTER)
-        install(int(after) if after else None, env.get(KILL_KIND), env.get(WRITE_LOG))
+        after, tear = env.get(KILL_AFTER), env.get(TEAR_APPEND)
+        install(int(after) if after else None, env.get(KILL_KIND), env.get(WRITE_LOG),
+                int(tear) if tear else None)
 
 
 def main() -> None:
