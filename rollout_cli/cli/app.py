@@ -19,9 +19,17 @@ from rollout_cli.cli import (
 )
 from rollout_cli.errors import RolloutError
 
+# "\b" keeps click from rewrapping the lines into one paragraph.
+EXIT_CODES = """\b
+Exit codes: 0 done/healthy, 1 failed or rolled back, 2 invalid input or damaged state,
+3 waiting on a person, 4 locked, 5 unreachable or rollback incomplete,
+6 state could not be written (disk full...): the rollout may have acted,
+  see `rollout history`, fix the disk, then `rollout resume`."""
+
 app = typer.Typer(
     name="rollout",
     help="Progressive rollouts for any HTTP-controlled service, driven by a YAML plan.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -41,11 +49,7 @@ def _root(
     ),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (NO_COLOR works too)."),
 ) -> None:
-    """Progressive rollouts for any HTTP-controlled service, driven by a YAML plan.
-
-    Exit codes: 0 done/healthy, 1 failed or rolled back, 2 invalid input,
-    3 waiting on a person, 4 locked, 5 unreachable or rollback incomplete.
-    """
+    """Progressive rollouts for any HTTP-controlled service, driven by a YAML plan."""
     if no_color:
         os.environ["NO_COLOR"] = "1"
 

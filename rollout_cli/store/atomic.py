@@ -8,6 +8,8 @@ State may name internal URLs, so files are created 0o600 and directories 0o700.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import secrets
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rollout_cli.errors import StateError
+from rollout_cli.errors import StateError, StateWriteError
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -24,12 +26,33 @@ DIR_MODE = 0o700
 
 @contextmanager
 def state_io(action: str) -> Iterator[None]:
-    """Map an OSError onto StateError at the store's edge: the message says what failed."""
+    """Map an OSError onto StateError at the store's edge: the message says what failed.
+
+    For reading; a write goes under ``state_write``.
+    """
     try:
         yield
     except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        raise StateError(f"could not {action}{where}: {exc.strerror or exc}") from exc
+        raise StateError(f"could not {action}{_where(exc)}: {exc.strerror or exc}") from exc
+
+
+@contextmanager
+def state_write(action: str) -> Iterator[None]:
+    """Map an OSError while writing state onto StateWriteError, naming the file and error."""
+    try:
+        yield
+    except OSError as exc:
+        code = errno.errorcode.get(exc.errno or 0)
+        reason = f"{exc.strerror or exc}{f' ({code})' if code else ''}"
+        raise StateWriteError(
+            f"could not {action}{_where(exc)}: {reason}. The rollout may have acted since"
+            " its last journaled event (`rollout history` shows it); fix the disk, then"
+            " `rollout resume` continues"
+        ) from exc
+
+
+def _where(exc: OSError) -> str:
+    return f" ({exc.filename})" if exc.filename else ""
 
 
 def ensure_dir(path: Path) -> None:
@@ -70,10 +93,16 @@ def _write_temp(directory: Path, name: str, data: bytes) -> Path:
     temp = directory / f".{name}.{secrets.token_hex(4)}.tmp"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
     try:
-        write_fully(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            write_fully(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        # A full disk must not also leave a temp file behind for every failed attempt.
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
     return temp
 
 

@@ -32,7 +32,7 @@ from rollout_cli.store.atomic import (
     encode_json,
     read_json_object,
     remove_file,
-    state_io,
+    state_write,
     write_atomic,
 )
 from rollout_cli.store.identity import host_of, hostname, pid_alive, who
@@ -84,8 +84,11 @@ class Lock:
         data = encode_json(record)
         deadline = self._monotonic() + self.timeout
         removed: LockRecord | None = None
+        with state_write(f"create lock {self.path}"):
+            # Made now, so that releasing never needs room on a disk that has filled up.
+            os.close(_open_guard(self.path))
         while True:
-            with state_io(f"create lock {self.path}"):
+            with state_write(f"create lock {self.path}"):
                 if create_exclusive(self.path, data):
                     break
             holder = self._holder()
@@ -94,7 +97,7 @@ class Lock:
             if is_stale(holder):
                 # Replaced in one step, never removed and re-created: a command arriving in
                 # between would take the lock without journaling the takeover.
-                with state_io(f"take over lock {self.path}"):
+                with state_write(f"take over lock {self.path}"):
                     if _replace_if_held(self.path, holder.get("id"), data) is not None:
                         removed = holder
                         break
@@ -150,7 +153,7 @@ class Lock:
 
 def remove_lock(path: Path, lock_id: object) -> LockRecord | None:
     """Remove the lock file ``path`` if it holds ``lock_id``; its record, else None."""
-    with state_io(f"remove lock {path}"):
+    with state_write(f"remove lock {path}"):
         return _replace_if_held(path, lock_id, None)
 
 
@@ -174,13 +177,17 @@ def _replace_if_held(path: Path, lock_id: object, data: bytes | None) -> LockRec
 @contextmanager
 def _guard(lock_file: Path) -> Iterator[None]:
     """Exclude every other remover of ``lock_file`` for the block; ends with the process."""
-    guard = lock_file.with_name(f".{lock_file.name}.guard")
-    fd = os.open(guard, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    fd = _open_guard(lock_file)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing the last descriptor releases the flock
+
+
+def _open_guard(lock_file: Path) -> int:
+    guard = lock_file.with_name(f".{lock_file.name}.guard")
+    return os.open(guard, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
 
 
 def takeover_note(stale: LockRecord) -> str:

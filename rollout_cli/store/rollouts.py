@@ -24,6 +24,7 @@ from rollout_cli.store.atomic import (
     remove_file,
     rename_dir,
     state_io,
+    state_write,
     write_atomic,
 )
 from rollout_cli.store.identity import who
@@ -198,7 +199,7 @@ class StateStore:
         check_name("rollout id", meta.id)
         final = self._rollouts / meta.id
         at = meta.created.timestamp() if time is None else time
-        with state_io(f"create rollout {final}"):
+        with state_write(f"create rollout {final}"):
             ensure_dir(self._rollouts)
             staging = self._rollouts / f"{_STAGING}{meta.id}-{secrets.token_hex(4)}"
             staging.mkdir(mode=DIR_MODE)
@@ -271,7 +272,7 @@ class StateStore:
 
     def _claim(self, plan_name: str, rollout_id: str) -> None:
         claim = self._active / plan_name
-        with state_io(f"claim {claim}"):
+        with state_write(f"claim {claim}"):
             ensure_dir(self._active)
             if create_exclusive(claim, f"{rollout_id}\n".encode()):
                 return
@@ -300,7 +301,7 @@ class StateStore:
         elif rollout.journal.last_seq() == 0:
             # Left by a version that published a rollout before its first event.
             aside = self._rollouts / f"{_ABANDONED}{holder}"
-            with state_io(f"set aside {rollout.path}"):
+            with state_write(f"set aside {rollout.path}"):
                 rename_dir(rollout.path, aside)
             note = (f"set aside rollout {holder}, whose start was killed before its first"
                     f" event (kept as {aside})")
@@ -309,7 +310,7 @@ class StateStore:
                     " releasing it")
         else:
             return []
-        with state_io(f"release {claim}"):
+        with state_write(f"release {claim}"):
             remove_file(claim)
         return [note]
 
@@ -317,7 +318,7 @@ class StateStore:
         """End ``rollout_id``'s claim on its plan; False if it held none (safe to repeat)."""
         check_name("plan name", plan_name)
         claim = self._active / plan_name
-        with state_io(f"release {claim}"):
+        with state_write(f"release {claim}"):
             if _read_claim(claim) != rollout_id:
                 return False
             remove_file(claim)
@@ -360,7 +361,7 @@ class StateStore:
     ) -> Lock:
         """The lock of a plan, for commands that act without a rollout (rollback --plan)."""
         check_name("plan name", plan_name)
-        with state_io(f"create {self._plan_locks}"):
+        with state_write(f"create {self._plan_locks}"):
             ensure_dir(self._plan_locks)
         return Lock(
             self._plan_locks / f"{plan_name}.json",

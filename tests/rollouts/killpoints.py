@@ -1,5 +1,6 @@
 """Fault injection for the crash tests, kept out of production code: a `rollout` process
-that SIGKILLs itself right after its Nth durable state write.
+that SIGKILLs itself right after its Nth durable state write (or tears a journal line, or
+runs out of room).
 
 A durable write is one call of the store's primitives that changes what is on disk: a
 journal append, an atomic file write (metadata, snapshot), an exclusive create (claim,
@@ -13,6 +14,8 @@ Set in the environment of the process to kill:
     ROLLOUT_TEST_TEAR_APPEND=N       the Nth journal append writes half its line, then
                                      SIGKILL: the cut-short last line a crash can leave
     ROLLOUT_TEST_WRITE_LOG=FILE      append each write's kind to FILE, one a line
+    ROLLOUT_TEST_FILE_SIZE_LIMIT=N   no file may grow past N bytes (RLIMIT_FSIZE): the
+                                     kernel refuses the write (EFBIG), as a full disk does
 
 Forked children (forked.py) call ``install_from_env`` before the CLI's main; a real
 interpreter runs this file in place of `python -m rollout_cli`:
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import resource
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -33,7 +37,8 @@ KILL_AFTER = "ROLLOUT_TEST_KILL_AFTER"
 KILL_KIND = "ROLLOUT_TEST_KILL_KIND"
 TEAR_APPEND = "ROLLOUT_TEST_TEAR_APPEND"
 WRITE_LOG = "ROLLOUT_TEST_WRITE_LOG"
-ENV = (KILL_AFTER, KILL_KIND, TEAR_APPEND, WRITE_LOG)
+FILE_SIZE_LIMIT = "ROLLOUT_TEST_FILE_SIZE_LIMIT"
+ENV = (KILL_AFTER, KILL_KIND, TEAR_APPEND, WRITE_LOG, FILE_SIZE_LIMIT)
 
 JOURNAL_APPEND = "journal-append"
 # kind -> the primitive in rollout_cli.store.atomic that does it
@@ -117,7 +122,11 @@ def _rebind(original: Callable[..., Any], replacement: Callable[..., Any]) -> No
 
 
 def install_from_env(env: Mapping[str, str] = os.environ) -> None:
-    if any(name in env for name in ENV):
+    if FILE_SIZE_LIMIT in env:
+        limit = int(env[FILE_SIZE_LIMIT])
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(
+            resource.RLIMIT_FSIZE)[1]))
+    if any(name in env for name in (KILL_AFTER, KILL_KIND, TEAR_APPEND, WRITE_LOG)):
         after, tear = env.get(KILL_AFTER), env.get(TEAR_APPEND)
         install(int(after) if after else None, env.get(KILL_KIND), env.get(WRITE_LOG),
                 int(tear) if tear else None)
