@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import secrets
@@ -149,6 +150,30 @@ def rename_dir(source: Path, target: Path) -> None:
     """Move the complete directory ``source`` to ``target``, which must not exist yet."""
     os.rename(source, target)
     fsync_dir(target.parent)
+
+
+@contextmanager
+def guarded(path: Path) -> Iterator[None]:
+    """Exclude every other process guarding ``path`` for the block: an flock on a hidden
+    file beside it, which ends with the block or with the process, however it dies. For a
+    read-compare-remove of a small file (a lock, a claim) that must not interleave."""
+    fd = _open_guard(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the flock
+
+
+def make_guard(path: Path) -> None:
+    """Make ``path``'s guard file now, while there is room for it, so that ``guarded`` on
+    a disk that has filled up since still works."""
+    os.close(_open_guard(path))
+
+
+def _open_guard(path: Path) -> int:
+    guard = path.with_name(f".{path.name}.guard")
+    return os.open(guard, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

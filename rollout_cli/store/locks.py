@@ -5,20 +5,18 @@ the next command that needs the lock takes it over, and a rollout's lock says so
 rollout's journal. A lock held from another host is never taken over: whether its process
 still runs cannot be seen from here, so only ``rollout unlock ID`` releases it.
 
-Removing a lock file, for a release, a takeover or an unlock, happens under a guard (an
-flock on a hidden file beside it, which dies with its process) and only while the file
-still holds the id that was meant: two commands that both see the same stale lock remove
-it once, and the second then finds the first one's live lock.
+Removing or replacing a lock file, for a release, a takeover or an unlock, happens under
+a guard (``atomic.guarded``) and only while the file still holds the id that was meant:
+of two commands that both see the same stale lock, one takes it over, and the other then
+finds the first one's live lock.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -27,15 +25,23 @@ from typing import Any
 from rollout_cli import __version__
 from rollout_cli.errors import LockedError
 from rollout_cli.store.atomic import (
-    FILE_MODE,
     create_exclusive,
     encode_json,
+    guarded,
+    make_guard,
     read_json_object,
     remove_file,
     state_write,
     write_atomic,
 )
-from rollout_cli.store.identity import host_of, hostname, pid_alive, who
+from rollout_cli.store.identity import (
+    boot_id,
+    host_of,
+    hostname,
+    pid_alive,
+    process_start,
+    who,
+)
 
 LockRecord = dict[str, Any]
 
@@ -86,7 +92,7 @@ class Lock:
         removed: LockRecord | None = None
         with state_write(f"create lock {self.path}"):
             # Made now, so that releasing never needs room on a disk that has filled up.
-            os.close(_open_guard(self.path))
+            make_guard(self.path)
         while True:
             with state_write(f"create lock {self.path}"):
                 if create_exclusive(self.path, data):
@@ -160,7 +166,7 @@ def remove_lock(path: Path, lock_id: object) -> LockRecord | None:
 def _replace_if_held(path: Path, lock_id: object, data: bytes | None) -> LockRecord | None:
     """If ``path`` holds ``lock_id``: replace it with ``data`` (remove it for None) and
     return the record it held; else None."""
-    with _guard(path):
+    with guarded(path):
         try:
             record = read_json_object(path)
         except (FileNotFoundError, ValueError):
@@ -172,22 +178,6 @@ def _replace_if_held(path: Path, lock_id: object, data: bytes | None) -> LockRec
         else:
             write_atomic(path, data)
         return record
-
-
-@contextmanager
-def _guard(lock_file: Path) -> Iterator[None]:
-    """Exclude every other remover of ``lock_file`` for the block; ends with the process."""
-    fd = _open_guard(lock_file)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the last descriptor releases the flock
-
-
-def _open_guard(lock_file: Path) -> int:
-    guard = lock_file.with_name(f".{lock_file.name}.guard")
-    return os.open(guard, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
 
 
 def takeover_note(stale: LockRecord) -> str:
@@ -206,16 +196,26 @@ def new_record(lock_file: Path, operation: str) -> LockRecord:
         "operation": operation,
         "who": who(),
         "pid": os.getpid(),
+        "pid_start": process_start(os.getpid()),
+        "boot_id": boot_id(),
         "version": __version__,
         "created": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
 
 
 def is_stale(record: LockRecord) -> bool:
-    """True when the holder ran on this host and its process no longer exists."""
+    """True when the holder ran on this host and its process no longer exists: its pid
+    is gone, or now names another process (started at another time, or before a reboot)."""
     pid = record.get("pid")
-    same_host = host_of(str(record.get("who", ""))) == hostname()
-    return same_host and type(pid) is int and not pid_alive(pid)
+    if host_of(str(record.get("who", ""))) != hostname() or type(pid) is not int:
+        return False
+    if not pid_alive(pid):
+        return True
+    booted = boot_id()
+    if record.get("boot_id") and booted and record["boot_id"] != booted:
+        return True
+    started = record.get("pid_start")
+    return type(started) is int and process_start(pid) not in (None, started)
 
 
 def locked_error(subject: str, record: LockRecord, waited: float = 0.0) -> LockedError:

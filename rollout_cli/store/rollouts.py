@@ -20,6 +20,7 @@ from rollout_cli.store.atomic import (
     create_exclusive,
     encode_json,
     ensure_dir,
+    guarded,
     read_json_object,
     remove_file,
     rename_dir,
@@ -310,18 +311,21 @@ class StateStore:
                     " releasing it")
         else:
             return []
-        with state_write(f"release {claim}"):
-            remove_file(claim)
-        return [note]
+        return [note] if self.release_active(plan_name, holder) else []
 
     def release_active(self, plan_name: str, rollout_id: str) -> bool:
         """End ``rollout_id``'s claim on its plan; False if it held none (safe to repeat)."""
         check_name("plan name", plan_name)
         claim = self._active / plan_name
+        # Guarded: between our look and the removal, another release must not remove it
+        # and a start claim the plan anew, or we would remove that new claim.
         with state_write(f"release {claim}"):
             if _read_claim(claim) != rollout_id:
-                return False
-            remove_file(claim)
+                return False  # the common case, and no claim at all: no guard needed
+            with guarded(claim):
+                if _read_claim(claim) != rollout_id:
+                    return False
+                remove_file(claim)
         return True
 
     def find_active(self) -> builtins.list[RolloutMeta]:

@@ -17,7 +17,7 @@ import pytest
 
 from rollout_cli.errors import EXIT_LOCKED, LockedError, StateError
 from rollout_cli.store import RolloutDir, StateStore
-from rollout_cli.store.identity import who
+from rollout_cli.store.identity import boot_id, process_start, who
 from rollout_cli.store.locks import POLL_INTERVAL
 
 
@@ -137,6 +137,31 @@ def test_a_dead_holders_lock_on_this_host_is_taken_over_and_journaled(
         " (advance, created 2024-05-01T10:00:00Z)",
     )]
     assert not (rollout_dir.path / "lock.json").exists()
+
+
+@pytest.mark.parametrize("holder", [
+    {"pid_start": -1},                  # this pid now names a later process
+    {"boot_id": "an-earlier-boot"},     # the host rebooted since
+])
+def test_a_lock_whose_pid_now_names_another_process_is_taken_over(
+    store: StateStore, rollout_dir: RolloutDir, holder: dict[str, object]
+) -> None:
+    # As a restarted container's pid 1 finds the lock its predecessor, also pid 1, left.
+    planted = _plant_lock(rollout_dir, pid=os.getpid(), **holder)
+
+    with store.lock(rollout_dir.id, "resume") as lock:
+        assert lock.took_over == planted
+
+
+def test_a_lock_record_tells_its_process_from_a_later_one_with_the_same_pid(
+    store: StateStore, rollout_dir: RolloutDir
+) -> None:
+    with store.lock(rollout_dir.id, "advance") as lock:
+        assert lock.record is not None
+        assert lock.record["pid_start"] == process_start(os.getpid()) is not None
+        assert lock.record["boot_id"] == boot_id() is not None
+        with pytest.raises(LockedError, match="locked by another command"):
+            store.lock(rollout_dir.id, "resume").acquire()
 
 
 def test_a_stale_plan_lock_is_taken_over(store: StateStore) -> None:
