@@ -1,6 +1,7 @@
 """Terraform-style locks: a file naming its holder, created exclusively, released by id.
 
-A lock whose holder is gone (it ran on this host and its pid no longer exists) is STALE:
+A lock whose holder is gone (it ran on this host, and its pid no longer exists or now
+names a later process) is STALE:
 the next command that needs the lock takes it over, and a rollout's lock says so in the
 rollout's journal. A lock held from another host is never taken over: whether its process
 still runs cannot be seen from here, so only ``rollout unlock ID`` releases it.
@@ -222,7 +223,7 @@ def locked_error(subject: str, record: LockRecord, waited: float = 0.0) -> Locke
     lock_id = record.get("id", "?")
     unlock = UNLOCK_COMMAND.format(lock_id=lock_id)
     host = host_of(str(record.get("who", "")))
-    if host != hostname():
+    if host and host != hostname():
         headline = f"{subject} is locked by a command on another host ({host})."
         hint = (
             f"Whether pid {record.get('pid', '?')} still runs on {host} cannot be seen from"

@@ -239,8 +239,8 @@ class StateStore:
             try:
                 return self.create(meta, time=time, details=details, notes=notes)
             except BaseException:
-                with contextlib.suppress(OSError):
-                    remove_file(self._active / meta.plan_name)
+                with contextlib.suppress(StateError):
+                    self.release_active(meta.plan_name, meta.id)
                 raise
 
     def open(self, rollout_id: str) -> RolloutDir:
@@ -363,7 +363,8 @@ class StateStore:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> Lock:
-        """The lock of a plan, for commands that act without a rollout (rollback --plan)."""
+        """The lock of a plan: held while a rollout of it is created (``start``), and for
+        commands that act without a rollout."""
         check_name("plan name", plan_name)
         with state_write(f"create {self._plan_locks}"):
             ensure_dir(self._plan_locks)
