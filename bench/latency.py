@@ -127,7 +127,7 @@ def environment(url: str, work: Path) -> dict[str, str]:
     on every start, ~0.4 s of CPU that no installed copy pays; the cache goes under
     ``work`` (PYTHONPYCACHEPREFIX), not into the checkout.
     """
-    dropped = ("SLACK_WEBHOOK_URL", "ROLLOUT_STATE_DIR", "ROLLOUT_CRASH_AFTER_EVENTS",
+    dropped = ("SLACK_WEBHOOK_URL", "ROLLOUT_STATE_DIR",
                "PYTHONDONTWRITEBYTECODE")
     env = {k: v for k, v in os.environ.items() if k not in dropped}
     return {**env, "BRAIN_API_URL": url, "BRAIN_API_TOKEN": TOKEN, "NO_COLOR": "1",

@@ -7,7 +7,9 @@
      ├── LockedError             another process holds the rollout's lock           (exit 4)
      ├── NotAtStage              the rollout is not at the stage a command named    (exit 3)
      └── StateError              missing, corrupt or conflicting rollout state      (exit 2)
-          └── IllegalTransition  the engine was asked for a transition its table forbids
+          ├── IllegalTransition  the engine was asked for a transition its table forbids
+          └── StateWriteError    the disk refused a state write (full, read-only):  (exit 6)
+                                 the rollout may have acted since its last journaled event
 
 Lower-level errors (yaml, plan fields, httpx, OSError) are mapped onto this tree at one
 edge each, with ``raise ... from exc``.
@@ -24,6 +26,7 @@ EXIT_INVALID = 2
 EXIT_WAITING = 3
 EXIT_LOCKED = 4
 EXIT_UNREACHABLE = 5
+EXIT_STATE_WRITE = 6
 
 
 @dataclass(frozen=True, order=True)
@@ -86,6 +89,16 @@ class NotAtStage(RolloutError):
 
 class StateError(RolloutError):
     exit_code = EXIT_INVALID
+
+
+class StateWriteError(StateError):
+    """Raised where the store fails to write (journal, snapshot, metadata, claim, lock).
+
+    Apart from exit 2, because nothing about the input was wrong, and what the command
+    was doing may be half done: the journal tells how far it got.
+    """
+
+    exit_code = EXIT_STATE_WRITE
 
 
 class IllegalTransition(StateError):

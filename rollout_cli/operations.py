@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 from rollout_cli.errors import LockedError, NotAtStage, StateError, UsageError
 from rollout_cli.store import RolloutDir, RolloutMeta, StateStore, plan_digest
 from rollout_cli.store.identity import who
+from rollout_cli.store.rollouts import START_LOCK_WAIT, PlanClaimed
 
 if TYPE_CHECKING:
     from rollout_cli.engine import Decision, Finished, PendingCall, Policy, RolloutState, Wait
     from rollout_cli.notify import Notifier
+    from rollout_cli.store import Repair
     from rollout_cli.store.locks import Lock
 
     EventSink = Callable[[dict[str, Any], RolloutState], None]
@@ -159,29 +161,31 @@ class _Outbound:
 
 def start(ctx: Context, plan_path: Path, follow: bool, auto_approve: bool = False) -> Result:
     from rollout_cli.engine import Policy
+    from rollout_cli.engine.phases import TERMINAL
 
     loaded = _load(plan_path, ctx)
-    now = datetime.now(UTC)
-    rollout = ctx.store.start(RolloutMeta.for_plan(loaded.plan.name, Path(plan_path), now))
+    meta = RolloutMeta.for_plan(loaded.plan.name, Path(plan_path), datetime.now(UTC))
+    # The rollout is published with its `created` event: a crash never leaves one without.
+    try:
+        rollout = ctx.store.start(meta, time=_clock(ctx)(), details=_created(plan_path, loaded),
+                                  finished=lambda known: _state(ctx, known).phase in TERMINAL,
+                                  timeout=max(ctx.lock_timeout, START_LOCK_WAIT))
+    except PlanClaimed as refused:
+        raise (_claim_refusal(ctx, loaded.plan.name) or refused) from refused
     reconciler, http = _reconciler(ctx, rollout, loaded, "start", Policy(auto_approve))
     with http:
-        with rollout.lock("start", timeout=ctx.lock_timeout):
-            reconciler.load()
-            reconciler.record({"type": "created", "plan": loaded.plan.name,
-                               "plan_file": str(plan_path), "plan_digest": loaded.digest,
-                               "who": who()})
+        _announce(reconciler)
         decision = reconciler.run(follow, stop_when_paused=auto_approve)
     assert reconciler.state is not None
     return Result(rollout.id, reconciler.state, decision, plan=loaded.plan)
 
 
-def active_claim(ctx: Context, plan_path: Path) -> LockedError | None:
-    """Why a start of ``plan_path`` was refused, if the plan has an active rollout: its
-    claim (which rollout, who started it, since when) and who holds its lock now."""
+def _claim_refusal(ctx: Context, plan_name: str) -> LockedError | None:
+    """Why a start of the plan was refused, if it has an active rollout: its claim (which
+    rollout, who started it, since when) and who holds its lock now (exit 4)."""
     from rollout_cli.store.locks import lock_info
 
-    plan = _load(plan_path, ctx).plan
-    meta = _active_of(ctx, plan.name)
+    meta = _active_of(ctx, plan_name)
     if meta is None:
         return None
     lock = next((record for record in ctx.store.held_locks()
@@ -193,13 +197,31 @@ def active_claim(ctx: Context, plan_path: Path) -> LockedError | None:
                      f"{lock.get('who')}) since {lock.get('created')}" if lock else
                      "not held (no command is acting on it at this moment)")]
     info = "Claim Info:\n" + "\n".join(f"  {name + ':':<11}{value}" for name, value in rows)
-    message = (f"plan {plan.name} already has an active rollout, {meta.id}.\n\n{info}\n\n"
+    message = (f"plan {plan_name} already has an active rollout, {meta.id}.\n\n{info}\n\n"
                f"Only one rollout of a plan may be active: see it with `rollout status "
                f"{meta.id}`, advance it, or roll it back with `rollout rollback {meta.id}`.")
     if lock:
         message += "\n\n" + lock_info(lock)
-    return LockedError(message, {"rollout": meta.id, "plan": plan.name,
+    return LockedError(message, {"rollout": meta.id, "plan": plan_name,
                                  "who": meta.created_by, "created": since, "lock": lock})
+
+
+def _clock(ctx: Context) -> Callable[[], float]:
+    import time
+
+    return ctx.now or time.time
+
+
+def _created(plan_path: Path, loaded: Any) -> dict[str, Any]:
+    """What a rollout's `created` event records beyond its metadata."""
+    return {"plan_file": str(plan_path), "plan_digest": loaded.digest}
+
+
+def _announce(reconciler: Any) -> None:
+    """Hand the events the store journaled at creation to the printer and the notifier."""
+    state = reconciler.load()
+    for event in reconciler.rollout.journal.events():
+        reconciler.on_event(event, state)
 
 
 def find(ctx: Context, rollout_id: str | None, latest: bool = False) -> RolloutDir:
@@ -304,6 +326,8 @@ def _act(ctx: Context, rollout_id: str | None, operation: str,
             if run and state.phase not in TERMINAL:
                 # Under the same hold: no other command sees the events without their work.
                 decision = reconciler.tick(locked=True)
+            elif state.phase in TERMINAL:  # ended by a process killed before letting go
+                ctx.store.release_active(rollout.meta.plan_name, rollout.id)
         if follow and decision is not None and not isinstance(decision, Finished):
             # With --auto-approve nobody is watching: a pause ends the command (exit 3).
             decision = reconciler.run(follow, stop_when_paused=policy.auto_approve)
@@ -568,14 +592,13 @@ def _rollback_lines(ctx: Context, loaded: Any, state: RolloutState) -> list[tupl
 
 def _stateless_rollback(ctx: Context, plan_path: Path, loaded: Any, reason: str) -> Result:
     rollout = ctx.store.create(RolloutMeta.for_plan(loaded.plan.name, plan_path,
-                                                    datetime.now(UTC)))
+                                                    datetime.now(UTC)),
+                               time=_clock(ctx)(),
+                               details={**_created(plan_path, loaded), "stateless": True})
     reconciler, http = _reconciler(ctx, rollout, loaded, "rollback")
     with http:
         with rollout.lock("rollback", timeout=ctx.lock_timeout):
-            reconciler.load()
-            reconciler.record({"type": "created", "plan": loaded.plan.name,
-                               "plan_file": str(plan_path), "plan_digest": loaded.digest,
-                               "who": who(), "stateless": True})
+            _announce(reconciler)
             reconciler.record({"type": "rollback-started", "reason": reason, "who": who()})
         decision = reconciler.run(follow=True)
     assert reconciler.state is not None
@@ -630,6 +653,23 @@ def list_rollouts(ctx: Context) -> list[tuple[RolloutMeta, RolloutState | None]]
 
 def unlock(ctx: Context, lock_id: str) -> Any:
     return ctx.store.unlock(lock_id)
+
+
+def repair(ctx: Context, rollout_id: str | None) -> tuple[RolloutDir, Repair | None]:
+    """Move a rollout journal's cut-short last line to a side file, holding its lock; the
+    repair is journaled. None when there was nothing to repair."""
+    rollout = find(ctx, rollout_id, latest=True)
+    # A stale lock's takeover is journaled after the repair: the journal takes no line now.
+    with rollout.lock("repair", timeout=ctx.lock_timeout, journal_takeover=False) as lock:
+        done = rollout.journal.repair()
+        if lock.took_over is not None:
+            rollout.note_takeover(lock.took_over)
+        if done is not None:
+            rollout.journal.append(
+                {"type": "note", "text": f"repaired the journal: its cut-short line {done.line}"
+                                         f" ({done.size} bytes) moved to {done.side_file.name}",
+                 "who": who()}, time=_clock(ctx)())
+    return rollout, done
 
 
 def note_interrupted(ctx: Context, rollout_id: str | None,

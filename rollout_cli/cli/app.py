@@ -11,6 +11,7 @@ from rollout_cli import __version__
 from rollout_cli.cli import (
     demo_command,
     plan_commands,
+    repair_command,
     report_command,
     rollout_commands,
     sandbox_command,
@@ -18,9 +19,17 @@ from rollout_cli.cli import (
 )
 from rollout_cli.errors import RolloutError
 
+# "\b" keeps click from rewrapping the lines into one paragraph.
+EXIT_CODES = """\b
+Exit codes: 0 done/healthy, 1 failed or rolled back, 2 invalid input or damaged state,
+3 waiting on a person, 4 locked, 5 unreachable or rollback incomplete,
+6 state could not be written (disk full...): the rollout may have acted,
+  see `rollout history`, fix the disk, then `rollout resume`."""
+
 app = typer.Typer(
     name="rollout",
     help="Progressive rollouts for any HTTP-controlled service, driven by a YAML plan.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -40,11 +49,7 @@ def _root(
     ),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (NO_COLOR works too)."),
 ) -> None:
-    """Progressive rollouts for any HTTP-controlled service, driven by a YAML plan.
-
-    Exit codes: 0 done/healthy, 1 failed or rolled back, 2 invalid input,
-    3 waiting on a person, 4 locked, 5 unreachable or rollback incomplete.
-    """
+    """Progressive rollouts for any HTTP-controlled service, driven by a YAML plan."""
     if no_color:
         os.environ["NO_COLOR"] = "1"
 
@@ -55,6 +60,7 @@ simulate_command.register(app)
 demo_command.register(app)
 sandbox_command.register(app)
 report_command.register(app)
+repair_command.register(app)
 
 
 def main() -> None:

@@ -115,20 +115,6 @@ def _interruptible(ctx: Any, run: Any, output: Output, rollout: str | None = Non
     _finish(result, output)
 
 
-def _start(ctx: Any, plan: Path, follow: bool, auto_approve: bool = False) -> Any:
-    """operations.start; refused because the plan has an active rollout, exit 4 with its claim."""
-    from rollout_cli import operations
-    from rollout_cli.errors import StateError
-
-    try:
-        return operations.start(ctx, plan, follow, auto_approve)
-    except StateError as refused:
-        claim = operations.active_claim(ctx, plan)
-        if claim is None:
-            raise
-        raise claim from refused
-
-
 def start(
     plan: Path = typer.Argument(..., metavar="PLAN", help="The plan file.", show_default=False),
     follow: bool = FOLLOW,
@@ -141,10 +127,11 @@ def start(
     The rollout id is printed; `--follow` keeps going until the rollout ends. Only one
     rollout of a plan may be active at a time.
     """
+    from rollout_cli import operations
 
     ctx = _context(state_dir, lock_timeout, output)
-    run = _live(ctx, plan, output, lambda: _start(ctx, plan, follow)) if follow \
-        else (lambda: _start(ctx, plan, follow))
+    run = _live(ctx, plan, output, lambda: operations.start(ctx, plan, follow)) if follow \
+        else (lambda: operations.start(ctx, plan, follow))
     _interruptible(ctx, run, output, resume=_resume_options(follow))
 
 
@@ -159,9 +146,11 @@ def run(
 
     Manual gates wait for `rollout advance` from another terminal unless --auto-approve.
     """
+    from rollout_cli import operations
 
     ctx = _context(state_dir, lock_timeout, output)
-    _interruptible(ctx, _live(ctx, plan, output, lambda: _start(ctx, plan, True, auto_approve)),
+    _interruptible(ctx, _live(ctx, plan, output,
+                              lambda: operations.start(ctx, plan, True, auto_approve)),
                    output, resume=_resume_options(True, auto_approve))
 
 

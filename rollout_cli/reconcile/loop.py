@@ -10,8 +10,6 @@ again.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
@@ -46,8 +44,6 @@ CLOCK_NOTE_AFTER = 1.0
 # How long a follower waits for a lock that a live process holds: an operator's advance or
 # rollback keeps it while the work it starts runs (a stage's commands, a rollback's retries).
 FOLLOWER_LOCK_WAIT = 1800.0
-# Fault injection for the crash tests: SIGKILL this process right after its Nth append.
-CRASH_AFTER_ENV = "ROLLOUT_CRASH_AFTER_EVENTS"
 
 EventSink = Callable[[dict[str, Any], RolloutState], None]
 
@@ -97,7 +93,6 @@ class Reconciler:
     max_nap: float = MAX_NAP
     on_lock_wait: Callable[[dict[str, Any]], None] = lambda holder: None
     state: RolloutState | None = None
-    _appended: int = 0
     _since_snapshot: int = 0
 
     def load(self) -> RolloutState:
@@ -127,11 +122,7 @@ class Reconciler:
         return self.state
 
     def _after_append(self) -> None:
-        self._appended += 1
         self._since_snapshot += 1
-        crash_after = os.environ.get(CRASH_AFTER_ENV)
-        if crash_after and self._appended >= int(crash_after):
-            os.kill(os.getpid(), signal.SIGKILL)
         if self._since_snapshot >= SNAPSHOT_EVERY:
             self.snapshot()
 
@@ -166,7 +157,8 @@ class Reconciler:
     def _hold(self) -> ExitStack:
         """The lock, for a follower: a live holder (an operator's advance, pause or rollback
         from another terminal) is waited for, up to FOLLOWER_LOCK_WAIT or the lock timeout
-        if longer, and named once through ``on_lock_wait``; a stale one is refused at once."""
+        if longer, and named once through ``on_lock_wait``; a stale one (its process gone)
+        is taken over by the lock itself, with a note in the journal."""
         held = ExitStack()
         deadline = None
         while True:
@@ -177,7 +169,7 @@ class Reconciler:
                 from rollout_cli.store.locks import POLL_INTERVAL, locked_error
 
                 holder, now = busy.record, self.clock.now()
-                if not holder.get("id") or holder.get("stale"):
+                if not holder.get("id"):
                     raise
                 if deadline is None:
                     wait = max(self.lock_timeout, FOLLOWER_LOCK_WAIT)

@@ -7,8 +7,8 @@
         saved = rollout.load()          # snapshot + tail_events for the engine to fold
         rollout.save_snapshot(state, seq)
 
-Errors are StateError (JournalCorrupt, SnapshotUnreadable) and LockedError; an OSError
-never escapes a public call.
+Errors are StateError (JournalCorrupt, SnapshotUnreadable, and StateWriteError when the
+disk refuses a write) and LockedError; an OSError never escapes a public call.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from pathlib import Path
 
 
 def hostname() -> str:
@@ -38,3 +39,25 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True  # it exists, under another user
     return True
+
+
+def process_start(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot; None where /proc does not say.
+
+    With the pid it tells one process from a later one given the same pid (a restarted
+    container's pid 1), without comparing wall clocks.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        # Fields after the command name, which is in parentheses and may hold anything.
+        return int(stat[stat.rindex(b")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def boot_id() -> str | None:
+    """This boot of this host (Linux); None where unknown."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None

@@ -25,6 +25,7 @@ from rollout_cli.store.atomic import (
     encode_json,
     fsync_dir,
     state_io,
+    state_write,
     write_fully,
 )
 
@@ -76,7 +77,7 @@ class Journal:
     def append(self, event: Mapping[str, Any], *, time: float) -> Event:
         """Journal ``event`` at ``time`` with the next seq; returns the stored event."""
         record, body = _encode(event, time)
-        with state_io(f"append to journal {self.path}"):
+        with state_write(f"append to journal {self.path}"):
             fd, created = self._open_for_append()
             try:
                 size = os.fstat(fd).st_size
@@ -181,12 +182,13 @@ class Journal:
     def _move_tail(self, file: BinaryIO, good_end: int, line_no: int, now: datetime) -> Repair:
         file.seek(good_end)
         tail = file.read()
-        side_file = self._save_side_file(tail, now)
-        # The tail is durable in the side file before it leaves the journal: a crash
-        # in between leaves it in both places, never in neither.
-        file.truncate(good_end)
-        file.flush()
-        os.fsync(file.fileno())
+        with state_write(f"move the damaged tail of journal {self.path} aside"):
+            side_file = self._save_side_file(tail, now)
+            # The tail is durable in the side file before it leaves the journal: a crash
+            # in between leaves it in both places, never in neither.
+            file.truncate(good_end)
+            file.flush()
+            os.fsync(file.fileno())
         return Repair(line=line_no, side_file=side_file, size=len(tail))
 
     def _save_side_file(self, tail: bytes, now: datetime) -> Path:

@@ -1,7 +1,15 @@
 """Terraform-style locks: a file naming its holder, created exclusively, released by id.
 
-A lock is never stolen. When its holder is gone (same host, dead pid) the refusal says
-the lock is STALE and safe to release with ``rollout unlock ID``: only a person decides.
+A lock whose holder is gone (it ran on this host, and its pid no longer exists or now
+names a later process) is STALE:
+the next command that needs the lock takes it over, and a rollout's lock says so in the
+rollout's journal. A lock held from another host is never taken over: whether its process
+still runs cannot be seen from here, so only ``rollout unlock ID`` releases it.
+
+Removing or replacing a lock file, for a release, a takeover or an unlock, happens under
+a guard (``atomic.guarded``) and only while the file still holds the id that was meant:
+of two commands that both see the same stale lock, one takes it over, and the other then
+finds the first one's live lock.
 """
 
 from __future__ import annotations
@@ -20,11 +28,21 @@ from rollout_cli.errors import LockedError
 from rollout_cli.store.atomic import (
     create_exclusive,
     encode_json,
-    fsync_dir,
+    guarded,
+    make_guard,
     read_json_object,
-    state_io,
+    remove_file,
+    state_write,
+    write_atomic,
 )
-from rollout_cli.store.identity import host_of, hostname, pid_alive, who
+from rollout_cli.store.identity import (
+    boot_id,
+    host_of,
+    hostname,
+    pid_alive,
+    process_start,
+    who,
+)
 
 LockRecord = dict[str, Any]
 
@@ -36,7 +54,8 @@ class Lock:
     """The lock on one rollout or plan, acquired on ``with`` and released on exit.
 
     ``timeout`` > 0 polls until the deadline; ``sleep`` and ``monotonic`` are the clock,
-    injectable so a test can wait without waiting.
+    injectable so a test can wait without waiting. ``on_takeover`` is called with the
+    record of a stale lock this one replaced, once it is held (an error there releases it).
     """
 
     def __init__(
@@ -48,6 +67,7 @@ class Lock:
         timeout: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        on_takeover: Callable[[LockRecord], None] | None = None,
     ):
         self.path = path
         self.subject = subject
@@ -55,45 +75,60 @@ class Lock:
         self.timeout = timeout
         self._sleep = sleep
         self._monotonic = monotonic
+        self._on_takeover = on_takeover
         self.record: LockRecord | None = None
+        self.took_over: LockRecord | None = None
 
     @property
     def id(self) -> str | None:
         return None if self.record is None else str(self.record["id"])
 
     def acquire(self) -> LockRecord:
-        """Take the lock or raise LockedError describing the holder."""
+        """Take the lock, taking over a stale one, or raise LockedError naming the holder."""
         if self.record is not None:
             raise RuntimeError(f"lock {self.path} is already held by this Lock")
         record = new_record(self.path, self.operation)
         data = encode_json(record)
         deadline = self._monotonic() + self.timeout
+        removed: LockRecord | None = None
+        with state_write(f"create lock {self.path}"):
+            # Made now, so that releasing never needs room on a disk that has filled up.
+            make_guard(self.path)
         while True:
-            with state_io(f"create lock {self.path}"):
+            with state_write(f"create lock {self.path}"):
                 if create_exclusive(self.path, data):
-                    self.record = record
-                    return record
+                    break
             holder = self._holder()
             if holder is None:
                 continue  # released between our attempt and our look: try again now
+            if is_stale(holder):
+                # Replaced in one step, never removed and re-created: a command arriving in
+                # between would take the lock without journaling the takeover.
+                with state_write(f"take over lock {self.path}"):
+                    if _replace_if_held(self.path, holder.get("id"), data) is not None:
+                        removed = holder
+                        break
+                continue  # another command took it over first: look again
             remaining = deadline - self._monotonic()
             if remaining <= 0:
                 raise locked_error(self.subject, holder, waited=self.timeout)
             self._sleep(min(POLL_INTERVAL, remaining))
+        self.record, self.took_over = record, removed
+        if removed is not None and self._on_takeover is not None:
+            try:
+                self._on_takeover(removed)
+            except BaseException:
+                self.release()
+                raise
+        return record
 
     def release(self) -> None:
         """Remove the lock file, but only while it still holds our id."""
         if self.record is None:
             return
         ours, self.record = self.record["id"], None
-        with state_io(f"release lock {self.path}"):
-            try:
-                holder = read_json_object(self.path)
-            except (FileNotFoundError, ValueError):
-                return  # force-unlocked, maybe re-taken: no longer ours to remove
-            if holder.get("id") == ours:
-                self.path.unlink(missing_ok=True)
-                fsync_dir(self.path.parent)
+        # None when force-unlocked, maybe re-taken since: no longer ours to remove.
+        remove_lock(self.path, ours)
 
     def __enter__(self) -> Lock:
         self.acquire()
@@ -123,6 +158,38 @@ class Lock:
             raise LockedError(f"{self.subject} is locked by {self.path}: {exc.strerror}") from exc
 
 
+def remove_lock(path: Path, lock_id: object) -> LockRecord | None:
+    """Remove the lock file ``path`` if it holds ``lock_id``; its record, else None."""
+    with state_write(f"remove lock {path}"):
+        return _replace_if_held(path, lock_id, None)
+
+
+def _replace_if_held(path: Path, lock_id: object, data: bytes | None) -> LockRecord | None:
+    """If ``path`` holds ``lock_id``: replace it with ``data`` (remove it for None) and
+    return the record it held; else None."""
+    with guarded(path):
+        try:
+            record = read_json_object(path)
+        except (FileNotFoundError, ValueError):
+            return None
+        if record.get("id") != lock_id:
+            return None
+        if data is None:
+            remove_file(path)
+        else:
+            write_atomic(path, data)
+        return record
+
+
+def takeover_note(stale: LockRecord) -> str:
+    """The journal's note about a stale lock taken over."""
+    return (
+        f"took over the stale lock {stale.get('id', '?')} of {stale.get('who', '?')}"
+        f" pid {stale.get('pid', '?')} ({stale.get('operation', '?')},"
+        f" created {stale.get('created', '?')})"
+    )
+
+
 def new_record(lock_file: Path, operation: str) -> LockRecord:
     return {
         "id": str(uuid.uuid4()),
@@ -130,46 +197,56 @@ def new_record(lock_file: Path, operation: str) -> LockRecord:
         "operation": operation,
         "who": who(),
         "pid": os.getpid(),
+        "pid_start": process_start(os.getpid()),
+        "boot_id": boot_id(),
         "version": __version__,
         "created": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
 
 
 def is_stale(record: LockRecord) -> bool:
-    """True when the holder ran on this host and its process no longer exists."""
+    """True when the holder ran on this host and its process no longer exists: its pid
+    is gone, or now names another process (started at another time, or before a reboot)."""
     pid = record.get("pid")
-    same_host = host_of(str(record.get("who", ""))) == hostname()
-    return same_host and type(pid) is int and not pid_alive(pid)
+    if host_of(str(record.get("who", ""))) != hostname() or type(pid) is not int:
+        return False
+    if not pid_alive(pid):
+        return True
+    booted = boot_id()
+    if record.get("boot_id") and booted and record["boot_id"] != booted:
+        return True
+    started = record.get("pid_start")
+    return type(started) is int and process_start(pid) not in (None, started)
 
 
 def locked_error(subject: str, record: LockRecord, waited: float = 0.0) -> LockedError:
-    stale = is_stale(record)
     lock_id = record.get("id", "?")
     unlock = UNLOCK_COMMAND.format(lock_id=lock_id)
-    if stale:
-        headline = f"{subject} is locked by a command that is no longer running (STALE lock)."
+    host = host_of(str(record.get("who", "")))
+    if host and host != hostname():
+        headline = f"{subject} is locked by a command on another host ({host})."
         hint = (
-            f"The lock is STALE: pid {record.get('pid')} no longer runs on {hostname()},"
-            f" so it is safe to release it with: {unlock}"
+            f"Whether pid {record.get('pid', '?')} still runs on {host} cannot be seen from"
+            f" here, so the lock is not taken over. If it no longer runs, release it with:"
+            f" {unlock}"
         )
     else:
         headline = f"{subject} is locked by another command."
         holder = f"pid {record.get('pid')} ({record.get('operation')})"
         hint = (f"Its holder, {holder}, is still running: wait for it to finish, or run "
-                "again with --lock-timeout DURATION (e.g. 60s) to wait for it."
-                if host_of(str(record.get("who", ""))) == hostname() else
-                f"Its holder, {holder} on {host_of(str(record.get('who', '')))}, may still be "
-                f"running: wait for it, or use --lock-timeout DURATION; if it is gone, "
-                f"release the lock with: {unlock}")
+                "again with --lock-timeout DURATION (e.g. 60s) to wait for it." if host else
+                f"Its holder, {holder}, names no host, so whether it still runs cannot be "
+                f"seen: wait for it, or use --lock-timeout DURATION; if it is gone, release "
+                f"the lock with: {unlock}")
     if waited > 0:
         headline = headline[:-1] + f" (gave up after {waited:g}s)."
-    message = f"{headline}\n\n{lock_info(record, stale)}\n\n{hint}"
-    return LockedError(message, {**record, "stale": stale})
+    message = f"{headline}\n\n{lock_info(record)}\n\n{hint}"
+    return LockedError(message, dict(record))
 
 
-def lock_info(record: LockRecord, stale: bool = False) -> str:
+def lock_info(record: LockRecord) -> str:
     """The holder in Terraform's "Lock Info" layout."""
-    pid = f"{record.get('pid', '?')}{' (STALE: not running on this host)' if stale else ''}"
+    pid = record.get("pid", "?")
     rows = [
         ("ID", record.get("id", "?")),
         ("Path", record.get("path", "?")),

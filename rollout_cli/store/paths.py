@@ -1,14 +1,18 @@
 """Where rollout state lives on disk.
 
 <root>/                               default ./.rollout, or --state-dir, or $ROLLOUT_STATE_DIR
-  rollouts/<rollout-id>/
+  rollouts/<rollout-id>/              published by renaming a complete .creating-<id>-<hex>/
     rollout.json                      metadata (atomic)
-    journal.jsonl                     append-only events, one JSON object a line
+    journal.jsonl                     append-only events, one JSON object a line; the
+                                      first is the rollout's `created` event
     journal.jsonl.corrupt-<time>      a damaged tail moved aside by Journal.repair()
     snapshot.json                     folded state up to a seq (atomic)
     lock.json                         present while a command changes the rollout
+    .lock.json.guard                  flock'd while a lock file is removed or taken over
+  rollouts/.abandoned-<rollout-id>/   an older version's rollout that never got an event
   active/<plan-name>                  the id of the plan's running rollout
-  plan-locks/<plan-name>.json         lock for commands that have no rollout yet
+  plan-locks/<plan-name>.json         lock for commands that have no rollout yet, and for
+                                      creating a rollout of the plan
 """
 
 from __future__ import annotations
@@ -47,9 +51,14 @@ def resolve_state_dir(
 
 def check_name(kind: str, name: str) -> str:
     """``name`` unchanged if it is safe as a file name, else a StateError saying why."""
-    if not _SAFE_NAME.fullmatch(name):
+    if not is_safe_name(name):
         raise StateError(
             f"{kind} {name!r} cannot name a state file: use up to 128 letters, digits,"
             " '.', '_' and '-', starting with a letter or digit"
         )
     return name
+
+
+def is_safe_name(name: str) -> bool:
+    """Whether ``name`` can name a state file (see ``check_name``)."""
+    return _SAFE_NAME.fullmatch(name) is not None

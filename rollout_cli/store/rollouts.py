@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
-import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,14 +20,17 @@ from rollout_cli.store.atomic import (
     create_exclusive,
     encode_json,
     ensure_dir,
-    fsync_dir,
+    guarded,
     read_json_object,
+    remove_file,
+    rename_dir,
     state_io,
+    state_write,
     write_atomic,
 )
 from rollout_cli.store.identity import who
 from rollout_cli.store.journal import Event, Journal
-from rollout_cli.store.locks import Lock, LockRecord
+from rollout_cli.store.locks import Lock, LockRecord, remove_lock, takeover_note
 from rollout_cli.store.paths import (
     ACTIVE_DIR,
     JOURNAL_FILE,
@@ -37,11 +40,26 @@ from rollout_cli.store.paths import (
     ROLLOUTS_DIR,
     SNAPSHOT_FILE,
     check_name,
+    is_safe_name,
 )
 from rollout_cli.store.snapshot import Snapshot, SnapshotUnreadable, load_snapshot, save_snapshot
 
 _SHOWN_IDS = 10
+# A rollout is assembled in a hidden directory, then renamed into place.
+_STAGING = ".creating-"
+_ABANDONED = ".abandoned-"
+# How long `start` waits for another start of the same plan to finish creating its
+# rollout (which holds the plan's lock for a few milliseconds).
+START_LOCK_WAIT = 10.0
 
+
+
+class PlanClaimed(StateError):
+    """A plan already has an active rollout, ``holder``: only one may be active."""
+
+    def __init__(self, message: str, holder: str | None):
+        super().__init__(message)
+        self.holder = holder
 
 def new_rollout_id(plan_name: str, now: datetime) -> str:
     """``<plan-name>-<yyyymmdd-hhmmss>-<4 hex>``: sorts by time within a plan, easy to type."""
@@ -147,7 +165,10 @@ class RolloutDir:
         timeout: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        journal_takeover: bool = True,
     ) -> Lock:
+        """The rollout's lock; taking over a stale one is journaled as a note, unless
+        ``journal_takeover`` is False (``repair``: the journal cannot take a line yet)."""
         return Lock(
             self.path / LOCK_FILE,
             f"rollout {self.id}",
@@ -155,7 +176,12 @@ class RolloutDir:
             timeout=timeout,
             sleep=sleep,
             monotonic=monotonic,
+            on_takeover=self.note_takeover if journal_takeover else None,
         )
+
+    def note_takeover(self, stale: LockRecord) -> None:
+        """Journal that the stale lock ``stale`` was taken over (hold the lock)."""
+        self.journal.append({"type": "note", "text": takeover_note(stale)}, time=time.time())
 
 
 class StateStore:
@@ -167,30 +193,63 @@ class StateStore:
         self._active = root / ACTIVE_DIR
         self._plan_locks = root / PLAN_LOCKS_DIR
 
-    def create(self, meta: RolloutMeta) -> RolloutDir:
-        """Make the rollout's directory with its metadata; it appears whole or not at all."""
+    def create(
+        self,
+        meta: RolloutMeta,
+        *,
+        time: float | None = None,
+        details: Mapping[str, Any] | None = None,
+        notes: Sequence[str] = (),
+    ) -> RolloutDir:
+        """Make the rollout's directory: its metadata, and its journal holding the
+        ``created`` event (with ``details``) at ``time`` (default: ``meta.created``), then a
+        note for each of ``notes``. Published by one rename, it appears whole or not at all:
+        no rollout is ever seen without its first event."""
         check_name("rollout id", meta.id)
         final = self._rollouts / meta.id
-        with state_io(f"create rollout {final}"):
+        at = meta.created.timestamp() if time is None else time
+        with state_write(f"create rollout {final}"):
             ensure_dir(self._rollouts)
-            staging = self._rollouts / f".creating-{meta.id}-{secrets.token_hex(4)}"
+            staging = self._rollouts / f"{_STAGING}{meta.id}-{secrets.token_hex(4)}"
             staging.mkdir(mode=DIR_MODE)
             try:
                 write_atomic(staging / META_FILE, encode_json(meta.to_json()))
+                journal = Journal(staging / JOURNAL_FILE)
+                journal.append(created_event(meta, details), time=at)
+                for note in notes:
+                    journal.append({"type": "note", "text": note}, time=at)
                 self._publish(staging, final)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         return RolloutDir(final)
 
-    def start(self, meta: RolloutMeta) -> RolloutDir:
-        """``create`` and ``claim_active`` as one step: a losing start leaves nothing behind."""
-        rollout = self.create(meta)
-        try:
-            self.claim_active(meta.plan_name, meta.id)
-        except BaseException:
-            shutil.rmtree(rollout.path, ignore_errors=True)
-            raise
-        return rollout
+    def start(
+        self,
+        meta: RolloutMeta,
+        *,
+        time: float | None = None,
+        details: Mapping[str, Any] | None = None,
+        finished: Callable[[RolloutDir], bool] = lambda rollout: False,
+        timeout: float = START_LOCK_WAIT,
+    ) -> RolloutDir:
+        """``create`` the rollout as its plan's active one, under the plan's lock.
+
+        The claim is taken first, then the rollout is published: a crash in between leaves
+        a claim naming a rollout that does not exist, which readers skip and the next start
+        clears (holding the plan's lock, it knows that creation is dead). It also clears
+        the claim of a rollout that ``finished`` says has ended. Each is noted in the new
+        rollout's journal. A losing start leaves nothing behind.
+        """
+        check_name("rollout id", meta.id)
+        with self.lock_plan(meta.plan_name, "start", timeout=timeout):
+            notes = self._clear_claim(meta.plan_name, finished)
+            self._claim(meta.plan_name, meta.id)
+            try:
+                return self.create(meta, time=time, details=details, notes=notes)
+            except BaseException:
+                with contextlib.suppress(StateError):
+                    self.release_active(meta.plan_name, meta.id)
+                raise
 
     def open(self, rollout_id: str) -> RolloutDir:
         """The rollout with this id, or with the one id that starts with it."""
@@ -218,8 +277,11 @@ class StateStore:
         check_name("plan name", plan_name)
         if rollout_id not in self._ids():
             raise StateError(f"no rollout {rollout_id!r} under {self.root} to make active")
+        self._claim(plan_name, rollout_id)
+
+    def _claim(self, plan_name: str, rollout_id: str) -> None:
         claim = self._active / plan_name
-        with state_io(f"claim {claim}"):
+        with state_write(f"claim {claim}"):
             ensure_dir(self._active)
             if create_exclusive(claim, f"{rollout_id}\n".encode()):
                 return
@@ -227,20 +289,51 @@ class StateStore:
         if holder == rollout_id:
             return  # claiming twice is what a retried start does
         gone = "" if holder in self._ids() else ", which no longer exists (remove that file)"
-        raise StateError(
-            f"plan {plan_name!r} already has an active rollout, {holder}{gone};"
-            f" finish or roll it back first ({claim})"
+        raise PlanClaimed(
+            f"plan {plan_name!r} already has an active rollout, {holder}{gone}; finish it"
+            f" (`rollout resume {holder}`) or roll it back first ({claim})", holder
         )
+
+    def _clear_claim(self, plan_name: str, finished: Callable[[RolloutDir], bool]) -> list[str]:
+        """End the plan's claim if its rollout never came to be or has ended (hold the
+        plan's lock); what was done, as notes."""
+        claim = self._active / plan_name
+        holder = _read_claim(claim)
+        if holder is None or not is_safe_name(holder):
+            return []
+        rollout = RolloutDir(self._rollouts / holder)
+        if not rollout.path.is_dir():
+            for staging in self._rollouts.glob(f"{_STAGING}{holder}-*"):
+                shutil.rmtree(staging, ignore_errors=True)
+            note = (f"cleared the claim of rollout {holder}, whose start was killed before it"
+                    " was created")
+        elif rollout.journal.last_seq() == 0:
+            # Left by a version that published a rollout before its first event.
+            aside = self._rollouts / f"{_ABANDONED}{holder}"
+            with state_write(f"set aside {rollout.path}"):
+                rename_dir(rollout.path, aside)
+            note = (f"set aside rollout {holder}, whose start was killed before its first"
+                    f" event (kept as {aside})")
+        elif finished(rollout):
+            note = (f"released the claim of rollout {holder}, which had ended without"
+                    " releasing it")
+        else:
+            return []
+        return [note] if self.release_active(plan_name, holder) else []
 
     def release_active(self, plan_name: str, rollout_id: str) -> bool:
         """End ``rollout_id``'s claim on its plan; False if it held none (safe to repeat)."""
         check_name("plan name", plan_name)
         claim = self._active / plan_name
-        with state_io(f"release {claim}"):
+        # Guarded: between our look and the removal, another release must not remove it
+        # and a start claim the plan anew, or we would remove that new claim.
+        with state_write(f"release {claim}"):
             if _read_claim(claim) != rollout_id:
-                return False
-            claim.unlink(missing_ok=True)
-            fsync_dir(self._active)
+                return False  # the common case, and no claim at all: no guard needed
+            with guarded(claim):
+                if _read_claim(claim) != rollout_id:
+                    return False
+                remove_file(claim)
         return True
 
     def find_active(self) -> builtins.list[RolloutMeta]:
@@ -252,10 +345,7 @@ class StateStore:
                 continue  # released while we looked
             meta_file = self._rollouts / rollout_id / META_FILE
             if not meta_file.exists():
-                raise StateError(
-                    f"{claim} names rollout {rollout_id!r}, which does not exist under"
-                    f" {self.root}; remove that file if the rollout is gone"
-                )
+                continue  # being created, or its start was killed: the next start clears it
             active.append(_read_meta(meta_file))
         return active
 
@@ -281,9 +371,10 @@ class StateStore:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> Lock:
-        """The lock of a plan, for commands that act without a rollout (rollback --plan)."""
+        """The lock of a plan: held while a rollout of it is created (``start``), and for
+        commands that act without a rollout."""
         check_name("plan name", plan_name)
-        with state_io(f"create {self._plan_locks}"):
+        with state_write(f"create {self._plan_locks}"):
             ensure_dir(self._plan_locks)
         return Lock(
             self._plan_locks / f"{plan_name}.json",
@@ -311,10 +402,7 @@ class StateStore:
                 record = read_json_object(lock_file)
             except (OSError, ValueError):
                 continue
-            if record.get("id") == lock_id:
-                with state_io(f"remove lock {lock_file}"):
-                    lock_file.unlink(missing_ok=True)
-                    fsync_dir(lock_file.parent)
+            if record.get("id") == lock_id and remove_lock(lock_file, lock_id) is not None:
                 return record
         held = [str(record.get("id")) for record in self.held_locks()]
         known = f"held locks: {_some(held)}" if held else "no locks are held"
@@ -322,12 +410,11 @@ class StateStore:
 
     def _publish(self, staging: Path, final: Path) -> None:
         try:
-            os.rename(staging, final)
+            rename_dir(staging, final)
         except OSError as exc:
             if not final.exists():
                 raise
             raise StateError(f"rollout {final.name} already exists under {self.root}") from exc
-        fsync_dir(self._rollouts)
 
     def _ids(self) -> builtins.list[str]:
         return [entry.name for entry in _entries(self._rollouts) if entry.is_dir()]
@@ -337,6 +424,18 @@ class StateStore:
             if (rollout / LOCK_FILE).exists():
                 yield rollout / LOCK_FILE
         yield from (entry for entry in _entries(self._plan_locks) if entry.suffix == ".json")
+
+
+def created_event(meta: RolloutMeta, details: Mapping[str, Any] | None = None) -> Event:
+    """A rollout's first journal event: who created it from which plan."""
+    return {
+        "type": "created",
+        "plan": meta.plan_name,
+        "plan_file": meta.plan_path,
+        "plan_digest": meta.plan_digest,
+        "who": meta.created_by,
+        **(details or {}),
+    }
 
 
 def _entries(directory: Path) -> list[Path]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rollout_cli.errors import StateError
-from rollout_cli.store.atomic import encode_json, read_json_object, state_io, write_atomic
+from rollout_cli.store.atomic import encode_json, read_json_object, state_write, write_atomic
 
 SNAPSHOT_FORMAT = 1
 
@@ -36,7 +36,7 @@ def save_snapshot(path: Path, state: Mapping[str, Any], seq: int) -> None:
         data = encode_json({"format": SNAPSHOT_FORMAT, "seq": seq, "state": dict(state)})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"snapshot state cannot be saved as JSON: {exc}") from exc
-    with state_io(f"write snapshot {path}"):
+    with state_write(f"write snapshot {path}"):
         write_atomic(path, data)
 
 

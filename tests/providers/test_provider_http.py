@@ -45,7 +45,7 @@ def test_templates_name_what_the_request_depends_on_and_not_the_time():
     templates = PROVIDER.templates(plan, metric)
 
     assert templates == ["/q?{{ stage }}", "Bearer {{ rollout_id }}", "  ",
-                         ["{{ percentage }}"]]
+                         ("{{ percentage }}",)]
     assert PROVIDER.requests(plan, metric, VARIABLES, 1.0) == \
         PROVIDER.requests(plan, metric, VARIABLES, 2.0)
 

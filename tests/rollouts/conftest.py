@@ -32,6 +32,7 @@ import pytest
 from rollout_cli.sandbox import create_sandbox, running_sandbox
 from rollout_cli.store import StateStore
 from tests.conftest import PLANS, CliResult
+from tests.rollouts import killpoints
 from tests.rollouts.forked import Zygote
 
 DEMO_PLAN = PLANS / "brain-api-demo.yaml"
@@ -51,7 +52,7 @@ EMERGENCY_SEQUENCE = [
 # Environment that must not leak from the developer's shell into a rollout under test;
 # what a test sets afterwards (BRAIN_API_URL, ...) reaches in-process and child commands.
 _SCRUBBED_ENV = ("BRAIN_API_URL", "BRAIN_API_TOKEN", "SLACK_WEBHOOK_URL", "ROLLOUT_STATE_DIR",
-                 "ROLLOUT_CRASH_AFTER_EVENTS", "PROM_URL")
+                 "PROM_URL", *killpoints.ENV)
 
 # --- fast plans ------------------------------------------------------------------------
 
@@ -289,8 +290,13 @@ class Operator:
 
     def spawn(self, *args: str, env: Mapping[str, str] | None = None
               ) -> subprocess.Popen[str]:
+        """`python -m rollout_cli ARGS...`; when ``env`` sets killpoints' variables, the
+        same CLI through killpoints.py, which installs the SIGKILL first."""
+        entry = ["-m", "rollout_cli"]
+        if env and any(name in env for name in killpoints.ENV):
+            entry = [killpoints.__file__]
         return subprocess.Popen(
-            [sys.executable, "-m", "rollout_cli", *args, "--state-dir", str(self.state_dir)],
+            [sys.executable, *entry, *args, "--state-dir", str(self.state_dir)],
             cwd=self.cwd, env=self.env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
 
@@ -328,6 +334,12 @@ class Operator:
 @pytest.fixture
 def operator(rollout: Callable[..., CliResult], tmp_path: Path, clean_env: None) -> Operator:
     return Operator(rollout, tmp_path / "state", tmp_path)
+
+
+def killed_after(events: int) -> dict[str, str]:
+    """The environment of a `rollout` process to SIGKILL right after its Nth journal append
+    (see killpoints.py)."""
+    return killpoints.kill_env(events, killpoints.JOURNAL_APPEND)
 
 
 def unlock_hint(text: str) -> str:

@@ -4,7 +4,7 @@ A new interpreter spends most of a second importing rollout (httpx, typer, rich,
 before it does anything, and the crash test starts ~90 rollout processes. A ``Zygote``
 is one helper process (``python -m tests.rollouts.forked``) that imports rollout once,
 runs no threads, and forks a child for every command it is sent. Each child is a real
-process of its own (own pid and lock record; the crash hook's SIGKILL gives returncode
+process of its own (own pid and lock record; killpoints.py's SIGKILL gives returncode
 -9) running the entry point of `python -m rollout_cli` with its own argv, environment,
 working directory, stdin (/dev/null) and output files: only the start-up cost is gone.
 
@@ -93,7 +93,8 @@ PRELOAD = ("rich.console", "rich._emoji_codes", "httpx", "httpcore", "h11", "any
            "encodings.idna",
            "rollout_cli.cli.app", "rollout_cli.cli.rollout_commands", "rollout_cli.drivers.http",
            "rollout_cli.operations", "rollout_cli.plan.loader", "rollout_cli.reconcile.executor",
-           "rollout_cli.reconcile.loop", "rollout_cli.render.rollout_view")
+           "rollout_cli.reconcile.loop", "rollout_cli.render.rollout_view",
+           "tests.rollouts.killpoints")
 
 
 def _child(request: dict[str, Any]) -> int:
@@ -109,6 +110,9 @@ def _child(request: dict[str, Any]) -> int:
     os.chdir(request["cwd"])
     sys.argv = ["rollout", *request["argv"]]
     from rollout_cli.cli.app import main
+    from tests.rollouts.killpoints import install_from_env
+
+    install_from_env()  # the crash tests' SIGKILL after the Nth state write, when asked
 
     try:
         main()

@@ -1,21 +1,23 @@
-"""Kill the rollout after any journal append, resume, and end exactly where an
-uninterrupted run ends, without a non-idempotent call sent twice.
+"""Kill the rollout after any durable state write, recover, and end exactly where an
+uninterrupted run ends, without a non-idempotent call sent twice or anything left behind.
 
 The plan is plans/brain-api-demo.yaml with its bakes set to 0s and without analysis (see
 conftest.derive_plan), so that every run journals the same events; the tests of one
 uncertain call make POST ab-testing/start non-idempotent (the demo declares it
 idempotent), and the timed-out one shortens the target's timeout.
 
-The crash: `rollout run --auto-approve` with ROLLOUT_CRASH_AFTER_EVENTS=N SIGKILLs itself
-right after its Nth journal append. The sweep runs every N of an uninterrupted run, each
-in a process forked from a helper that has already imported rollout (tests/rollouts/
-forked.py: ~90 fresh interpreters would spend over a minute importing); one test does the
-same in a real `python -m rollout_cli` process.
+The crash: `rollout run --auto-approve` with killpoints.kill_env(N) SIGKILLs itself right
+after its Nth durable write of any kind: journal appends, and before the first of them,
+the writes that create the rollout (plan lock, claim, metadata, publishing its directory).
+The sweep runs every N of an uninterrupted run, each in a process forked from a helper
+that has already imported rollout (tests/rollouts/forked.py: ~95 fresh interpreters would
+spend over a minute importing); one test does the same in a real interpreter.
 
 What the operator does after a crash, written down in ``recover``:
-1. `rollout resume --follow --auto-approve`.
-2. Exit 4 with a lock refusal that says the lock is STALE (its process is gone, so only a
-   person may release it): `rollout unlock ID` with the ID it prints, then 1 again.
+1. `rollout resume --follow --auto-approve`. The killed process's lock is stale (its pid
+   is gone on this host): resume takes it over and journals a note saying so.
+2. Exit 2 with "no active rollout" and no rollout at all (killed before the rollout was
+   created): `rollout run PLAN --auto-approve` again.
 3. Exit 3 (or 2, when it was already paused for it) with an uncertain call, a
    non-idempotent call that may or may not have been applied: look for it in the
    sandbox's call log. There: it was applied, `resume --assume-applied`. Not there, or a
@@ -29,6 +31,7 @@ What the operator does after a crash, written down in ``recover``:
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -37,43 +40,67 @@ from typing import Any
 import pytest
 
 from rollout_cli.sandbox import create_sandbox, running_sandbox
+from rollout_cli.store import StateStore, is_stale
 from tests.conftest import CliResult
-from tests.rollouts.conftest import SEED, TIME_SCALE, Operator, Target, derive_plan, serve
-from tests.rollouts.conftest import unlock_hint as lock_id_in
+from tests.rollouts import killpoints
+from tests.rollouts.conftest import (
+    SEED,
+    TIME_SCALE,
+    Operator,
+    Target,
+    derive_plan,
+    killed_after,
+    serve,
+)
 from tests.rollouts.forked import Zygote
+from tests.rollouts.killpoints import kill_env
 
-CRASH_AFTER = "ROLLOUT_CRASH_AFTER_EVENTS"
 AB_START = ("POST", "/api/admin/ab-testing/start")
 NON_IDEMPOTENT = [AB_START, ("POST", "/api/admin/alerts/emergency")]
 RESUME = ("resume", "--follow", "--auto-approve")
+TOOK_OVER = "took over the stale lock"
+CLEARED = "cleared the claim of"
 WANTS_CAPTURES = r"captures ([\w, ]+) from its answer, which was lost"
 
 
-def recover(operator: Operator, target: Target, rounds: int = 6) -> list[str]:
-    """Resume a crashed rollout to its end the way an operator would; the steps taken."""
+def recover(operator: Operator, target: Target, plan: Path, rounds: int = 6) -> list[str]:
+    """Take a crashed rollout to its end the way an operator would; the steps taken."""
     taken: list[str] = []
-    resume: tuple[str, ...] = RESUME
+    command: tuple[str, ...] = RESUME
     for _ in range(rounds):
-        result = operator(*resume)
-        resume = RESUME
+        result = operator(*command)
+        command = RESUME
         if result.code == 0:
             return taken
-        if result.code == 4 and "STALE" in result.err:
-            unlocked = operator("unlock", lock_id_in(result.err))
-            assert unlocked.code == 0, unlocked.err
-            taken.append("unlock")
+        if result.code == 2 and "no active rollout" in result.err:
+            if operator.rollout_ids() and operator.status()["phase"] == "succeeded":
+                return taken  # killed after the rollout ended and let go of its claim
+            assert not operator.rollout_ids(), result.err
+            taken.append("run")
+            command = ("run", str(plan), "--auto-approve")
         elif result.code == 2 and (wanted := re.search(WANTS_CAPTURES, result.err)):
             values = [f"{name}={target.lookup(name)}" for name in wanted[1].split(", ")]
             taken.append("--capture")
-            resume = (*RESUME, "--assume-applied",
-                      *(arg for value in values for arg in ("--capture", value)))
+            command = (*RESUME, "--assume-applied",
+                       *(arg for value in values for arg in ("--capture", value)))
         elif result.code in (2, 3) and (line := operator.status()["uncertain"]):
             how = "--assume-applied" if target.received(line) else "--resend"
             taken.append(how)
-            resume = (*RESUME, how)
+            command = (*RESUME, how)
         else:
-            raise AssertionError(f"resume exited {result.code}:\n{result.out}\n{result.err}")
+            raise AssertionError(f"{command[0]} exited {result.code}:\n{result.out}\n{result.err}")
     raise AssertionError(f"still not done after {rounds} rounds: {taken}")
+
+
+def left_behind(operator: Operator) -> list[str]:
+    """What a finished rollout should not leave: a lock that is not stale (the next command
+    takes a stale one over), a claim, a temp or staging file."""
+    store = StateStore(operator.state_dir)
+    found = [f"lock {record['id']}" for record in store.held_locks() if not is_stale(record)]
+    found += [f"claim of {meta.id}" for meta in store.find_active()]
+    found += [str(path.relative_to(operator.state_dir))
+              for path in operator.state_dir.rglob(".*") if not path.name.endswith(".guard")]
+    return found
 
 
 def _repeated(changes: Iterable[tuple[str, str, Any]]) -> list[tuple[str, str]]:
@@ -82,68 +109,111 @@ def _repeated(changes: Iterable[tuple[str, str, Any]]) -> list[tuple[str, str]]:
 
 
 class Reference:
-    """An uninterrupted run: its journal, the calls the sandbox got, where it ended."""
+    """An uninterrupted run: its writes, its journal, the calls the sandbox got, the end."""
 
-    def __init__(self, operator: Operator, target: Target):
+    def __init__(self, operator: Operator, target: Target, writes: list[str]):
+        self.writes = writes
         self.events = operator.events()
         self.changes = target.changes()
         self.outcome = target.outcome()
 
+    def claimed(self, n: int) -> bool:
+        """Whether the plan's claim was taken once write ``n`` was done (a start's second
+        write; its first takes the plan's lock)."""
+        return self.writes[:n].count("exclusive-create") >= 2
+
+    def published(self, n: int) -> bool:
+        """Whether the rollout's directory was in place once write ``n`` was done."""
+        return "publish" in self.writes[:n]
+
+    def journaled(self, n: int) -> int:
+        """How many events the rollout's journal holds once write ``n`` was done."""
+        return self.writes[:n].count(killpoints.JOURNAL_APPEND) if self.published(n) else 0
+
     def must_resolve(self, n: int) -> bool:
-        """Whether a crash right after event ``n`` leaves a non-idempotent call uncertain."""
-        event = self.events[n - 1]
-        return event["type"] == "intent" and not event["idempotent"]
+        """Whether a crash right after write ``n`` leaves a non-idempotent call uncertain."""
+        journaled = self.journaled(n)
+        event = self.events[journaled - 1] if journaled else {}
+        return event.get("type") == "intent" and not event["idempotent"]
+
+    def creation_window(self) -> range:
+        """The writes up to the rollout's first stage-started, the first event after created."""
+        first_stage = next(e["seq"] for e in self.events if e["type"] == "stage-started")
+        return range(1, next(n for n in range(1, len(self.writes) + 1)
+                             if self.journaled(n) == first_stage) + 1)
 
 
 @pytest.fixture
 def reference(rollout: Callable[..., CliResult], zygote: Zygote, fast_plan: Path,
               tmp_path: Path, clean_env: None) -> Reference:
     operator = Operator(rollout, tmp_path / "reference", tmp_path)
+    log = tmp_path / "reference-writes.log"
     with serve() as target:
         result = zygote.run(["run", str(fast_plan), "--auto-approve", "--state-dir",
                              str(operator.state_dir)],
-                            {**operator.env(), "BRAIN_API_URL": target.url}, tmp_path)
+                            {**operator.env(), "BRAIN_API_URL": target.url,
+                             killpoints.WRITE_LOG: str(log)}, tmp_path)
         assert result.code == 0, result.out + result.err
-        return Reference(operator, target)
+        return Reference(operator, target, log.read_text().split())
+
+
+def crash(zygote: Zygote, operator: Operator, plan: Path, n: int) -> CliResult:
+    """`rollout run PLAN --auto-approve`, SIGKILLed right after its Nth durable write."""
+    return zygote.run(["run", str(plan), "--auto-approve", "--state-dir",
+                       str(operator.state_dir)], {**operator.env(), **kill_env(n)},
+                      operator.cwd)
 
 
 def test_the_reference_run_is_what_the_crash_sweep_compares_with(reference: Reference):
     assert reference.events[-1]["type"] == "succeeded"
     assert reference.outcome == {"test": "stopped", "percentage": 100, "flags": {}}
-    assert [n for n in range(1, len(reference.events)) if reference.must_resolve(n)] != []
+    assert [n for n in range(1, len(reference.writes)) if reference.must_resolve(n)] != []
     assert _repeated(reference.changes) == []
+    # The sweep reaches every kind of write, and the rollout's creation is several of them.
+    assert set(reference.writes) == set(killpoints.KINDS)
+    assert len(reference.creation_window()) >= 5
+    assert reference.journaled(len(reference.writes)) == len(reference.events)
 
 
-def test_crash_after_every_journal_event_then_resume(
+def test_crash_after_every_state_write_then_recover(
         reference: Reference, rollout: Callable[..., CliResult], zygote: Zygote,
         fast_plan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     problems = []
     resolved = []
-    for n in range(1, len(reference.events)):
+    for n in range(1, len(reference.writes) + 1):
         operator = Operator(rollout, tmp_path / f"crash-{n}", tmp_path)
         with serve() as target:
             monkeypatch.setenv("BRAIN_API_URL", target.url)
-            crashed = zygote.run(["run", str(fast_plan), "--auto-approve", "--state-dir",
-                                  str(operator.state_dir)],
-                                 {**operator.env(), CRASH_AFTER: str(n)}, tmp_path)
+            crashed = crash(zygote, operator, fast_plan, n)
             try:
                 assert crashed.code == -9, f"exit {crashed.code}: {crashed.err}"
-                assert len(operator.events()) == n
-                taken = recover(operator, target)
-                assert taken[0] == "unlock"      # the killed process always held the lock
-                assert operator.events()[-1]["type"] == "succeeded"
+                journaled = reference.journaled(n)
+                assert len(operator.events() if journaled else []) == journaled
+                taken = recover(operator, target, fast_plan)
+                assert ("run" in taken) == (not reference.published(n))
+                # A lock the killed process held was taken over, a claim whose rollout was
+                # never published was cleared, and that is journaled.
+                notes = [e["text"] for e in operator.events() if e["type"] == "note"]
+                said = [kind for note in notes for kind in (TOOK_OVER, CLEARED)
+                        if note.startswith(kind)]
+                cleared = reference.claimed(n) and not reference.published(n)
+                assert len(said) == len(notes), notes
+                assert said in ([[CLEARED]] if cleared else [[], [TOOK_OVER]]), notes
+                assert [e for e in operator.events() if e["type"] != "note"][-1]["type"] == (
+                    "succeeded")
                 assert target.outcome() == reference.outcome
                 assert target.changes() == reference.changes
                 assert _repeated(target.changes()) == []
+                assert left_behind(operator) == []
             except AssertionError as problem:
-                problems.append(f"crash after event {n}: {problem}")
+                problems.append(f"crash after write {n} ({reference.writes[n - 1]}): {problem}")
                 continue
-        if len(taken) > 1:
+        if set(taken) & {"--assume-applied", "--resend"}:
             resolved.append(n)
-    assert problems == []
+    assert problems == [], "\n\n".join(problems)
     # The sweep went through the hard case: every crash between the intent of a
     # non-idempotent call and its sending needed a person, and only those.
-    must = [n for n in range(1, len(reference.events)) if reference.must_resolve(n)]
+    must = [n for n in range(1, len(reference.writes) + 1) if reference.must_resolve(n)]
     assert resolved == must
 
 
@@ -153,13 +223,53 @@ def test_crash_in_a_real_interpreter_before_the_ab_test_starts(
              and e["line"].endswith(AB_START[1]))
 
     crashed = operator.process("run", str(strict_plan), "--auto-approve",
-                               env={CRASH_AFTER: str(n)})
+                               env=killed_after(n))
 
     assert crashed.code == -9
     assert operator.events()[-1]["line"].startswith("POST ")
-    assert recover(operator, target) == ["unlock", "--resend"]
+    assert recover(operator, target, strict_plan) == ["--resend"]
     assert target.changes() == reference.changes
     assert target.outcome() == reference.outcome
+
+
+# What each command may answer after a crash while the rollout was being created: before
+# the rollout's directory is published there is no rollout at all, after it one that runs.
+NOTHING = (2, "no active rollout")
+AFTER_CREATION_CRASH = {
+    ("list",): {False: (0, "no rollouts yet"), True: (0, "running")},
+    ("status",): {False: NOTHING, True: (0, "phase")},
+    ("pause", "--reason", "crash drill"): {False: NOTHING, True: (3, "crash drill")},
+    ("rollback", "--yes"): {False: NOTHING, True: (1, "rolled back")},
+}
+
+
+def test_every_command_handles_a_crash_while_the_rollout_is_created(
+        reference: Reference, rollout: Callable[..., CliResult], zygote: Zygote,
+        fast_plan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    problems = []
+    for n in reference.creation_window():
+        crashed_state = tmp_path / f"created-{n}"
+        with serve() as target:
+            monkeypatch.setenv("BRAIN_API_URL", target.url)
+            assert crash(zygote, Operator(rollout, crashed_state, tmp_path), fast_plan,
+                         n).code == -9
+            published = reference.published(n)
+            for command, answers in AFTER_CREATION_CRASH.items():
+                copy = tmp_path / f"created-{n}-{command[0]}"
+                shutil.copytree(crashed_state, copy)
+                result = Operator(rollout, copy, tmp_path)(*command)
+                code, says = answers[published]
+                if result.code != code or says not in result.out + result.err:
+                    problems.append(f"after write {n} ({reference.writes[n - 1]}), "
+                                    f"`{' '.join(command)}` exited {result.code}: "
+                                    f"{result.out}{result.err}")
+            again = Operator(rollout, crashed_state, tmp_path)("run", str(fast_plan),
+                                                               "--auto-approve")
+            expected = (4, "already has an active rollout") if published else (0, "succeeded")
+            if again.code != expected[0] or expected[1] not in again.out + again.err:
+                problems.append(f"after write {n} ({reference.writes[n - 1]}), `run` exited "
+                                f"{again.code}: {again.out}{again.err}")
+    assert problems == [], "\n\n".join(problems)
 
 
 # --- calls that stall: the request reached the target, its answer never came back ------
@@ -212,7 +322,7 @@ def test_killed_while_a_non_idempotent_call_is_in_flight(
     stall.release()
     assert operator.events()[-1]["type"] == "intent"
 
-    assert recover(operator, target) == ["unlock", "--assume-applied", "--capture"]
+    assert recover(operator, target, strict_plan) == ["--assume-applied", "--capture"]
     assert operator.status()["phase"] == "succeeded"
     assert _repeated(target.changes()) == []
     assert target.outcome() == {"test": "stopped", "percentage": 100, "flags": {}}
@@ -234,7 +344,7 @@ def test_a_timed_out_non_idempotent_call_is_never_sent_again(
     status = operator.status()
     assert status["phase"] == "paused"
     assert status["uncertain"].endswith(AB_START[1])
-    assert recover(operator, target) == ["--assume-applied", "--capture"]
+    assert recover(operator, target, plan) == ["--assume-applied", "--capture"]
     assert _repeated(target.changes()) == []
     assert operator.status()["phase"] == "succeeded"
 
@@ -250,8 +360,6 @@ def test_assume_applied_asks_for_what_the_lost_answer_captured(
         process.kill()
     operator.finish(process)
     stall.release()
-    assert operator("unlock", lock_id_in(operator(*RESUME).err)).code == 0
-
     assert operator(*RESUME).code == 3                       # paused on the uncertain call
     misplaced = operator(*RESUME, "--resend", "--capture", "test_id=x")
     assert misplaced.code == 2

@@ -1,4 +1,5 @@
-"""Looking at rollouts (`list`, `history`) and freeing the lock of a process that died.
+"""Looking at rollouts (`list`, `history`) and the lock of a process that died: taken over
+on this host, released with `unlock` when it was taken on another.
 
 Plans are plans/brain-api-demo.yaml with 0s bakes and no analysis (conftest.derive_plan).
 """
@@ -9,9 +10,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.rollouts.conftest import Operator, Target, unlock_hint
-
-CRASH_AFTER = "ROLLOUT_CRASH_AFTER_EVENTS"
+from tests.rollouts.conftest import Operator, Target, killed_after, unlock_hint
 
 
 def test_list_shows_every_rollout_oldest_first(operator: Operator, target: Target,
@@ -53,23 +52,44 @@ def test_history_lists_every_journal_event(operator: Operator, target: Target,
     assert any("gate" in line and "manual gate" in line for line in lines)
 
 
-def test_a_dead_holders_lock_is_stale_and_unlock_frees_it(operator: Operator, target: Target,
-                                                          fast_plan: Path):
+def test_a_dead_commands_lock_is_taken_over_by_the_next_one(operator: Operator,
+                                                            target: Target, fast_plan: Path):
     # Killed right after its 4th event (the outcome of the deploy stage's first command).
-    killed = operator.process("start", str(fast_plan), env={CRASH_AFTER: "4"})
+    killed = operator.process("start", str(fast_plan), env=killed_after(4))
+    assert killed.code == -9
+    [lock_file] = operator.state_dir.glob("rollouts/*/lock.json")
+    stale = json.loads(lock_file.read_text())
+
+    finished = operator("resume", "--follow", "--auto-approve")
+
+    assert finished.code == 0, finished.out + finished.err
+    assert operator.status()["phase"] == "succeeded"
+    taken = (f"took over the stale lock {stale['id']} of {stale['who']} pid {stale['pid']}"
+             f" (start, created {stale['created']})")
+    assert [e["text"] for e in operator.events() if e["type"] == "note"] == [taken]
+    assert taken in operator("history").out
+
+
+def test_a_lock_from_another_host_waits_for_unlock(operator: Operator, target: Target,
+                                                   fast_plan: Path):
+    killed = operator.process("start", str(fast_plan), env=killed_after(4))
     assert killed.code == -9
     fast_plan.write_text(fast_plan.read_text() + "# edited while the lock was held\n")
+    # The same record, as a command on another machine sharing the state dir leaves it.
+    [lock_file] = operator.state_dir.glob("rollouts/*/lock.json")
+    lock_file.write_text(json.dumps({**json.loads(lock_file.read_text()),
+                                     "who": "ops@bastion-2"}))
 
     refused = operator("advance")                # the lock is what blocks first
     assert refused.code == 4
-    assert "STALE" in refused.err
-    assert re.search(r"pid \d+ no longer runs", refused.err)
+    assert "locked by a command on another host (bastion-2)" in refused.err
+    assert re.search(r"Whether pid \d+ still runs on bastion-2 cannot be seen", refused.err)
     assert "Operation: start" in refused.err
     lock_id = unlock_hint(refused.err)
 
     unlocked = operator("unlock", lock_id)
     assert unlocked.code == 0, unlocked.err
-    assert unlocked.out.startswith(f"released lock {lock_id} (start by ")
+    assert unlocked.out.startswith(f"released lock {lock_id} (start by ops@bastion-2)")
     again = operator("unlock", lock_id)
     assert again.code == 2
     assert f"no lock with id {lock_id!r}" in again.err

@@ -7,6 +7,7 @@ a second instead of minutes.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -23,12 +24,12 @@ from tests.rollouts.conftest import (
     Operator,
     Target,
     derive_plan,
+    killed_after,
     read_until,
     serve,
 )
 
 SHORT_RETRY = "{attempts: 2, backoff: 10ms, max_backoff: 20ms, deadline: 300ms}"
-CRASH_AFTER = "ROLLOUT_CRASH_AFTER_EVENTS"
 
 
 @pytest.fixture
@@ -212,29 +213,30 @@ def test_rollback_when_the_target_went_down_mid_rollout(operator: Operator, dead
 
 
 
-def test_rollback_from_the_plan_when_the_rollouts_process_died(
+def test_rollback_takes_over_the_lock_of_the_rollouts_dead_process(
         operator: Operator, target: Target, fast_plan: Path,
         rollout: Callable[..., CliResult], tmp_path: Path):
-    # The 3 a.m. case with broken state: the process that drove the rollout to 10% was
-    # killed holding the rollout's lock, and nobody is around to unlock it.
+    # The 3 a.m. case: the process that drove the rollout to 10% was killed holding the
+    # rollout's lock, and nobody is around to unlock it.
     probe = Operator(rollout, tmp_path / "probe", tmp_path)
     assert probe("start", str(fast_plan)).code == 3
     at_gate = len(probe.events())                       # its last event: gate-waiting
-    killed = operator.process("start", str(fast_plan), env={CRASH_AFTER: str(at_gate)})
+    killed = operator.process("start", str(fast_plan), env=killed_after(at_gate))
     assert killed.code == -9
     assert operator.events()[-1]["type"] == "gate-waiting"
+    [lock_file] = operator.state_dir.glob("rollouts/*/lock.json")
+    stale = json.loads(lock_file.read_text())
     before = len(target.changes())
 
-    stuck = operator("rollback", "--yes", "--lock-timeout", "0s")
-    assert stuck.code == 4
-    assert "STALE" in stuck.err
-
-    result = operator("rollback", "--plan", str(fast_plan), "--yes", "--lock-timeout", "0s")
+    result = operator("rollback", "--yes", "--lock-timeout", "0s")
 
     assert result.code == 1, result.out + result.err
-    assert "rolling back from the plan" in result.out
     assert target.changes()[before:] == EMERGENCY_SEQUENCE
     assert target.state()["flags"].get(FLAG) is False
+    notes = [e["text"] for e in operator.events() if e["type"] == "note"]
+    assert notes == [f"took over the stale lock {stale['id']} of {stale['who']} pid "
+                     f"{stale['pid']} (start, created {stale['created']})"]
+    assert not lock_file.exists()
 
 
 ALERT = "/api/admin/alerts/emergency"

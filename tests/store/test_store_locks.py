@@ -1,4 +1,4 @@
-"""Locks: exclusive across processes, loud about their holder, never stolen."""
+"""Locks: exclusive across processes, loud about their holder, taken over only from a\nprocess that is gone."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ import sys
 import uuid
 from datetime import datetime, timedelta
 from multiprocessing.context import ForkContext
-from multiprocessing.synchronize import Event
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 
 import pytest
 
 from rollout_cli.errors import EXIT_LOCKED, LockedError, StateError
 from rollout_cli.store import RolloutDir, StateStore
-from rollout_cli.store.identity import who
+from rollout_cli.store.identity import boot_id, process_start, who
 from rollout_cli.store.locks import POLL_INTERVAL
 
 
@@ -98,7 +99,6 @@ def test_a_lock_held_by_another_process_is_refused_with_its_record(
     assert error.exit_code == EXIT_LOCKED
     assert error.record["pid"] == holder.pid
     assert error.record["operation"] == "advance"
-    assert error.record["stale"] is False
     message = str(error)
     assert message.startswith(f"rollout {rollout_dir.id} is locked by another command.")
     for line in ("Lock Info:", f"ID:        {error.record['id']}", "Operation: advance"):
@@ -119,33 +119,120 @@ def test_a_lock_is_not_reentrant_within_one_process(
         store.lock(rollout_dir.id, "status").acquire()
 
 
-def test_a_dead_holder_on_this_host_is_reported_stale_but_not_stolen(
+def test_a_dead_holders_lock_on_this_host_is_taken_over_and_journaled(
     store: StateStore, rollout_dir: RolloutDir
 ) -> None:
     dead = _dead_pid()
     planted = _plant_lock(rollout_dir, pid=dead)
+    before = rollout_dir.journal.last_seq()
 
-    with pytest.raises(LockedError) as caught:
-        store.lock(rollout_dir.id, "advance").acquire()
+    with store.lock(rollout_dir.id, "resume") as lock:
+        held = json.loads((rollout_dir.path / "lock.json").read_text())
+        assert held == lock.record
+        assert (held["pid"], held["operation"]) == (os.getpid(), "resume")
+        assert lock.took_over == planted
 
-    message = str(caught.value)
-    assert "STALE" in message
-    assert f"Pid:       {dead} (STALE: not running on this host)" in message
-    assert f"safe to release it with: rollout unlock {planted['id']}" in message
-    assert caught.value.record["stale"] is True
-    assert json.loads((rollout_dir.path / "lock.json").read_text()) == planted
+    notes = list(rollout_dir.journal.events(after_seq=before))
+    assert [(e["type"], e["text"]) for e in notes] == [(
+        "note",
+        f"took over the stale lock {planted['id']} of {who()} pid {dead}"
+        " (advance, created 2024-05-01T10:00:00Z)",
+    )]
+    assert not (rollout_dir.path / "lock.json").exists()
 
 
-def test_a_holder_on_another_host_is_never_called_stale(
+@pytest.mark.parametrize("holder", [
+    {"pid_start": -1},                  # this pid now names a later process
+    {"boot_id": "an-earlier-boot"},     # the host rebooted since
+])
+def test_a_lock_whose_pid_now_names_another_process_is_taken_over(
+    store: StateStore, rollout_dir: RolloutDir, holder: dict[str, object]
+) -> None:
+    # As a restarted container's pid 1 finds the lock its predecessor, also pid 1, left.
+    planted = _plant_lock(rollout_dir, pid=os.getpid(), **holder)
+
+    with store.lock(rollout_dir.id, "resume") as lock:
+        assert lock.took_over == planted
+
+
+def test_a_lock_record_tells_its_process_from_a_later_one_with_the_same_pid(
     store: StateStore, rollout_dir: RolloutDir
 ) -> None:
-    _plant_lock(rollout_dir, pid=_dead_pid(), who="bob@ci-runner-7")
+    with store.lock(rollout_dir.id, "advance") as lock:
+        assert lock.record is not None
+        assert lock.record["pid_start"] == process_start(os.getpid()) is not None
+        assert lock.record["boot_id"] == boot_id() is not None
+        with pytest.raises(LockedError, match="locked by another command"):
+            store.lock(rollout_dir.id, "resume").acquire()
+
+
+def test_a_stale_plan_lock_is_taken_over(store: StateStore) -> None:
+    with store.lock_plan("brain-api", "start") as first:
+        record = dict(first.record or {}, pid=_dead_pid())
+    lock_file = store.root / "plan-locks" / "brain-api.json"
+    lock_file.write_text(json.dumps(record))
+
+    with store.lock_plan("brain-api", "start") as second:
+        assert second.took_over == record
+        assert json.loads(lock_file.read_text())["id"] == second.id
+
+
+def _contend(root: str, rollout_id: str, start: Barrier, tried: Barrier, results: Queue) -> None:
+    lock = StateStore(Path(root)).lock(rollout_id, "resume")
+    start.wait(timeout=60)
+    try:
+        lock.acquire()
+    except LockedError as refused:
+        tried.wait(timeout=60)
+        results.put(("refused", refused.record["id"]))
+        return
+    tried.wait(timeout=60)  # every contender has tried while we hold it
+    ours, on_disk = lock.id, json.loads(lock.path.read_text())["id"]
+    lock.release()
+    results.put(("held", ours if on_disk == ours else f"lost to {on_disk}"))
+
+
+def test_processes_that_see_the_same_stale_lock_take_it_over_once(
+    store: StateStore, rollout_dir: RolloutDir, processes: ForkContext
+) -> None:
+    contenders = 4
+    for _ in range(8):
+        _plant_lock(rollout_dir, pid=_dead_pid())
+        start, tried = processes.Barrier(contenders), processes.Barrier(contenders)
+        results = processes.Queue()
+        racers = [
+            processes.Process(
+                target=_contend, args=(str(store.root), rollout_dir.id, start, tried, results)
+            )
+            for _ in range(contenders)
+        ]
+        for racer in racers:
+            racer.start()
+        outcomes = [results.get(timeout=60) for _ in racers]
+        for racer in racers:
+            racer.join()
+
+        held = [lock_id for outcome, lock_id in outcomes if outcome == "held"]
+        assert len(held) == 1, outcomes
+        assert sorted(outcomes) == sorted([("held", held[0])] + [("refused", held[0])] * 3)
+    notes = [e for e in rollout_dir.journal.events() if e["type"] == "note"]
+    assert len(notes) == 8
+
+
+def test_a_holder_on_another_host_is_never_taken_over(
+    store: StateStore, rollout_dir: RolloutDir
+) -> None:
+    planted = _plant_lock(rollout_dir, pid=_dead_pid(), who="bob@ci-runner-7")
 
     with pytest.raises(LockedError) as caught:
         store.lock(rollout_dir.id, "advance").acquire()
-    assert "STALE" not in str(caught.value)
-    assert "Who:       bob@ci-runner-7" in str(caught.value)
-    assert "if it is gone, release the lock with: rollout unlock" in str(caught.value)
+    message = str(caught.value)
+    assert message.startswith(
+        f"rollout {rollout_dir.id} is locked by a command on another host (ci-runner-7)."
+    )
+    assert "Who:       bob@ci-runner-7" in message
+    assert f"If it no longer runs, release it with: rollout unlock {planted['id']}" in message
+    assert json.loads((rollout_dir.path / "lock.json").read_text()) == planted
 
 
 def test_unlock_by_id_releases_the_lock(store: StateStore, rollout_dir: RolloutDir) -> None:

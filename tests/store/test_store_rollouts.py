@@ -189,17 +189,78 @@ def test_a_losing_start_leaves_nothing_behind(store: StateStore, make_meta: Make
     assert [meta.id for meta in store.list()] == [winner.id]
 
 
-def test_an_active_claim_on_a_vanished_rollout_is_explained(
+def test_a_rollout_is_created_with_its_created_event(
+    store: StateStore, make_meta: MakeMeta
+) -> None:
+    meta = make_meta()
+
+    rollout = store.create(meta, time=1234.5, details={"plan_file": "plans/x.yaml"})
+
+    assert rollout.journal.read_all() == [{
+        "seq": 1, "time": 1234.5, "type": "created", "plan": "brain-api",
+        "plan_file": "plans/x.yaml", "plan_digest": meta.plan_digest, "who": meta.created_by,
+    }]
+    assert store.create(make_meta("other")).journal.read_all()[0]["time"] == NOW.timestamp()
+
+
+def test_a_claim_whose_rollout_never_came_to_be_is_skipped_then_cleared(
+    store: StateStore, make_meta: MakeMeta
+) -> None:
+    # What a start killed between its claim and publishing its rollout leaves.
+    dead = "brain-api-20240101-000000-dead"
+    (store.root / "active").mkdir(parents=True)
+    (store.root / "active" / "brain-api").write_text(f"{dead}\n")
+    (store.root / "rollouts" / f".creating-{dead}-0123abcd").mkdir(parents=True)
+
+    assert store.find_active() == []
+    rollout = store.start(make_meta())
+
+    assert [meta.id for meta in store.find_active()] == [rollout.id]
+    assert [e["text"] for e in rollout.journal.read_all()[1:]] == [
+        f"cleared the claim of rollout {dead}, whose start was killed before it was created"]
+    assert [p.name for p in (store.root / "rollouts").iterdir()] == [rollout.id]
+
+
+def test_a_claim_on_a_vanished_rollout_is_explained(
     store: StateStore, make_meta: MakeMeta
 ) -> None:
     (store.root / "active").mkdir(parents=True)
     (store.root / "active" / "brain-api").write_text("brain-api-20240101-000000-dead\n")
     meta = store.create(make_meta())
 
-    with pytest.raises(StateError, match="which does not exist"):
-        store.find_active()
     with pytest.raises(StateError, match="which no longer exists"):
         store.claim_active("brain-api", meta.id)
+
+
+def test_the_claim_of_a_rollout_that_ended_is_released_by_the_next_start(
+    store: StateStore, make_meta: MakeMeta
+) -> None:
+    first = store.start(make_meta())
+    ended = {first.id}
+
+    second = store.start(make_meta(now=NOW + timedelta(hours=1)),
+                         finished=lambda rollout: rollout.id in ended)
+
+    assert [meta.id for meta in store.find_active()] == [second.id]
+    assert second.journal.read_all()[-1]["text"] == (
+        f"released the claim of rollout {first.id}, which had ended without releasing it")
+    with pytest.raises(StateError, match=f"already has an active rollout, {second.id}; "
+                                         f"finish it \\(`rollout resume {second.id}`\\)"):
+        store.start(make_meta(now=NOW + timedelta(hours=2)))
+
+
+def test_a_rollout_published_without_events_is_set_aside_by_the_next_start(
+    store: StateStore, make_meta: MakeMeta
+) -> None:
+    # What an older version left when it was killed right after creating a rollout.
+    old = store.start(make_meta())
+    old.journal.path.unlink()
+
+    new = store.start(make_meta(now=NOW + timedelta(hours=1)))
+
+    assert [meta.id for meta in store.list()] == [new.id]
+    assert (store.root / "rollouts" / f".abandoned-{old.id}" / "rollout.json").exists()
+    assert "whose start was killed before its first event" in new.journal.read_all()[-1]["text"]
 
 
 def test_concurrent_claims_have_exactly_one_winner(

@@ -96,7 +96,7 @@ def test_snapshot_plus_tail_equals_replaying_the_whole_journal(rollout_dir: Roll
     assert saved.snapshot is not None and saved.snapshot.seq == 3
     assert saved.warnings == []
     tail = list(saved.tail_events)
-    assert [event["seq"] for event in tail] == [4, 5, 6]
+    assert [event["seq"] for event in tail] == [4, 5, 6, 7]  # seq 1 is the created event
     assert fold(saved.snapshot.state, tail) == fold({}, rollout_dir.journal.events())
     assert fold(saved.snapshot.state, tail) == {"stage": "canary-50", "measured": [0, 1, 2]}
 
@@ -108,7 +108,7 @@ def test_without_a_snapshot_the_whole_journal_is_replayed(rollout_dir: RolloutDi
 
     assert saved.snapshot is None
     assert saved.warnings == []
-    assert [event["seq"] for event in saved.tail_events] == [1, 2, 3, 4, 5, 6]
+    assert [event["seq"] for event in saved.tail_events] == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_an_unreadable_snapshot_is_a_warning_and_a_full_replay(rollout_dir: RolloutDir) -> None:
@@ -128,7 +128,7 @@ def test_a_snapshot_ahead_of_its_journal_is_an_error(rollout_dir: RolloutDir) ->
     journal_stages(rollout_dir)
     rollout_dir.save_snapshot({"stage": "full"}, seq=40)
 
-    with pytest.raises(StateError, match="ends at seq 6 but the snapshot covers seq 40"):
+    with pytest.raises(StateError, match="ends at seq 7 but the snapshot covers seq 40"):
         list(rollout_dir.load().tail_events)
 
 
