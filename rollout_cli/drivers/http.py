@@ -55,12 +55,7 @@ from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 import httpx
 
 from rollout_cli import __version__
-from rollout_cli.drivers.request import (  # noqa: F401  (re-exported: the driver's vocabulary)
-    IDEMPOTENT_METHODS,
-    NO_RETRY,
-    HttpRequest,
-    RetryPolicy,
-)
+from rollout_cli.drivers.request import NO_RETRY, HttpRequest, RetryPolicy
 from rollout_cli.redact import MASK, Redactor, is_secret_name
 
 if TYPE_CHECKING:  # both are imported where first needed: most runs never retry or fan out

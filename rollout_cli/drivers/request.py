@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-from rollout_cli.plan.calls import join_url
+from rollout_cli.plan.calls import ResolvedRequest, join_url
+from rollout_cli.plan.models import IDEMPOTENT_METHODS
 from rollout_cli.plan.templates import render, render_text
 
 if TYPE_CHECKING:
     from rollout_cli.plan.models import Metric, Plan, RetrySpec
-
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,14 @@ NO_RETRY = RetryPolicy()
 
 
 def policy_of(retry: RetrySpec) -> RetryPolicy:
+    """The plan's ``retry:`` as the driver takes it."""
     return RetryPolicy(retry.attempts, retry.backoff, retry.max_backoff, retry.deadline)
+
+
+def request_of(resolved: ResolvedRequest) -> HttpRequest:
+    """A plan step's request, its templates filled, as the driver sends it."""
+    return HttpRequest(resolved.method, resolved.url, resolved.headers, resolved.json,
+                       resolved.body, resolved.timeout, resolved.idempotent)
 
 
 def http_metric_request(plan: Plan, metric: Metric, variables: Mapping[str, Any],
