@@ -56,7 +56,7 @@ import httpx
 
 from rollout_cli import __version__
 from rollout_cli.drivers.request import NO_RETRY, HttpRequest, RetryPolicy
-from rollout_cli.redact import MASK, Redactor, is_secret_name
+from rollout_cli.redact import MASK, Redactor, is_secret_name, is_secret_query_name, may_name_secret
 
 if TYPE_CHECKING:  # both are imported where first needed: most runs never retry or fan out
     from concurrent.futures import ThreadPoolExecutor
@@ -76,17 +76,7 @@ DECLINED_STATUSES = frozenset({429, 503})
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 AMBIGUOUS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
-_SECRET_WORDS = ("authorization", "token", "key", "secret", "password", "passwd", "cookie",
-                 "webhook", "credential")
-# A JSON key that may name a secret; only bodies that have one are redacted key by key.
-_SECRET_KEY = re.compile(
-    r'"[^"]*(?:authorization|token|key|secret|password|passwd|cookie|webhook|credential)'
-    r'[^"]*"\s*:', re.IGNORECASE)
-
 _CHARSET = re.compile(r';\s*charset\s*=\s*"?([\w.:-]+)"?', re.IGNORECASE)
-
-# Query parameters that carry credentials but escape redact.is_secret_name (signed URLs).
-_SECRET_QUERY_NAME = re.compile(r"sig(nature)?$|auth|session", re.IGNORECASE)
 
 _ERROR_LABELS: tuple[tuple[type[Exception], str], ...] = (
     (httpx.ConnectTimeout, "connect timeout"),
@@ -526,9 +516,7 @@ def _redacted_json(content: bytes, content_type: str, text: str,
     body = _json_body(content, content_type)
     if body is None:
         return None
-    lowered = text.lower()
-    # Substring tests first: they are C-fast, the regex is not on long bodies.
-    if any(word in lowered for word in _SECRET_WORDS) and _SECRET_KEY.search(text):
+    if may_name_secret(text):
         return redact.data(body)
     if (redact.text(text) if redacted_text is None else redacted_text) != text:
         return redact.data(body)
@@ -616,10 +604,6 @@ def _request_secrets(request: HttpRequest) -> list[str]:
     return secrets
 
 
-def _is_secret_query(name: str) -> bool:
-    return is_secret_name(name) or bool(_SECRET_QUERY_NAME.search(name))
-
-
 def _url_secrets(url: str) -> list[str]:
     parts = urlsplit(url)
     secrets = [value for value in (parts.username, parts.password) if value]
@@ -629,7 +613,7 @@ def _url_secrets(url: str) -> list[str]:
         secrets.append(base64.b64encode(pair.encode()).decode())
     for pair in parts.query.split("&"):
         name, _, value = pair.partition("=")
-        if value and _is_secret_query(unquote_plus(name)):
+        if value and is_secret_query_name(unquote_plus(name)):
             secrets.extend({value, unquote_plus(value)})
     return secrets
 
@@ -651,7 +635,7 @@ def redact_url(url: str, redactor: Redactor) -> str:
 
 def _redact_query_pair(pair: str) -> str:
     name, has_value, value = pair.partition("=")
-    if has_value and value and _is_secret_query(unquote_plus(name)):
+    if has_value and value and is_secret_query_name(unquote_plus(name)):
         return f"{name}={MASK}"
     return pair
 
