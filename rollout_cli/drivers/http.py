@@ -29,8 +29,9 @@ change, so a non-idempotent request stops there and the outcome says so.
 uses it to decide whether an unfinished non-idempotent step may be replayed.
 
 Waits use exponential backoff with full jitter (``random() * min(max_backoff, backoff *
-2**n)``). A ``Retry-After`` on 429/503 replaces the backoff, capped at ``max_backoff``; when
-the server asks for more time than the policy's deadline has left, we stop instead.
+2**n)``), or without it for a policy that says so (notifications wait 0.5 s, then 1 s). A
+``Retry-After`` on 429/503 replaces the backoff, capped at ``max_backoff``; when the server
+asks for more time than the policy's deadline has left, we stop instead.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ _ERROR_LABELS: tuple[tuple[type[Exception], str], ...] = (
 @dataclass(frozen=True)
 class HttpOutcome:
     """What happened, redacted. ``status`` is None when no response arrived; ``error`` is
-    set only for transport failures (a 500 is a status for ``expect`` to judge)."""
+    set only for transport failures (a 500 is a status for ``expect`` to judge), and
+    ``error_kind`` then names its kind alone, e.g. ``read timeout``."""
 
     status: int | None
     headers: dict[str, str]
@@ -103,6 +105,7 @@ class HttpOutcome:
     attempts: int
     error: str | None
     may_have_reached_server: bool
+    error_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,11 +155,10 @@ class _Schedule:
         return self.wait(state) >= remaining
 
     def _delay(self, attempt: _Attempt, number: int) -> float:
-        cap = self._policy.max_backoff
         if attempt.retry_after is not None:
-            return min(attempt.retry_after, cap)
-        exponential = self._policy.backoff * 2 ** min(number - 1, 62)
-        return self._random() * min(cap, exponential)
+            return min(attempt.retry_after, self._policy.max_backoff)
+        wait = self._policy.wait_after(number)
+        return self._random() * wait if self._policy.jitter else wait
 
 
 def _last(state: RetryCallState) -> _Attempt:
@@ -375,6 +377,7 @@ def _outcome(
             attempts=len(attempts),
             error=redact.text(f"{kind}: {detail}" if detail else kind),
             may_have_reached_server=reached,
+            error_kind=kind,
         )
     response = last.response
     text = response.text

@@ -53,12 +53,17 @@ class HttpRequest:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try: ``attempts`` counts every try, the first one included."""
+    """How hard to try: ``attempts`` counts every try, the first one included.
+
+    The wait after try n is ``backoff * 2**(n-1)``, capped at ``max_backoff``; with
+    ``jitter`` (full jitter) a random part of it, so that clients retrying together spread out.
+    """
 
     attempts: int = 1
     backoff: float = 1.0
     max_backoff: float = 30.0
     deadline: float | None = None
+    jitter: bool = True
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -67,6 +72,14 @@ class RetryPolicy:
             raise ValueError("backoff and max_backoff must be >= 0")
         if self.deadline is not None and self.deadline <= 0:
             raise ValueError(f"deadline must be positive, got {self.deadline}")
+
+    def wait_after(self, attempt: int) -> float:
+        """The wait after try number ``attempt`` (from 1), before any jitter."""
+        return min(self.max_backoff, self.backoff * 2 ** min(attempt - 1, 62))
+
+    def longest(self, timeout: float) -> float:
+        """At most how long a send takes whose tries each time out after ``timeout``."""
+        return self.attempts * timeout + sum(map(self.wait_after, range(1, self.attempts)))
 
 
 NO_RETRY = RetryPolicy()
