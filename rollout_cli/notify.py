@@ -90,10 +90,6 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._entries)
-
     def __call__(self, event: dict[str, Any], state: Any) -> list[dict[str, Any]]:
         """Queue ``event``'s notifications; returns their bodies. Never raises."""
         try:

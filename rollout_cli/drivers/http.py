@@ -232,13 +232,13 @@ class HttpDriver:
             # Only now is tenacity needed; its first attempt is the one already made.
             from tenacity import Retrying
 
-            made = iter(attempts[:1])
+            made = [attempts[0]]
 
             def attempt() -> _Attempt:
-                first = next(made, None)
-                if first is None:
-                    attempts.append(self._attempt(request, schedule.remaining()))
-                return first or attempts[-1]
+                if made:
+                    return made.pop()
+                attempts.append(self._attempt(request, schedule.remaining()))
+                return attempts[-1]
 
             Retrying(
                 retry=_retry_wanted,
@@ -307,7 +307,7 @@ class HttpDriver:
                     limits=POOL_LIMITS,
                     headers={"User-Agent": f"rollout/{__version__}"},
                     cookies=_NO_COOKIES,
-                    trust_env=False,   # proxies and CA bundles come from the plan, not the shell
+                    trust_env=False,   # straight to the plan's URLs, whatever HTTP_PROXY says
                 )
             return self._clients[secure]
 
