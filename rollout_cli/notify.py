@@ -1,8 +1,9 @@
 """Plan notifications: journaled events, posted to the plan's `notify:` webhooks.
 
 A notification is a courtesy, never part of the rollout: posts go out from one daemon
-thread, every error is caught, and a failed delivery becomes a message (webhook URL
-masked: it is a secret) that the caller collects with ``drain_failures()`` and journals.
+thread through the HTTP driver with a policy of their own, every error is caught, and a
+failed delivery becomes a message (webhook URL masked: it is a secret) that the caller
+collects with ``drain_failures()`` and journals.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from typing import Any
 
 import httpx
 
+from rollout_cli.drivers.http import HttpDriver, HttpOutcome, HttpRequest, RetryPolicy
 from rollout_cli.redact import MASK, Redactor
 
-ATTEMPTS = 3
-BACKOFF = (0.5, 1.0)  # seconds before the 2nd and 3rd attempts
+# 0.5 s then 1 s between the 3 tries. A post is idempotent here: a message shown twice is
+# better than one lost, so timeouts and 500s are retried too.
+POLICY = RetryPolicy(attempts=3, backoff=0.5, max_backoff=1.0, jitter=False)
+# The driver's names for transport failures, as notes say them.
+_FAILURES = {"connect error": "connection refused or unreachable",
+             "connect timeout": "timed out", "read timeout": "timed out",
+             "write timeout": "timed out", "connection pool timeout": "timed out",
+             "read error": "connection dropped", "write error": "connection dropped"}
 # Journal event type -> notification name; event types not listed are not notified.
 NOTIFIED = {
     "created": "started",
@@ -46,14 +54,6 @@ EMOJI = {
     "succeeded": ":tada:",
     "failed": ":x:",
 }
-
-
-class _Retry(Exception):
-    """A delivery attempt worth repeating: the receiver was unreachable or busy."""
-
-
-class _Refused(Exception):
-    """The receiver answered, and not with success: trying again will not help."""
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,6 @@ class Notifier:
         self._pending = 0
         self._thread: threading.Thread | None = None
         self._closed = False
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._entries)
 
     def __call__(self, event: dict[str, Any], state: Any) -> list[dict[str, Any]]:
         """Queue ``event``'s notifications; returns their bodies. Never raises."""
@@ -141,12 +137,11 @@ class Notifier:
         self._queue.put(delivery)
 
     def _work(self) -> None:
-        with httpx.Client(transport=self._transport, follow_redirects=False) as client:
+        with HttpDriver(redactor=self._redactor, transport=self._transport,
+                        sleep=self._sleep) as http:
             while (delivery := self._queue.get()) is not None:
                 try:
-                    self._deliver(client, delivery)
-                except _Refused as problem:
-                    self._fail(self._message(delivery, str(problem)))
+                    self._deliver(http, delivery)
                 except Exception as problem:
                     # Only the kind: an exception's text may quote the URL in any spelling.
                     self._fail(self._message(delivery, type(problem).__name__))
@@ -154,16 +149,12 @@ class Notifier:
                     with self._lock:
                         self._pending -= 1
 
-    def _deliver(self, client: httpx.Client, delivery: _Delivery) -> None:
-        last = ""
-        for attempt in range(ATTEMPTS):
-            if attempt:
-                self._sleep(BACKOFF[min(attempt - 1, len(BACKOFF) - 1)])
-            try:
-                return _post(client, delivery)
-            except _Retry as problem:
-                last = str(problem)
-        self._fail(self._message(delivery, f"{last} (after {ATTEMPTS} attempts)"))
+    def _deliver(self, http: HttpDriver, delivery: _Delivery) -> None:
+        request = HttpRequest("POST", delivery.webhook, json=delivery.body,
+                              timeout=delivery.timeout, idempotent=True)
+        problem = _problem(http.send(request, POLICY))
+        if problem is not None:
+            self._fail(self._message(delivery, problem))
 
     def _message(self, delivery: _Delivery, reason: str) -> str:
         text = f"{delivery.name} to notify[{delivery.index}] webhook: {reason}"
@@ -197,29 +188,21 @@ class Notifier:
 
     def budget(self) -> float:
         """The longest one delivery can take: every attempt timing out, plus the backoffs."""
-        longest = max((float(entry.timeout) for _, entry in self._entries), default=0.0)
-        return longest * ATTEMPTS + sum(BACKOFF[:ATTEMPTS - 1])
+        timeout = max((float(entry.timeout) for _, entry in self._entries), default=0.0)
+        return POLICY.longest(timeout)
 
 
-def _post(client: httpx.Client, delivery: _Delivery) -> None:
-    """One attempt; raises _Retry for what may pass, _Refused for what will not."""
-    try:
-        response = client.post(delivery.webhook, json=delivery.body, timeout=delivery.timeout)
-    except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as problem:
-        # Exception texts may quote the URL: name the kind of failure only.
-        raise _Retry(_describe(problem)) from None
-    if response.status_code == 429 or response.status_code >= 500:
-        raise _Retry(f"HTTP {response.status_code}")
-    if response.status_code >= 300:
-        raise _Refused(f"HTTP {response.status_code}")
-
-
-def _describe(problem: Exception) -> str:
-    if isinstance(problem, httpx.TimeoutException):
-        return "timed out"
-    if isinstance(problem, httpx.ConnectError):
-        return "connection refused or unreachable"
-    return "connection dropped"
+def _problem(outcome: HttpOutcome) -> str | None:
+    """None for a delivered post; else what went wrong, naming only the kind of a transport
+    failure (its text may quote the URL)."""
+    if outcome.status is None:
+        assert outcome.error_kind is not None   # set whenever no answer came
+        what = _FAILURES.get(outcome.error_kind, outcome.error_kind)
+    elif outcome.status < 300:
+        return None
+    else:
+        what = f"HTTP {outcome.status}"
+    return what if outcome.attempts == 1 else f"{what} (after {outcome.attempts} attempts)"
 
 
 def slack_body(fields: dict[str, Any]) -> dict[str, str]:

@@ -11,16 +11,32 @@ MASK = "***"
 # Shorter values would mask innocent text ("1", "a"), so the redactor skips them; the plan
 # loader refuses a secret this short rather than let it be printed.
 MIN_SECRET_LENGTH = 4
-SECRET_NAME = re.compile(
-    r"authorization|token|api[-_]?key|(^|[-_])key$|secret|password|passwd|cookie|webhook|credential",
-    re.IGNORECASE,
-)
+# The names of secrets: headers, variables, JSON keys, query parameters. "key" alone only as
+# a whole word (x-api-key, key), not inside another ("monkey", "keyboard").
+_SECRET_WORDS = ("authorization", "token", "secret", "password", "passwd", "cookie",
+                 "webhook", "credential")
+SECRET_NAME = re.compile("|".join((*_SECRET_WORDS, r"api[-_]?key", r"(^|[-_])key$")),
+                         re.IGNORECASE)
+# Query parameters that carry credentials under other names (signed URLs, sessions).
+_SECRET_QUERY_NAME = re.compile(r"sig(nature)?$|auth|session", re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=1024)  # every answer's headers and keys ask again
 def is_secret_name(name: str) -> bool:
-    """True for a header or variable name that conventionally holds a secret."""
+    """True for a header, variable or JSON key name that conventionally holds a secret."""
     return bool(SECRET_NAME.search(name))
+
+
+def is_secret_query_name(name: str) -> bool:
+    """True for a URL query parameter that may carry a credential."""
+    return is_secret_name(name) or bool(_SECRET_QUERY_NAME.search(name))
+
+
+def may_name_secret(text: str) -> bool:
+    """False when no part of ``text`` can be a secret's name: a test of substrings, much
+    cheaper than walking a parsed JSON document key by key."""
+    lowered = text.lower()
+    return "key" in lowered or any(word in lowered for word in _SECRET_WORDS)
 
 
 class Redactor:

@@ -1,4 +1,4 @@
-"""HTTP actions: one shared connection pool, policy-driven retries, outcomes instead of exceptions.
+"""HTTP actions: one httpx.Client, policy-driven retries, outcomes instead of exceptions.
 
 ``HttpDriver.send`` turns every HTTP status and every transport failure into an
 ``HttpOutcome``; deciding whether a status is acceptable is the caller's job (see
@@ -29,8 +29,9 @@ change, so a non-idempotent request stops there and the outcome says so.
 uses it to decide whether an unfinished non-idempotent step may be replayed.
 
 Waits use exponential backoff with full jitter (``random() * min(max_backoff, backoff *
-2**n)``). A ``Retry-After`` on 429/503 replaces the backoff, capped at ``max_backoff``; when
-the server asks for more time than the policy's deadline has left, we stop instead.
+2**n)``), or without it for a policy that says so (notifications wait 0.5 s, then 1 s). A
+``Retry-After`` on 429/503 replaces the backoff, capped at ``max_backoff``; when the server
+asks for more time than the policy's deadline has left, we stop instead.
 """
 
 from __future__ import annotations
@@ -39,15 +40,15 @@ import base64
 import json as jsonlib
 import math
 import random as random_module
-import re
 import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
@@ -55,13 +56,8 @@ from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 import httpx
 
 from rollout_cli import __version__
-from rollout_cli.drivers.request import (  # noqa: F401  (re-exported: the driver's vocabulary)
-    IDEMPOTENT_METHODS,
-    NO_RETRY,
-    HttpRequest,
-    RetryPolicy,
-)
-from rollout_cli.redact import MASK, Redactor, is_secret_name
+from rollout_cli.drivers.request import NO_RETRY, HttpRequest, RetryPolicy
+from rollout_cli.redact import MASK, Redactor, is_secret_name, is_secret_query_name, may_name_secret
 
 if TYPE_CHECKING:  # both are imported where first needed: most runs never retry or fan out
     from concurrent.futures import ThreadPoolExecutor
@@ -69,9 +65,8 @@ if TYPE_CHECKING:  # both are imported where first needed: most runs never retry
     from tenacity import RetryCallState
 
 TEXT_LIMIT = 64 * 1024
-DESCRIBE_BODY_LIMIT = 200
 
-# Per thread (see HttpDriver): far more than one thread ever keeps open to one target.
+# A tick's fan-out sends at most this many requests at once.
 POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
 
 # 500 too, for idempotent requests only: asking again changes nothing, and an admin API
@@ -80,18 +75,6 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 DECLINED_STATUSES = frozenset({429, 503})
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 AMBIGUOUS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-
-_SECRET_WORDS = ("authorization", "token", "key", "secret", "password", "passwd", "cookie",
-                 "webhook", "credential")
-# A JSON key that may name a secret; only bodies that have one are redacted key by key.
-_SECRET_KEY = re.compile(
-    r'"[^"]*(?:authorization|token|key|secret|password|passwd|cookie|webhook|credential)'
-    r'[^"]*"\s*:', re.IGNORECASE)
-
-_CHARSET = re.compile(r';\s*charset\s*=\s*"?([\w.:-]+)"?', re.IGNORECASE)
-
-# Query parameters that carry credentials but escape redact.is_secret_name (signed URLs).
-_SECRET_QUERY_NAME = re.compile(r"sig(nature)?$|auth|session", re.IGNORECASE)
 
 _ERROR_LABELS: tuple[tuple[type[Exception], str], ...] = (
     (httpx.ConnectTimeout, "connect timeout"),
@@ -108,10 +91,11 @@ _ERROR_LABELS: tuple[tuple[type[Exception], str], ...] = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class HttpOutcome:
     """What happened, redacted. ``status`` is None when no response arrived; ``error`` is
-    set only for transport failures (a 500 is a status for ``expect`` to judge)."""
+    set only for transport failures (a 500 is a status for ``expect`` to judge), and
+    ``error_kind`` then names its kind alone, e.g. ``read timeout``."""
 
     status: int | None
     headers: dict[str, str]
@@ -121,10 +105,7 @@ class HttpOutcome:
     attempts: int
     error: str | None
     may_have_reached_server: bool
-
-    @property
-    def responded(self) -> bool:
-        return self.status is not None
+    error_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +117,6 @@ class _Attempt:
     retryable: bool
     may_have_applied: bool
     retry_after: float | None = None
-    content: bytes = b""  # the response's body, read
 
 
 class _Schedule:
@@ -175,11 +155,10 @@ class _Schedule:
         return self.wait(state) >= remaining
 
     def _delay(self, attempt: _Attempt, number: int) -> float:
-        cap = self._policy.max_backoff
         if attempt.retry_after is not None:
-            return min(attempt.retry_after, cap)
-        exponential = self._policy.backoff * 2 ** min(number - 1, 62)
-        return self._random() * min(cap, exponential)
+            return min(attempt.retry_after, self._policy.max_backoff)
+        wait = self._policy.wait_after(number)
+        return self._random() * wait if self._policy.jitter else wait
 
 
 def _last(state: RetryCallState) -> _Attempt:
@@ -198,7 +177,7 @@ def _final_attempt(state: RetryCallState) -> _Attempt:
 
 
 class HttpDriver:
-    """Sends ``HttpRequest``s over one shared httpx transport (one connection pool).
+    """Sends ``HttpRequest``s through an ``httpx.Client`` (one connection pool).
 
     ``transport`` is the test seam (``httpx.MockTransport``, the sandbox's in-process
     ``SandboxTransport``); ``sleep``, ``random`` and ``clock`` drive backoff so tests never wait.
@@ -215,22 +194,14 @@ class HttpDriver:
         clock: Callable[[], float] = time.monotonic,
     ):
         self._redactor = redactor or Redactor()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_size = 0
-        self._prepared: dict[tuple[Any, ...], _Prepared] = {}
+        self._transport = transport
+        self._verify = verify
         self._sleep = sleep
         self._random = random
         self._clock = clock
-        # Transports (connection pools) without httpx.Client around them: a client adds
-        # cookie jars, redirect and auth flows the driver never uses, and costs more than
-        # an in-process sandbox answer (a simulation sends thousands of requests). One pool
-        # per thread: a tick's fan-out of 50 requests through one pool spends ~30% of a
-        # request's time in its bookkeeping under one lock. Plain http never needs a TLS
-        # context (its CA bundle takes ~0.1 s to load); https pools come on first use.
-        self._given = transport
-        self._verify = verify
-        self._local = threading.local()
-        self._made: list[httpx.BaseTransport] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
+        self._clients: dict[bool, httpx.Client] = {}   # by "is https"
         self._lock = threading.Lock()
 
     def __enter__(self) -> HttpDriver:
@@ -248,12 +219,10 @@ class HttpDriver:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        if self._given is not None:
-            self._given.close()
         with self._lock:
-            made, self._made = self._made, []
-        for transport in made:
-            transport.close()
+            clients, self._clients = self._clients, {}
+        for client in clients.values():
+            client.close()
 
     def send(self, request: HttpRequest, policy: RetryPolicy = NO_RETRY) -> HttpOutcome:
         """Send with retries; never raises for HTTP or transport failures."""
@@ -263,13 +232,13 @@ class HttpDriver:
             # Only now is tenacity needed; its first attempt is the one already made.
             from tenacity import Retrying
 
-            made = iter(attempts[:1])
+            made = [attempts[0]]
 
             def attempt() -> _Attempt:
-                first = next(made, None)
-                if first is None:
-                    attempts.append(self._attempt(request, schedule.remaining()))
-                return first or attempts[-1]
+                if made:
+                    return made.pop()
+                attempts.append(self._attempt(request, schedule.remaining()))
+                return attempts[-1]
 
             Retrying(
                 retry=_retry_wanted,
@@ -279,7 +248,8 @@ class HttpDriver:
                 retry_error_callback=_final_attempt,
             )(attempt)
         elapsed = self._clock() - schedule.started
-        return _outcome(attempts[-1], attempts, elapsed, self._prepare(request).redactor)
+        redact = _RequestRedactor(request, self._redactor)
+        return _outcome(attempts[-1], attempts, elapsed, redact)
 
     def send_many(
         self, requests: list[tuple[HttpRequest, RetryPolicy]], max_workers: int = 16
@@ -287,29 +257,19 @@ class HttpDriver:
         """Send concurrently, in input order; identical requests go out once.
 
         Identity is method, URL, headers and body; the first occurrence's policy is used
-        and every duplicate gets its own (shallow) copy of the shared outcome.
+        and every duplicate gets the same (immutable) outcome.
         """
         keys = [_identity(request) for request, _ in requests]
         unique: dict[tuple[Any, ...], tuple[HttpRequest, RetryPolicy]] = {}
         for key, pair in zip(keys, requests, strict=True):
             unique.setdefault(key, pair)
-        if not unique:
-            return []
-        if len(unique) == 1 or max_workers <= 1:
+        if len(unique) <= 1 or max_workers <= 1:
             outcomes = {key: self.send(*pair) for key, pair in unique.items()}
         else:
             pool = self._pool_of(max_workers)
             futures = {key: pool.submit(self.send, *pair) for key, pair in unique.items()}
             outcomes = {key: future.result() for key, future in futures.items()}
-        given: set[tuple[Any, ...]] = set()
-        answers = []
-        for key in keys:
-            outcome = outcomes[key]
-            if key in given:
-                outcome = _copy(outcome)
-            given.add(key)
-            answers.append(outcome)
-        return answers
+        return [outcomes[key] for key in keys]
 
     def _pool_of(self, max_workers: int) -> ThreadPoolExecutor:
         # One pool for the driver's life: starting threads every tick costs more than
@@ -328,112 +288,35 @@ class HttpDriver:
         if remaining is not None:  # an attempt must not outlive the policy's deadline
             timeout = max(min(timeout, remaining), 0.001)
         try:
-            prepared = self._prepare(request)
-            if prepared.url is None:
-                raise httpx.InvalidURL(prepared.invalid)
-            # What httpx.Timeout(timeout).as_dict() gives, without building a Timeout.
-            extensions = {"timeout": {"connect": timeout, "read": timeout, "write": timeout,
-                                      "pool": timeout}}
-            if request.json is None and request.body is None:
-                outgoing = prepared.bodiless(request.method, extensions)
-            else:
-                outgoing = httpx.Request(request.method, prepared.url, headers=prepared.headers,
-                                         json=request.json, content=request.body,
-                                         extensions=extensions)
-            response = self._transport_for(prepared.url).handle_request(outgoing)
-            try:
-                content = _read(response)
-            finally:
-                response.close()
+            response = self._client(request.url).request(
+                request.method, request.url, headers=request.headers, json=request.json,
+                content=request.body, timeout=timeout)
         except (httpx.HTTPError, httpx.InvalidURL) as failure:
             return _failed_attempt(failure, bool(request.idempotent))
-        return _answered_attempt(response, content, bool(request.idempotent))
+        return _answered_attempt(response, bool(request.idempotent))
 
-    def _transport_for(self, url: httpx.URL) -> httpx.BaseTransport:
-        if self._given is not None:
-            return self._given
-        secure = url.scheme == "https"
-        name = "tls" if secure else "plain"
-        found: httpx.BaseTransport | None = getattr(self._local, name, None)
-        if found is None:
-            found = httpx.HTTPTransport(verify=_ssl_verify(self._verify) if secure else False,
-                                        limits=POOL_LIMITS)
-            setattr(self._local, name, found)
-            with self._lock:
-                self._made.append(found)
-        return found
-
-    def _prepare(self, request: HttpRequest) -> _Prepared:
-        # Measurements repeat the same few requests every tick: parse and prepare once.
-        key = (request.url, tuple(request.headers.items()))
-        found = self._prepared.get(key)
-        if found is None:
-            if len(self._prepared) >= 256:
-                self._prepared.clear()
-            found = self._prepared[key] = _Prepared.of(request, self._redactor)
-        return found
+    def _client(self, url: str) -> httpx.Client:
+        # Plain http never needs a TLS context (loading a CA bundle takes ~0.1 s), so https
+        # has a client of its own, made on first use.
+        secure = self._transport is None and urlsplit(url).scheme == "https"
+        with self._lock:
+            if secure not in self._clients:
+                self._clients[secure] = httpx.Client(
+                    transport=self._transport,
+                    verify=_ssl_verify(self._verify) if secure else False,
+                    limits=POOL_LIMITS,
+                    headers={"User-Agent": f"rollout/{__version__}"},
+                    cookies=_NO_COOKIES,
+                    trust_env=False,   # straight to the plan's URLs, whatever HTTP_PROXY says
+                )
+            return self._clients[secure]
 
 
-_DEFAULT_HEADERS = {
-    "Accept": "*/*",
-    "Accept-Encoding": "gzip, deflate",
-    "Connection": "keep-alive",
-    "User-Agent": f"rollout/{__version__}",
-}
+# A plan's requests carry what the plan says: cookies a target sets are not sent back.
+_NO_COOKIES = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """What a request's URL and headers become on the wire, and its redactor."""
-
-    url: httpx.URL | None  # None when httpx rejects it, for the reason in ``invalid``
-    headers: httpx.Headers
-    redactor: _RequestRedactor
-    invalid: str = ""
-    # Per method, the headers httpx gives a request without a body (Host, Content-Length).
-    _bodiless: dict[str, httpx.Headers] = field(default_factory=dict, compare=False)
-
-    def bodiless(self, method: str, extensions: dict[str, Any]) -> httpx.Request:
-        """The request httpx would build for ``method`` without a body, made without
-        working its headers out again: polls send the same few requests all day."""
-        assert self.url is not None
-        headers = self._bodiless.get(method)
-        if headers is None:
-            headers = self._bodiless[method] = httpx.Request(method, self.url,
-                                                             headers=self.headers).headers
-        request = httpx.Request(method, self.url, headers=headers, stream=httpx.ByteStream(b""),
-                                extensions=extensions)
-        request.read()
-        return request
-
-    @classmethod
-    def of(cls, request: HttpRequest, redactor: Redactor) -> _Prepared:
-        # What httpx.Client would add: default headers and Basic auth from the URL's
-        # userinfo, which wins over an Authorization header as it does there.
-        headers = httpx.Headers(_DEFAULT_HEADERS)
-        headers.update(request.headers)
-        redact = _RequestRedactor(request, redactor)
-        try:
-            url = httpx.URL(request.url)
-        except httpx.InvalidURL as invalid:
-            return cls(None, headers, redact, str(invalid))
-        if url.username or url.password:
-            pair = f"{url.username}:{url.password}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        return cls(url, headers, redact)
-
-
-def _read(response: httpx.Response) -> bytes:
-    """What ``response.read()`` returns. An answer without a Content-Encoding is taken as it
-    comes (``iter_raw``), not through httpx's identity decoder and chunker; an encoded one,
-    or one read already, goes through ``read()``."""
-    if response.is_stream_consumed or any(
-            name.lower() == b"content-encoding" for name, _ in response.headers.raw):
-        return response.read()
-    return b"".join(response.iter_raw())
-
-
-def _answered_attempt(response: httpx.Response, content: bytes, idempotent: bool) -> _Attempt:
+def _answered_attempt(response: httpx.Response, idempotent: bool) -> _Attempt:
     status = response.status_code
     declined = status in DECLINED_STATUSES
     retry_after = parse_retry_after(response.headers.get("Retry-After")) if declined else None
@@ -443,7 +326,6 @@ def _answered_attempt(response: httpx.Response, content: bytes, idempotent: bool
         retryable=declined or (idempotent and status in RETRYABLE_STATUSES),
         may_have_applied=not declined,
         retry_after=retry_after,
-        content=content,
     )
 
 
@@ -484,6 +366,8 @@ def _outcome(
     reached = any(attempt.may_have_applied for attempt in attempts)
     if last.response is None:
         assert last.failure is not None
+        kind = _error_kind(last.failure)
+        detail = str(last.failure)
         return HttpOutcome(
             status=None,
             headers={},
@@ -491,22 +375,21 @@ def _outcome(
             text="",
             elapsed=elapsed,
             attempts=len(attempts),
-            error=redact.text(_error_text(last.failure)),
+            error=redact.text(f"{kind}: {detail}" if detail else kind),
             may_have_reached_server=reached,
+            error_kind=kind,
         )
     response = last.response
-    # Decoded once: httpx's items() merges repeated names as get() does, under lower-case
-    # names, so this Content-Type is what response.headers.get("Content-Type") gives.
-    received = dict(response.headers.items())
-    content_type = received.get("content-type", "")
-    text = _decoded(last.content, content_type)
-    shown = redact.text(text[:TEXT_LIMIT])
+    text = response.text
+    redacted = redact.text(text)   # before cutting: a secret across the cut is masked whole
+    body = _json_body(response)
+    if body is not None and (redacted != text or may_name_secret(text)):
+        body = redact.data(body)
     return HttpOutcome(
         status=response.status_code,
-        headers=redact.headers(received),
-        json=_redacted_json(last.content, content_type, text,
-                            shown if len(text) <= TEXT_LIMIT else None, redact),
-        text=shown,
+        headers=redact.headers(dict(response.headers.items())),
+        json=body,
+        text=redacted[:TEXT_LIMIT],
         elapsed=elapsed,
         attempts=len(attempts),
         error=None,
@@ -514,48 +397,20 @@ def _outcome(
     )
 
 
-def _decoded(content: bytes, content_type: str) -> str:
-    # What response.text gives, for a fraction of its cost: httpx finds the charset with
-    # the email package's header parser and decodes incrementally.
-    found = _CHARSET.search(content_type)
-    try:
-        return content.decode(found.group(1) if found else "utf-8", errors="replace")
-    except LookupError:  # a charset Python doesn't know
-        return content.decode("utf-8", errors="replace")
-
-
-def _redacted_json(content: bytes, content_type: str, text: str,
-                   redacted_text: str | None, redact: Any) -> Any:
-    """The parsed body, with secrets masked; walking every value only when one may be there.
-    ``redacted_text``: ``text`` redacted, when the caller has it already."""
-    body = _json_body(content, content_type)
-    if body is None:
-        return None
-    lowered = text.lower()
-    # Substring tests first: they are C-fast, the regex is not on long bodies.
-    if any(word in lowered for word in _SECRET_WORDS) and _SECRET_KEY.search(text):
-        return redact.data(body)
-    if (redact.text(text) if redacted_text is None else redacted_text) != text:
-        return redact.data(body)
-    return body
-
-
-def _json_body(content: bytes, content_type: str) -> Any | None:
-    looks_like_json = content.lstrip()[:1] in (b"{", b"[")
-    if "json" not in content_type and not looks_like_json:
+def _json_body(response: httpx.Response) -> Any | None:
+    """The parsed answer when it says it is JSON or looks like it; else None."""
+    looks_like_json = response.content.lstrip()[:1] in (b"{", b"[")
+    if "json" not in response.headers.get("Content-Type", "") and not looks_like_json:
         return None
     try:
-        return jsonlib.loads(content)
+        return jsonlib.loads(response.content)
     except ValueError:
         return None
 
 
-def _error_text(failure: Exception) -> str:
-    label = next(
-        (text for kind, text in _ERROR_LABELS if isinstance(failure, kind)),
-        type(failure).__name__,
-    )
-    return f"{label}: {failure}" if str(failure) else label
+def _error_kind(failure: Exception) -> str:
+    return next((text for kind, text in _ERROR_LABELS if isinstance(failure, kind)),
+                type(failure).__name__)
 
 
 def _ssl_verify(verify: bool | str) -> bool | ssl.SSLContext:
@@ -569,15 +424,8 @@ def _ssl_verify(verify: bool | str) -> bool | ssl.SSLContext:
 
 @lru_cache(maxsize=1)
 def _default_tls() -> ssl.SSLContext:
-    # Loading the CA bundle costs ~50 ms; every driver in the process can share one context.
+    # Loading the CA bundle costs ~50 ms; every client in the process can share one context.
     return httpx.create_ssl_context()
-
-
-def _copy(outcome: HttpOutcome) -> HttpOutcome:
-    """``copy.copy(outcome)``, without its reduce protocol: a new object, the same fields."""
-    twin = object.__new__(HttpOutcome)
-    twin.__dict__.update(outcome.__dict__)
-    return twin
 
 
 def _identity(request: HttpRequest) -> tuple[Any, ...]:
@@ -621,10 +469,6 @@ def _request_secrets(request: HttpRequest) -> list[str]:
     return secrets
 
 
-def _is_secret_query(name: str) -> bool:
-    return is_secret_name(name) or bool(_SECRET_QUERY_NAME.search(name))
-
-
 def _url_secrets(url: str) -> list[str]:
     parts = urlsplit(url)
     secrets = [value for value in (parts.username, parts.password) if value]
@@ -634,7 +478,7 @@ def _url_secrets(url: str) -> list[str]:
         secrets.append(base64.b64encode(pair.encode()).decode())
     for pair in parts.query.split("&"):
         name, _, value = pair.partition("=")
-        if value and _is_secret_query(unquote_plus(name)):
+        if value and is_secret_query_name(unquote_plus(name)):
             secrets.extend({value, unquote_plus(value)})
     return secrets
 
@@ -656,28 +500,6 @@ def redact_url(url: str, redactor: Redactor) -> str:
 
 def _redact_query_pair(pair: str) -> str:
     name, has_value, value = pair.partition("=")
-    if has_value and value and _is_secret_query(unquote_plus(name)):
+    if has_value and value and is_secret_query_name(unquote_plus(name)):
         return f"{name}={MASK}"
     return pair
-
-
-def describe(request: HttpRequest, redactor: Redactor) -> str:
-    """One redacted line for logs, errors and dry runs: ``METHOD URL [body preview]``."""
-    redact = _RequestRedactor(request, redactor)
-    line = f"{request.method} {redact_url(request.url, redactor)}"
-    preview = _body_preview(request, redact)
-    return f"{line} {preview}" if preview else line
-
-
-def _body_preview(request: HttpRequest, redact: _RequestRedactor) -> str:
-    if request.json is not None:
-        text = jsonlib.dumps(redact.data(request.json), ensure_ascii=False, default=str)
-    elif isinstance(request.body, bytes):
-        try:
-            text = request.body.decode()
-        except UnicodeDecodeError:
-            return f"<{len(request.body)} bytes>"
-    else:
-        text = request.body or ""
-    text = redact.text(" ".join(text.split()))
-    return text if len(text) <= DESCRIBE_BODY_LIMIT else text[: DESCRIBE_BODY_LIMIT - 1] + "…"

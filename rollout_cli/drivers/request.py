@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from rollout_cli.plan.calls import ResolvedRequest
+from rollout_cli.plan.models import IDEMPOTENT_METHODS
+
 if TYPE_CHECKING:
     from rollout_cli.plan.models import RetrySpec
-
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,17 @@ class HttpRequest:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try: ``attempts`` counts every try, the first one included."""
+    """How hard to try: ``attempts`` counts every try, the first one included.
+
+    The wait after try n is ``backoff * 2**(n-1)``, capped at ``max_backoff``; with
+    ``jitter`` (full jitter) a random part of it, so that clients retrying together spread out.
+    """
 
     attempts: int = 1
     backoff: float = 1.0
     max_backoff: float = 30.0
     deadline: float | None = None
+    jitter: bool = True
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -66,12 +72,27 @@ class RetryPolicy:
         if self.deadline is not None and self.deadline <= 0:
             raise ValueError(f"deadline must be positive, got {self.deadline}")
 
+    def wait_after(self, attempt: int) -> float:
+        """The wait after try number ``attempt`` (from 1), before any jitter."""
+        return min(self.max_backoff, self.backoff * 2 ** min(attempt - 1, 62))
+
+    def longest(self, timeout: float) -> float:
+        """At most how long a send takes whose tries each time out after ``timeout``."""
+        return self.attempts * timeout + sum(map(self.wait_after, range(1, self.attempts)))
+
 
 NO_RETRY = RetryPolicy()
 
 
 def policy_of(retry: RetrySpec) -> RetryPolicy:
+    """The plan's ``retry:`` as the driver takes it."""
     return RetryPolicy(retry.attempts, retry.backoff, retry.max_backoff, retry.deadline)
+
+
+def request_of(resolved: ResolvedRequest) -> HttpRequest:
+    """A plan step's request, its templates filled, as the driver sends it."""
+    return HttpRequest(resolved.method, resolved.url, resolved.headers, resolved.json,
+                       resolved.body, resolved.timeout, resolved.idempotent)
 
 
 # What httpx refuses only when it sends, with an exception the driver does not expect (an

@@ -16,7 +16,7 @@ from typing import Any
 
 from rollout_cli.drivers import request as wire
 from rollout_cli.errors import Problem
-from rollout_cli.plan.calls import ResolvedRequest, resolve_request, stand_in_variables
+from rollout_cli.plan.calls import resolve_request, stand_in_variables
 from rollout_cli.plan.models import Metric, Plan, RequestStep
 from rollout_cli.plan.templates import MissingVariable
 from rollout_cli.plan.yaml_source import Path, Positions
@@ -87,20 +87,13 @@ def _checked(request: wire.HttpRequest) -> wire.HttpRequest:
     return request
 
 
-def _executor_request(resolved: ResolvedRequest) -> wire.HttpRequest:
-    """The request the executor sends for a resolved step."""
-    return _checked(wire.HttpRequest(resolved.method, resolved.url, resolved.headers,
-                                     resolved.json, resolved.body, resolved.timeout,
-                                     resolved.idempotent))
-
-
 def _step(trial: _Trial, plan: Plan, path: Path, step: RequestStep,
           variables: dict[str, Any]) -> None:
     try:
         resolved = resolve_request(plan, step, variables)
     except MissingVariable:
         return   # an unknown template name: reported by semantics
-    trial.attempt((*path, "request"), lambda: _executor_request(resolved))
+    trial.attempt((*path, "request"), lambda: _checked(wire.request_of(resolved)))
     trial.headers((*path, "headers"), step.headers)
     trial.attempt((*path, "json"), lambda: wire.check_json(resolved.json))
     trial.attempt((*path, "retry"), lambda: wire.policy_of(resolved.retry))

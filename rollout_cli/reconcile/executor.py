@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from rollout_cli.drivers.expect import capture, check_condition, check_status
-from rollout_cli.drivers.http import HttpDriver, HttpOutcome, HttpRequest, RetryPolicy
+from rollout_cli.drivers.http import HttpDriver, HttpOutcome
 from rollout_cli.drivers.metrics import MetricFetcher
+from rollout_cli.drivers.request import policy_of, request_of
 from rollout_cli.engine import Call, Measure, RolloutState
 from rollout_cli.plan.calls import (
     ResolvedCommand,
@@ -98,15 +99,12 @@ class Executor:
         return {**event, **result}
 
     def _request(self, call: Call, resolved: ResolvedRequest) -> dict[str, Any]:
-        retry = resolved.retry
-        policy = RetryPolicy(retry.attempts, retry.backoff, retry.max_backoff, retry.deadline)
+        policy = policy_of(resolved.retry)
         if call.kind == "rollback":
             # At 3 a.m. the rollback keeps trying for longer than a forward step would.
-            policy = RetryPolicy(max(retry.attempts, ROLLBACK_MIN_ATTEMPTS), retry.backoff,
-                                 retry.max_backoff, retry.deadline or self.rollback_deadline)
-        request = HttpRequest(resolved.method, resolved.url, resolved.headers, resolved.json,
-                              resolved.body, resolved.timeout, resolved.idempotent)
-        outcome = self.http.send(request, policy)
+            policy = replace(policy, attempts=max(policy.attempts, ROLLBACK_MIN_ATTEMPTS),
+                             deadline=policy.deadline or self.rollback_deadline)
+        outcome = self.http.send(request_of(resolved), policy)
         return self._judge(call, outcome, resolved.idempotent)
 
     def _judge(self, call: Call, outcome: HttpOutcome, idempotent: bool) -> dict[str, Any]:

@@ -11,8 +11,10 @@ import time
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from rollout_cli.engine import RolloutState
-from rollout_cli.notify import ATTEMPTS, Notifier
+from rollout_cli.notify import POLICY, Notifier
 from rollout_cli.plan.models import Notify
 from rollout_cli.redact import Redactor
 from tests.notify.conftest import Receiver
@@ -113,7 +115,6 @@ def test_an_empty_webhook_is_off(receiver: Receiver):
     _send(notifier, STARTED, PAUSED, ROLLBACK, SUCCEEDED)
 
     assert receiver.requests == []
-    assert not _notifier(Notify(webhook="")).enabled
 
 
 def test_each_enabled_webhook_gets_its_own_format(receiver: Receiver):
@@ -147,20 +148,31 @@ def test_a_receiver_that_keeps_failing_yields_one_redacted_failure(receiver: Rec
 
     _send(notifier, STARTED)
 
-    assert receiver.count() == ATTEMPTS
+    assert receiver.count() == POLICY.attempts == 3
     failures = notifier.drain_failures()
-    assert failures == [f"started to notify[0] webhook: HTTP 503 (after {ATTEMPTS} attempts)"]
+    assert failures == ["started to notify[0] webhook: HTTP 503 (after 3 attempts)"]
     assert notifier.drain_failures() == []
 
 
-def test_a_client_error_is_not_retried(receiver: Receiver):
-    receiver.answer_always(404)
+@pytest.mark.parametrize("status", [404, 501])
+def test_a_client_error_or_an_unknown_method_is_not_retried(receiver: Receiver, status: int):
+    receiver.answer_always(status)
     notifier = _notifier(Notify(webhook=receiver.webhook()), sleeps=[])
 
     _send(notifier, STARTED)
 
     assert receiver.count() == 1
-    assert notifier.drain_failures() == ["started to notify[0] webhook: HTTP 404"]
+    assert notifier.drain_failures() == [f"started to notify[0] webhook: HTTP {status}"]
+
+
+def test_a_receiver_asking_to_retry_later_waits_at_most_a_second(receiver: Receiver):
+    receiver.queue(429, headers={"Retry-After": "30"})
+    sleeps: list[float] = []
+    notifier = _notifier(Notify(webhook=receiver.webhook()), sleeps=sleeps)
+
+    _send(notifier, STARTED)
+
+    assert (receiver.count(), sleeps, notifier.drain_failures()) == (2, [1.0], [])
 
 
 def _closed_port() -> int:
@@ -182,11 +194,12 @@ def test_a_dead_receiver_never_blocks_or_fails_the_caller():
     closed = time.monotonic() - began
 
     assert queued < 0.5
+    assert notifier.budget() == 3 * 1.0 + 0.5 + 1.0   # every try timing out, and the waits
     assert closed < notifier.budget() + 1.0
     failures = notifier.drain_failures()
     assert len(failures) == 4
     assert failures[0] == ("started to notify[0] webhook: connection refused or unreachable "
-                           f"(after {ATTEMPTS} attempts)")
+                           "(after 3 attempts)")
     assert not any("127.0.0.1" in f or "secret-token" in f for f in failures)
     assert sleeps == [0.5, 1.0] * 4
 

@@ -5,6 +5,7 @@ posts to the plan's Slack webhook (SLACK_WEBHOOK_URL, pointed at a local receive
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,8 @@ def test_a_dead_webhook_leaves_the_run_alone_and_journals_masked_notes(
         port = probe.getsockname()[1]
     webhook = f"http://127.0.0.1:{port}{SECRET_PATH}"
     monkeypatch.setenv("SLACK_WEBHOOK_URL", webhook)
-    monkeypatch.setattr(notify, "BACKOFF", (0.0, 0.0))  # the retries still happen, unslept
+    # The retries still happen, unslept.
+    monkeypatch.setattr(notify, "POLICY", replace(notify.POLICY, backoff=0.0))
 
     result = operator("run", str(fast_plan), "--auto-approve")
 
