@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollout_cli.sandbox.durations import format_duration
+from rollout_cli.plan.durations import format_duration
 from rollout_cli.sandbox.traffic import VariantStats
 
 RUNNING, STOPPED, ROLLED_BACK = "running", "stopped", "rolled-back"

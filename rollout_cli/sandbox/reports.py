@@ -12,9 +12,9 @@ import functools
 import operator
 from typing import Any
 
+from rollout_cli.plan.durations import format_duration
 from rollout_cli.sandbox.abtest import RUNNING, AbTest
 from rollout_cli.sandbox.alerts import Alert
-from rollout_cli.sandbox.durations import format_duration
 from rollout_cli.sandbox.model import MODERN_FLAG, BrainModel
 from rollout_cli.sandbox.routing import dumps, json_with_list
 from rollout_cli.sandbox.traffic import BUCKET_SECONDS, ERROR_CODES, VARIANTS, Bucket, VariantStats

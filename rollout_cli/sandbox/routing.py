@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from rollout_cli.sandbox.durations import parse_duration
+from rollout_cli.plan.durations import parse_duration
 from rollout_cli.sandbox.traffic import BUCKET_SECONDS, HISTORY_SECONDS
 
 if TYPE_CHECKING:
