@@ -213,7 +213,7 @@ def memory_start(model: BrainModel, request: Request) -> Reply:
 
 
 def memory_stats(model: BrainModel, request: Request) -> Reply:
-    return Reply(200, reports.memory_stats_json(model))
+    return _ok(reports.memory_stats(model))
 
 
 def memory_cleanup(model: BrainModel, request: Request) -> Reply:

@@ -628,16 +628,6 @@ class BrainModel:
         return self.history.last(window)
 
     @_current
-    def covered(self, window: float) -> int:
-        """How many buckets of the window there are: ``len(buckets(window))``."""
-        return self.history.count(window)
-
-    @_current
-    def heaps(self, window: float) -> tuple[list[float], list[float]]:
-        """Legacy's and modern's heap at the end of each bucket of the window, oldest first."""
-        return self.history.heaps(window)
-
-    @_current
     def memo(self, key: Any, compute: Callable[[], R]) -> R:
         """A report computed from the traffic so far, reused until the next bucket."""
         return self.history.cached(key, compute)

@@ -8,15 +8,13 @@ reports ``requests: 0`` and ``null`` rates: no data is never a success rate of 1
 from __future__ import annotations
 
 import dataclasses
-import functools
-import operator
+import statistics
 from typing import Any
 
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.sandbox.abtest import RUNNING, AbTest
 from rollout_cli.sandbox.alerts import Alert
 from rollout_cli.sandbox.model import MODERN_FLAG, BrainModel
-from rollout_cli.sandbox.routing import dumps, json_with_list
 from rollout_cli.sandbox.traffic import BUCKET_SECONDS, ERROR_CODES, VARIANTS, Bucket, VariantStats
 
 TREND_SECONDS = 1800.0
@@ -66,7 +64,7 @@ def _overall(stats: dict[str, VariantStats]) -> VariantStats:
 
 
 def _covered_seconds(model: BrainModel, window: float) -> float:
-    return model.covered(window) * BUCKET_SECONDS
+    return len(model.buckets(window)) * BUCKET_SECONDS
 
 
 def _header(model: BrainModel, window: float) -> dict[str, Any]:
@@ -202,37 +200,23 @@ def _heap_totals(model: BrainModel) -> dict[str, float | int | None]:
 
 def heap_trends(model: BrainModel, seconds: float = TREND_SECONDS) -> dict[str, float | None]:
     """Least-squares slope of each variant's heap (MB per simulated hour) over ``seconds``."""
-    return model.memo(("heap-trends", seconds), lambda: _heap_trends(*model.heaps(seconds)))
+    return model.memo(("heap-trends", seconds), lambda: _heap_trends(model.buckets(seconds)))
 
 
-def _heap_trends(legacy: list[float], modern: list[float]) -> dict[str, float | None]:
-    series = {"legacy": legacy, "modern": modern, "total": list(map(operator.add, legacy, modern))}
-    weights = _slope_weights(len(legacy))
-    return {name: _rounded(None if weights is None else sum(map(operator.mul, weights, values)),
-                           2)
-            for name, values in series.items()}
+def _heap_trends(buckets: list[Bucket]) -> dict[str, float | None]:
+    series = {
+        "legacy": [b.legacy.heap_mb for b in buckets],
+        "modern": [b.modern.heap_mb for b in buckets],
+        "total": [b.legacy.heap_mb + b.modern.heap_mb for b in buckets],
+    }
+    if len(buckets) < 2:
+        return dict.fromkeys(series)
+    hours = [b.end / 3600.0 for b in buckets]
+    return {name: _rounded(statistics.linear_regression(hours, heap).slope, 2)
+            for name, heap in series.items()}
 
 
-@functools.lru_cache(maxsize=8)
-def _slope_weights(count: int) -> tuple[float, ...] | None:
-    """Least squares over consecutive buckets as a weighted sum, in MB per hour:
-    slope = sum(w_i * y_i) with w_i = (x_i - mean) / Sxx, x_i the bucket's end in hours."""
-    if count < 2:
-        return None
-    xs = [i * BUCKET_SECONDS / 3600.0 for i in range(count)]
-    mean_x = sum(xs) / count
-    spread = sum((x - mean_x) ** 2 for x in xs)
-    return tuple((x - mean_x) / spread for x in xs)
-
-
-def memory_stats_json(model: BrainModel) -> bytes:
-    """GET /memory/stats as sent. Its per-minute samples are most of it, and each one is the
-    same for the hour it is listed: it is encoded once, not in every answer."""
-    samples = model.memo("heap-samples", lambda: _heap_samples(model))
-    return json_with_list(_memory_stats(model), "samples", samples)
-
-
-def _memory_stats(model: BrainModel) -> dict[str, Any]:
+def memory_stats(model: BrainModel) -> dict[str, Any]:
     heap = model.heap_mb()
     return {
         "time": _rounded(model.elapsed(), 3),
@@ -248,14 +232,9 @@ def _memory_stats(model: BrainModel) -> dict[str, Any]:
         },
         "trendWindow": format_duration(TREND_SECONDS),
         "trendMbPerHour": heap_trends(model),
+        # One sample per simulated minute of the last hour: the buckets ending on a minute.
+        "samples": [_heap_sample(b) for b in model.buckets(3600.0) if b.end % 60 == 0],
     }
-
-
-def _heap_samples(model: BrainModel) -> list[str]:
-    """One sample per simulated minute of the last hour (the buckets ending on a minute),
-    each as JSON."""
-    minutes = model.history.every(3600.0, 6, 5)
-    return model.history.rows("heap-sample", minutes, lambda b: dumps(_heap_sample(b)))
 
 
 def _heap_sample(bucket: Bucket) -> dict[str, Any]:

@@ -216,78 +216,29 @@ class History:
     """
 
     def __init__(self, seconds: float = HISTORY_SECONDS):
-        size = math.ceil(seconds / BUCKET_SECONDS)
-        self._buckets: deque[Bucket] = deque(maxlen=size)
-        # Each bucket's heaps at its end, alongside: trends read them by the hundred.
-        self._legacy_heap: deque[float] = deque(maxlen=size)
-        self._modern_heap: deque[float] = deque(maxlen=size)
+        self._buckets: deque[Bucket] = deque(maxlen=math.ceil(seconds / BUCKET_SECONDS))
         self._memo: dict[Any, Any] = {}
-        self._rows: dict[Any, dict[int, Any]] = {}
 
     def __len__(self) -> int:
         return len(self._buckets)
 
     def append(self, bucket: Bucket) -> None:
         self._buckets.append(bucket)
-        self._legacy_heap.append(bucket.legacy.heap_mb)
-        self._modern_heap.append(bucket.modern.heap_mb)
-        if self._memo:
-            self._memo.clear()
+        self._memo.clear()
 
     def last(self, seconds: float) -> list[Bucket]:
         """The buckets of the last ``seconds``, oldest first."""
-        count = self.count(seconds)
-        newest_first = list(itertools.islice(reversed(self._buckets), count))
-        newest_first.reverse()
-        return newest_first
-
-    def heaps(self, seconds: float) -> tuple[list[float], list[float]]:
-        """Legacy's and modern's heap at the end of each bucket of the last ``seconds``,
-        oldest first: ``[b.legacy.heap_mb for b in last(seconds)]`` and modern's."""
-        skip = len(self._buckets) - self.count(seconds)
-        return (list(itertools.islice(self._legacy_heap, skip, None)),
-                list(itertools.islice(self._modern_heap, skip, None)))
-
-    def every(self, seconds: float, step: int, remainder: int) -> list[Bucket]:
-        """The buckets of the last ``seconds`` whose index is ``remainder`` modulo ``step``,
-        oldest first."""
-        skip = len(self._buckets) - self.count(seconds)
-        if skip >= len(self._buckets):
-            return []
-        first = skip + (remainder - self._buckets[skip].index) % step  # indices are consecutive
-        return list(itertools.islice(self._buckets, first, None, step))
-
-    def count(self, seconds: float) -> int:
-        """How many buckets the last ``seconds`` hold."""
-        return min(len(self._buckets), math.ceil(seconds / BUCKET_SECONDS - 1e-9))
+        count = min(len(self._buckets), math.ceil(seconds / BUCKET_SECONDS - 1e-9))
+        return list(itertools.islice(self._buckets, len(self._buckets) - count, None))
 
     def stats(self, seconds: float) -> dict[str, VariantStats]:
         return self.cached(("stats", seconds), lambda: summarize(self.last(seconds)))
 
-    def rows(self, kind: Any, buckets: list[Bucket], make: Callable[[Bucket], T]) -> list[T]:
-        """``[make(b) for b in buckets]`` for a row that never changes once made (it is
-        about one past bucket): each is made once, and remembered while it may still be
-        asked for (the newest ones are kept)."""
-        made = self._rows.get(kind)
-        if made is None:
-            made = self._rows[kind] = {}
-        found = []
-        for bucket in buckets:
-            row = made.get(bucket.index)
-            if row is None:
-                if len(made) >= 4 * (self._buckets.maxlen or 1):
-                    for old in list(made)[: len(made) // 2]:
-                        del made[old]
-                row = made[bucket.index] = make(bucket)
-            found.append(row)
-        return found
-
     def cached(self, key: Any, compute: Callable[[], T]) -> T:
         """``compute()``, remembered under ``key`` until the next bucket is appended."""
-        try:
-            found: T = self._memo[key]
-        except KeyError:
-            found = self._memo[key] = compute()
+        if key not in self._memo:
+            self._memo[key] = compute()
+        found: T = self._memo[key]
         return found
 
 

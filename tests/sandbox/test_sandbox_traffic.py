@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from rollout_cli.sandbox import SandboxTransport, VirtualClock, create_sandbox, sandbox_client
+from rollout_cli.sandbox.latency import LatencyProfile, mixture_quantile
 from rollout_cli.sandbox.traffic import BUCKET_SECONDS, HISTORY_SECONDS
 
 from .conftest import Sim
@@ -74,6 +75,16 @@ def test_emergency_stop_sends_everything_to_legacy(make_sim: MakeSim) -> None:
     assert (stopped["status"], stopped["rolloutPercentage"]) == ("stopped", 0)
     sim.advance("5m")
     assert _modern_share(sim, "5m") == 0.0
+
+
+def test_a_mixed_windows_p95_is_the_quantile_of_the_mixture() -> None:
+    legacy, modern = LatencyProfile(3000, 7000), LatencyProfile(2700, 6300)
+    for weights in ({legacy: 900, modern: 100}, {legacy: 1, modern: 5}, {legacy: 7}):
+        p95 = mixture_quantile(weights, 0.95)
+        assert p95 is not None
+        below = sum(n * profile.cdf(p95) for profile, n in weights.items())
+        assert below / sum(weights.values()) == pytest.approx(0.95, abs=1e-9)
+    assert mixture_quantile({legacy: 0, modern: 0}) is None
 
 
 def test_a_real_user_request_counts_in_the_next_window(make_sim: MakeSim) -> None:
