@@ -42,8 +42,7 @@ class AbTest:
 
 
 def breach_reason(config: AbTestConfig, modern: VariantStats, window: float) -> str | None:
-    """Why the test's own limits are breached, with the numbers; None when they hold.
-    Reads only ``requests``, ``errors`` and ``profiles`` of ``modern``."""
+    """Why the test's own limits are breached, with the numbers; None when they hold."""
     error_rate, success = modern.error_rate or 0.0, modern.success_rate or 0.0
     if error_rate > config.max_error_rate:
         limit = config.max_error_rate

@@ -14,8 +14,8 @@ from typing import Any
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.sandbox.abtest import RUNNING, AbTest
 from rollout_cli.sandbox.alerts import Alert
-from rollout_cli.sandbox.model import MODERN_FLAG, BrainModel
-from rollout_cli.sandbox.traffic import BUCKET_SECONDS, ERROR_CODES, VARIANTS, Bucket, VariantStats
+from rollout_cli.sandbox.model import MODERN_FLAG, BrainModel, HeapSample
+from rollout_cli.sandbox.traffic import BUCKET_SECONDS, ERROR_CODES, VARIANTS, VariantStats
 
 TREND_SECONDS = 1800.0
 _ERROR_TYPES = {500: "internal", 503: "upstream-unavailable", 504: "upstream-timeout"}
@@ -198,20 +198,18 @@ def _heap_totals(model: BrainModel) -> dict[str, float | int | None]:
     return {name: _rounded(value, 2) for name, value in totals.items()}
 
 
-def heap_trends(model: BrainModel, seconds: float = TREND_SECONDS) -> dict[str, float | None]:
-    """Least-squares slope of each variant's heap (MB per simulated hour) over ``seconds``."""
-    return model.memo(("heap-trends", seconds), lambda: _heap_trends(model.buckets(seconds)))
-
-
-def _heap_trends(buckets: list[Bucket]) -> dict[str, float | None]:
+def heap_trends(model: BrainModel) -> dict[str, float | None]:
+    """Least-squares slope of each heap over the per-minute samples of the last
+    ``TREND_SECONDS``, in MB per simulated hour."""
+    recent = list(model.heap_samples)[-round(TREND_SECONDS / 60):]
     series = {
-        "legacy": [b.legacy.heap_mb for b in buckets],
-        "modern": [b.modern.heap_mb for b in buckets],
-        "total": [b.legacy.heap_mb + b.modern.heap_mb for b in buckets],
+        "legacy": [s.legacy_mb for s in recent],
+        "modern": [s.modern_mb for s in recent],
+        "total": [s.legacy_mb + s.modern_mb for s in recent],
     }
-    if len(buckets) < 2:
+    if len(recent) < 2:
         return dict.fromkeys(series)
-    hours = [b.end / 3600.0 for b in buckets]
+    hours = [s.time / 3600.0 for s in recent]
     return {name: _rounded(statistics.linear_regression(hours, heap).slope, 2)
             for name, heap in series.items()}
 
@@ -232,17 +230,16 @@ def memory_stats(model: BrainModel) -> dict[str, Any]:
         },
         "trendWindow": format_duration(TREND_SECONDS),
         "trendMbPerHour": heap_trends(model),
-        # One sample per simulated minute of the last hour: the buckets ending on a minute.
-        "samples": [_heap_sample(b) for b in model.buckets(3600.0) if b.end % 60 == 0],
+        "samples": [_heap_sample(sample) for sample in model.heap_samples],
     }
 
 
-def _heap_sample(bucket: Bucket) -> dict[str, Any]:
+def _heap_sample(sample: HeapSample) -> dict[str, Any]:
     return {
-        "time": _rounded(bucket.end, 3),
-        "legacy": _rounded(bucket.legacy.heap_mb, 2),
-        "modern": _rounded(bucket.modern.heap_mb, 2),
-        "total": _rounded(bucket.legacy.heap_mb + bucket.modern.heap_mb, 2),
+        "time": _rounded(sample.time, 3),
+        "legacy": _rounded(sample.legacy_mb, 2),
+        "modern": _rounded(sample.modern_mb, 2),
+        "total": _rounded(sample.legacy_mb + sample.modern_mb, 2),
     }
 
 

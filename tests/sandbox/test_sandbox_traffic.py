@@ -10,6 +10,7 @@ import pytest
 
 from rollout_cli.sandbox import SandboxTransport, VirtualClock, create_sandbox, sandbox_client
 from rollout_cli.sandbox.latency import LatencyProfile, mixture_quantile
+from rollout_cli.sandbox.scenarios import scenario_from_mapping
 from rollout_cli.sandbox.traffic import BUCKET_SECONDS, HISTORY_SECONDS
 
 from .conftest import Sim
@@ -75,6 +76,17 @@ def test_emergency_stop_sends_everything_to_legacy(make_sim: MakeSim) -> None:
     assert (stopped["status"], stopped["rolloutPercentage"]) == ("stopped", 0)
     sim.advance("5m")
     assert _modern_share(sim, "5m") == 0.0
+
+
+def test_failed_user_requests_answer_500_503_and_504_in_the_guides_proportions(
+    make_sim: MakeSim,
+) -> None:
+    broken = scenario_from_mapping({"legacy": {"success_rate": 0.0}}, default_name="broken")
+    sim = make_sim(broken)
+    statuses = [sim.post("/api/brain", {"messages": [{"role": "user", "content": "hi"}]})
+                .status_code for _ in range(2000)]
+    shares = {code: statuses.count(code) / len(statuses) for code in (500, 503, 504)}
+    assert shares == pytest.approx({500: 0.60, 503: 0.25, 504: 0.15}, abs=0.04)
 
 
 def test_a_mixed_windows_p95_is_the_quantile_of_the_mixture() -> None:
