@@ -62,6 +62,7 @@ from rollout_cli.sandbox.traffic import (
 )
 
 MODERN_FLAG = "USE_MODERN_BRAIN_API"
+DASHBOARD, MEMORY_MANAGEMENT = "dashboard", "memory-management"  # what can be started
 EVENT_ALERT_SECONDS = 3600.0  # emergency and auto-rollback alerts stay listed this long
 
 P = ParamSpec("P")
@@ -148,8 +149,7 @@ class BrainModel:
         self._legacy_behaviour = Behaviour(scenario.legacy.success_rate, self._profiles["legacy"])
         self.ab_test: AbTest | None = None
         self.flags: dict[str, bool] = {MODERN_FLAG: False}
-        self.dashboard_started_at: float | None = None
-        self.memory_managed_since: float | None = None
+        self.started: dict[str, float] = {}  # DASHBOARD, MEMORY_MANAGEMENT: since when
         self.baseline: Baseline | None = None
         self.events: deque[Alert] = deque(maxlen=1000)
         self.modern_since: float | None = None
@@ -224,7 +224,7 @@ class BrainModel:
 
     def _gc_threshold_mb(self) -> float:
         memory = self.scenario.memory
-        managed = self.memory_managed_since is not None
+        managed = MEMORY_MANAGEMENT in self.started
         return memory.managed_gc_threshold_mb if managed else memory.gc_threshold_mb
 
     # --- routing and the A/B test -----------------------------------------------------
@@ -322,21 +322,15 @@ class BrainModel:
     # --- dashboard, memory, alerts ----------------------------------------------------
 
     @_current
-    def start_dashboard(self) -> float:
-        if self.dashboard_started_at is None:
-            self.dashboard_started_at = self.elapsed()
-        return self.dashboard_started_at
+    def start(self, service: str) -> float:
+        """Start the dashboard or memory management (starting it again changes nothing);
+        since when it runs."""
+        return self.started.setdefault(service, self.elapsed())
 
     @_current
     def update_baselines(self, window: float) -> Baseline:
         self.baseline = Baseline(self.elapsed(), window, self.history.stats(window))
         return self.baseline
-
-    @_current
-    def start_memory_management(self) -> float:
-        if self.memory_managed_since is None:
-            self.memory_managed_since = self.elapsed()
-        return self.memory_managed_since
 
     @_current
     def cleanup_memory(self) -> dict[str, float]:

@@ -14,7 +14,13 @@ from typing import Any
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.sandbox.abtest import RUNNING, AbTest
 from rollout_cli.sandbox.alerts import Alert
-from rollout_cli.sandbox.model import MODERN_FLAG, BrainModel, HeapSample
+from rollout_cli.sandbox.model import (
+    DASHBOARD,
+    MEMORY_MANAGEMENT,
+    MODERN_FLAG,
+    BrainModel,
+    HeapSample,
+)
 from rollout_cli.sandbox.traffic import BUCKET_SECONDS, ERROR_CODES, VARIANTS, VariantStats
 
 TREND_SECONDS = 1800.0
@@ -141,16 +147,18 @@ def dashboard_metrics(model: BrainModel, window: float) -> dict[str, Any]:
     overall = _overall(stats)
     return {
         **_header(model, window),
-        "dashboard": {
-            "running": model.dashboard_started_at is not None,
-            "since": _rounded(model.dashboard_started_at, 3),
-        },
+        "dashboard": _service(model, DASHBOARD),
         "overall": variant_json(overall, seconds),
         "variants": {name: variant_json(stats[name], seconds) for name in VARIANTS},
         "heapMb": _heap_totals(model),
         "alerts": alert_counts(model.alerts(window)),
         "baseline": baseline_json(model),
     }
+
+
+def _service(model: BrainModel, name: str) -> dict[str, Any]:
+    since = model.started.get(name)
+    return {"running": since is not None, "since": _rounded(since, 3)}
 
 
 def baseline_json(model: BrainModel) -> dict[str, Any] | None:
@@ -219,10 +227,7 @@ def memory_stats(model: BrainModel) -> dict[str, Any]:
     return {
         "time": _rounded(model.elapsed(), 3),
         "unit": "MB",
-        "management": {
-            "running": model.memory_managed_since is not None,
-            "since": _rounded(model.memory_managed_since, 3),
-        },
+        "management": _service(model, MEMORY_MANAGEMENT),
         "limitMb": _rounded(model.scenario.memory.limit_mb, 2),
         "heapMb": _heap_totals(model),
         "details": {
@@ -432,8 +437,8 @@ def state(model: BrainModel) -> dict[str, Any]:
         "modernTrafficPercentage": _rounded(model.modern_percentage(), 2),
         "abTest": ab_test_json(model),
         "flags": dict(model.flags),
-        "dashboardSince": _rounded(model.dashboard_started_at, 3),
-        "memoryManagementSince": _rounded(model.memory_managed_since, 3),
+        "dashboardSince": _rounded(model.started.get(DASHBOARD), 3),
+        "memoryManagementSince": _rounded(model.started.get(MEMORY_MANAGEMENT), 3),
         "modernSince": _rounded(model.modern_since, 3),
         "heapMb": _heap_totals(model),
         "autoRollbacks": model.auto_rollbacks,

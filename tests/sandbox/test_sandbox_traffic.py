@@ -194,6 +194,20 @@ def test_auto_rollback_ignores_tiny_volumes(make_sim: MakeSim) -> None:
     assert sim.results()["status"] == "running"
 
 
+def test_starting_the_dashboard_or_memory_management_again_keeps_its_start(
+    make_sim: MakeSim,
+) -> None:
+    sim = make_sim()
+    for path, report, key in (("dashboard/start", "dashboard/metrics", "dashboard"),
+                              ("memory/start", "memory/stats", "management")):
+        assert sim.get(f"/api/admin/{report}")[key] == {"running": False, "since": None}
+        sim.advance("10m")
+        since = sim.post(f"/api/admin/{path}").json()["since"]
+        sim.advance("10m")
+        assert sim.post(f"/api/admin/{path}").json()["since"] == since
+        assert sim.get(f"/api/admin/{report}")[key] == {"running": True, "since": since}
+
+
 def test_cleanup_frees_garbage_but_not_a_leak(make_sim: MakeSim) -> None:
     sim = make_sim("memory-leak")
     sim.start_test(50)
