@@ -1,6 +1,8 @@
 """Simulation throughput: `rollout simulate plans/brain-api.yaml` (the guide's plan, every
 analysis interval of its 36h30m..46h30m) as a user runs it, wall time end to end (start-up
-included), median of RUNS; and check evaluations per second. Target: under 2 s.
+included), median of RUNS; and check evaluations per second. Target: under 3 s (issue 14:
+readable code over the last bit of speed; it was 2 s). Wall time on a shared machine is
+noisy: compare medians, or instructions (callgrind) for a before/after.
 
     python bench/simulate.py [RUNS]     # default 5
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = ROOT / "plans" / "brain-api.yaml"
-TARGET_SECONDS = 2.0
+TARGET_SECONDS = 3.0
 
 
 def rollout_command() -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollout_cli.sandbox.durations import format_duration
+from rollout_cli.plan.durations import format_duration
 from rollout_cli.sandbox.traffic import VariantStats
 
 RUNNING, STOPPED, ROLLED_BACK = "running", "stopped", "rolled-back"
@@ -42,8 +42,7 @@ class AbTest:
 
 
 def breach_reason(config: AbTestConfig, modern: VariantStats, window: float) -> str | None:
-    """Why the test's own limits are breached, with the numbers; None when they hold.
-    Reads only ``requests``, ``errors`` and ``profiles`` of ``modern``."""
+    """Why the test's own limits are breached, with the numbers; None when they hold."""
     error_rate, success = modern.error_rate or 0.0, modern.success_rate or 0.0
     if error_rate > config.max_error_rate:
         limit = config.max_error_rate

@@ -36,12 +36,6 @@ class VirtualClock:
             self._now += seconds
             return self._now
 
-    def set(self, t: float) -> None:
-        with self._lock:
-            if t < self._now:
-                raise ValueError(f"virtual time never goes backwards ({t} < {self._now})")
-            self._now = float(t)
-
 
 class ScaledClock:
     """Real elapsed time times ``time_scale`` (60: a real second is a simulated minute)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from rollout_cli.sandbox import reports
 from rollout_cli.sandbox.abtest import AbTestConfig, Conflict
-from rollout_cli.sandbox.model import BrainModel
+from rollout_cli.sandbox.model import DASHBOARD, MEMORY_MANAGEMENT, BrainModel
 from rollout_cli.sandbox.routing import HttpError, Reply, Request, Route
 
 _ADMIN = "/api/admin"
@@ -119,7 +119,7 @@ def brain_test(model: BrainModel, request: Request) -> Reply:
 
 def dashboard_start(model: BrainModel, request: Request) -> Reply:
     request.json(required=False)
-    return _ok({"status": "running", "since": model.start_dashboard()})
+    return _ok({"status": "running", "since": model.start(DASHBOARD)})
 
 
 def dashboard_metrics(model: BrainModel, request: Request) -> Reply:
@@ -209,11 +209,11 @@ def flags_delete(model: BrainModel, request: Request) -> Reply:
 
 def memory_start(model: BrainModel, request: Request) -> Reply:
     request.json(required=False)
-    return _ok({"status": "running", "since": model.start_memory_management()})
+    return _ok({"status": "running", "since": model.start(MEMORY_MANAGEMENT)})
 
 
 def memory_stats(model: BrainModel, request: Request) -> Reply:
-    return Reply(200, reports.memory_stats_json(model))
+    return _ok(reports.memory_stats(model))
 
 
 def memory_cleanup(model: BrainModel, request: Request) -> Reply:

@@ -8,16 +8,20 @@ reports ``requests: 0`` and ``null`` rates: no data is never a success rate of 1
 from __future__ import annotations
 
 import dataclasses
-import functools
-import operator
+import statistics
 from typing import Any
 
+from rollout_cli.plan.durations import format_duration
 from rollout_cli.sandbox.abtest import RUNNING, AbTest
 from rollout_cli.sandbox.alerts import Alert
-from rollout_cli.sandbox.durations import format_duration
-from rollout_cli.sandbox.model import MODERN_FLAG, BrainModel
-from rollout_cli.sandbox.routing import dumps, json_with_list
-from rollout_cli.sandbox.traffic import BUCKET_SECONDS, ERROR_CODES, VARIANTS, Bucket, VariantStats
+from rollout_cli.sandbox.model import (
+    DASHBOARD,
+    MEMORY_MANAGEMENT,
+    MODERN_FLAG,
+    BrainModel,
+    HeapSample,
+)
+from rollout_cli.sandbox.traffic import BUCKET_SECONDS, ERROR_CODES, VARIANTS, VariantStats
 
 TREND_SECONDS = 1800.0
 _ERROR_TYPES = {500: "internal", 503: "upstream-unavailable", 504: "upstream-timeout"}
@@ -66,7 +70,7 @@ def _overall(stats: dict[str, VariantStats]) -> VariantStats:
 
 
 def _covered_seconds(model: BrainModel, window: float) -> float:
-    return model.covered(window) * BUCKET_SECONDS
+    return len(model.buckets(window)) * BUCKET_SECONDS
 
 
 def _header(model: BrainModel, window: float) -> dict[str, Any]:
@@ -143,16 +147,18 @@ def dashboard_metrics(model: BrainModel, window: float) -> dict[str, Any]:
     overall = _overall(stats)
     return {
         **_header(model, window),
-        "dashboard": {
-            "running": model.dashboard_started_at is not None,
-            "since": _rounded(model.dashboard_started_at, 3),
-        },
+        "dashboard": _service(model, DASHBOARD),
         "overall": variant_json(overall, seconds),
         "variants": {name: variant_json(stats[name], seconds) for name in VARIANTS},
         "heapMb": _heap_totals(model),
         "alerts": alert_counts(model.alerts(window)),
         "baseline": baseline_json(model),
     }
+
+
+def _service(model: BrainModel, name: str) -> dict[str, Any]:
+    since = model.started.get(name)
+    return {"running": since is not None, "since": _rounded(since, 3)}
 
 
 def baseline_json(model: BrainModel) -> dict[str, Any] | None:
@@ -200,47 +206,28 @@ def _heap_totals(model: BrainModel) -> dict[str, float | int | None]:
     return {name: _rounded(value, 2) for name, value in totals.items()}
 
 
-def heap_trends(model: BrainModel, seconds: float = TREND_SECONDS) -> dict[str, float | None]:
-    """Least-squares slope of each variant's heap (MB per simulated hour) over ``seconds``."""
-    return model.memo(("heap-trends", seconds), lambda: _heap_trends(*model.heaps(seconds)))
+def heap_trends(model: BrainModel) -> dict[str, float | None]:
+    """Least-squares slope of each heap over the per-minute samples of the last
+    ``TREND_SECONDS``, in MB per simulated hour."""
+    recent = list(model.heap_samples)[-round(TREND_SECONDS / 60):]
+    series = {
+        "legacy": [s.legacy_mb for s in recent],
+        "modern": [s.modern_mb for s in recent],
+        "total": [s.legacy_mb + s.modern_mb for s in recent],
+    }
+    if len(recent) < 2:
+        return dict.fromkeys(series)
+    hours = [s.time / 3600.0 for s in recent]
+    return {name: _rounded(statistics.linear_regression(hours, heap).slope, 2)
+            for name, heap in series.items()}
 
 
-def _heap_trends(legacy: list[float], modern: list[float]) -> dict[str, float | None]:
-    series = {"legacy": legacy, "modern": modern, "total": list(map(operator.add, legacy, modern))}
-    weights = _slope_weights(len(legacy))
-    return {name: _rounded(None if weights is None else sum(map(operator.mul, weights, values)),
-                           2)
-            for name, values in series.items()}
-
-
-@functools.lru_cache(maxsize=8)
-def _slope_weights(count: int) -> tuple[float, ...] | None:
-    """Least squares over consecutive buckets as a weighted sum, in MB per hour:
-    slope = sum(w_i * y_i) with w_i = (x_i - mean) / Sxx, x_i the bucket's end in hours."""
-    if count < 2:
-        return None
-    xs = [i * BUCKET_SECONDS / 3600.0 for i in range(count)]
-    mean_x = sum(xs) / count
-    spread = sum((x - mean_x) ** 2 for x in xs)
-    return tuple((x - mean_x) / spread for x in xs)
-
-
-def memory_stats_json(model: BrainModel) -> bytes:
-    """GET /memory/stats as sent. Its per-minute samples are most of it, and each one is the
-    same for the hour it is listed: it is encoded once, not in every answer."""
-    samples = model.memo("heap-samples", lambda: _heap_samples(model))
-    return json_with_list(_memory_stats(model), "samples", samples)
-
-
-def _memory_stats(model: BrainModel) -> dict[str, Any]:
+def memory_stats(model: BrainModel) -> dict[str, Any]:
     heap = model.heap_mb()
     return {
         "time": _rounded(model.elapsed(), 3),
         "unit": "MB",
-        "management": {
-            "running": model.memory_managed_since is not None,
-            "since": _rounded(model.memory_managed_since, 3),
-        },
+        "management": _service(model, MEMORY_MANAGEMENT),
         "limitMb": _rounded(model.scenario.memory.limit_mb, 2),
         "heapMb": _heap_totals(model),
         "details": {
@@ -248,22 +235,16 @@ def _memory_stats(model: BrainModel) -> dict[str, Any]:
         },
         "trendWindow": format_duration(TREND_SECONDS),
         "trendMbPerHour": heap_trends(model),
+        "samples": [_heap_sample(sample) for sample in model.heap_samples],
     }
 
 
-def _heap_samples(model: BrainModel) -> list[str]:
-    """One sample per simulated minute of the last hour (the buckets ending on a minute),
-    each as JSON."""
-    minutes = model.history.every(3600.0, 6, 5)
-    return model.history.rows("heap-sample", minutes, lambda b: dumps(_heap_sample(b)))
-
-
-def _heap_sample(bucket: Bucket) -> dict[str, Any]:
+def _heap_sample(sample: HeapSample) -> dict[str, Any]:
     return {
-        "time": _rounded(bucket.end, 3),
-        "legacy": _rounded(bucket.legacy.heap_mb, 2),
-        "modern": _rounded(bucket.modern.heap_mb, 2),
-        "total": _rounded(bucket.legacy.heap_mb + bucket.modern.heap_mb, 2),
+        "time": _rounded(sample.time, 3),
+        "legacy": _rounded(sample.legacy_mb, 2),
+        "modern": _rounded(sample.modern_mb, 2),
+        "total": _rounded(sample.legacy_mb + sample.modern_mb, 2),
     }
 
 
@@ -456,8 +437,8 @@ def state(model: BrainModel) -> dict[str, Any]:
         "modernTrafficPercentage": _rounded(model.modern_percentage(), 2),
         "abTest": ab_test_json(model),
         "flags": dict(model.flags),
-        "dashboardSince": _rounded(model.dashboard_started_at, 3),
-        "memoryManagementSince": _rounded(model.memory_managed_since, 3),
+        "dashboardSince": _rounded(model.started.get(DASHBOARD), 3),
+        "memoryManagementSince": _rounded(model.started.get(MEMORY_MANAGEMENT), 3),
         "modernSince": _rounded(model.modern_since, 3),
         "heapMb": _heap_totals(model),
         "autoRollbacks": model.auto_rollbacks,

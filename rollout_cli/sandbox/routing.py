@@ -9,34 +9,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from rollout_cli.sandbox.durations import parse_duration
+from rollout_cli.plan.durations import parse_duration
 from rollout_cli.sandbox.traffic import BUCKET_SECONDS, HISTORY_SECONDS
 
 if TYPE_CHECKING:
     from rollout_cli.sandbox.model import BrainModel
 
 JSON_TYPE = "application/json"
-
-
-def _make_dumps() -> Callable[[Any], str]:
-    """``json.dumps`` with its default settings, without making a new encoder for every
-    call as ``json.dumps`` does (the sandbox encodes thousands of small answers). The one
-    difference: no check for circular structures, which answers never are."""
-    make_encoder = json.encoder.c_make_encoder
-    if make_encoder is None:  # no C accelerator: json.dumps it is
-        return json.dumps
-    encode = make_encoder(None, json.JSONEncoder().default,
-                          json.encoder.encode_basestring_ascii, None, ": ", ", ",
-                          False, False, True)
-    join = "".join
-
-    def dumps(obj: Any) -> str:
-        return join(encode(obj, 0))
-
-    return dumps
-
-
-dumps = _make_dumps()
 
 
 class HttpError(Exception):
@@ -62,16 +41,7 @@ class Reply:
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes):
             return self.body
-        return dumps(self.body).encode()
-
-
-def json_with_list(head: dict[str, Any], key: str, items: list[str]) -> bytes:
-    """``json.dumps({**head, key: [...]})``, byte for byte, for a list whose items are
-    given already encoded (each with ``json.dumps``)."""
-    if key in head:
-        raise ValueError(f"{key!r} is in the head already")
-    text = dumps(head)
-    return f'{text[:-1]}{", " if head else ""}{dumps(key)}: [{", ".join(items)}]}}'.encode()
+        return json.dumps(self.body).encode()
 
 
 @dataclass(frozen=True)
@@ -152,20 +122,8 @@ class Route:
 class Router:
     def __init__(self, routes: list[Route]):
         self._routes = [(route, route.regex) for route in routes]
-        # The table never changes and a client asks for the same few paths all day.
-        self._found: dict[tuple[str, str], tuple[Route, dict[str, str]]] = {}
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
-        found = self._found.get((method, path))
-        if found is None:
-            found = self._match(method, path)
-            if len(self._found) >= 1024:
-                self._found.clear()
-            self._found[(method, path)] = found
-        route, params = found
-        return route, dict(params)
-
-    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed: list[str] = []
         for route, regex in self._routes:
             found = regex.match(path)

@@ -9,6 +9,7 @@ default ``healthy``) and overriding only what it names; see docs/sandbox.md.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rollout_cli.errors import UsageError
-from rollout_cli.sandbox.durations import parse_duration
+from rollout_cli.plan.durations import parse_duration
 from rollout_cli.sandbox.latency import LatencyProfile, check_latency
 
 _DURATION = {"duration": True}
@@ -276,8 +277,8 @@ def _convert(spec: dataclasses.Field[Any], hint: Any, current: Any, value: Any, 
         return _overlay(current if current is not None else section(), value, f"{where}.")
     if spec.metadata.get("duration"):
         try:
-            return parse_duration(value)
-        except (ValueError, TypeError) as exc:
+            return _duration(value)
+        except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from exc
     if hint is str:
         if not isinstance(value, str):
@@ -290,6 +291,16 @@ def _convert(spec: dataclasses.Field[Any], hint: Any, current: Any, value: Any, 
         expected = "an integer" if wants_int else "a number"
         raise ValueError(f"{where}: expected {expected}, got {value!r}")
     return value if wants_int else float(value)
+
+
+def _duration(value: Any) -> float:
+    """A plain number is seconds, as scenario files have always had it; text is read
+    the plan's way (``30s``, ``5m``, ``1h30m``)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"expected a duration like 30s, 5m or 1h, got {value!r}")
+        return float(value)
+    return parse_duration(value)
 
 
 def _section_type(hint: Any) -> type | None:

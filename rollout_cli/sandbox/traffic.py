@@ -1,11 +1,12 @@
 """Simulated user traffic in fixed buckets of simulated time, with aggregated counts.
 
 One bucket holds, per variant, how many requests arrived, how many failed (by status
-code), the sum of their latencies and the latency profile they were drawn from, plus
-the heap at the bucket's end. Counts are drawn from ``random.Random`` with cheap exact
-or normal approximations, never one object per simulated request, so days of traffic
-take a fraction of a second. Only the last hour of buckets is kept; cumulative totals
-(what /metrics exposes) are kept separately and never shrink.
+code), the sum of their latencies and the latency profile they were drawn from. Counts
+are drawn, never one object per simulated request, so days of traffic take a fraction of
+a second: requests arrive as a Poisson stream, and a Poisson stream split at random
+(legacy or modern, success or one of the error codes) is a set of independent Poisson
+streams, so every count is one Poisson draw. Only the last hour of buckets is kept;
+cumulative totals (what /metrics exposes) are kept separately and never shrink.
 """
 
 from __future__ import annotations
@@ -14,93 +15,37 @@ import itertools
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from statistics import NormalDist
-from typing import Any, TypeVar
+from typing import NamedTuple
 
 from rollout_cli.sandbox.latency import LatencyProfile, mixture_quantile
-
-T = TypeVar("T")
 
 BUCKET_SECONDS = 10.0
 HISTORY_SECONDS = 3600.0
 VARIANTS = ("legacy", "modern")
 ERROR_CODES = (500, 503, 504)
-# Which failure gets which code, repeating: 60% 500, 25% 503, 15% 504. Splitting by a
-# fixed cycle keeps every per-code counter monotonic, as Prometheus requires.
-_CODE_CYCLE = (0, 1, 0, 2, 0, 0, 1, 0, 2, 0, 1, 0, 0, 1, 0, 2, 0, 0, 1, 0)
-_CYCLE = len(_CODE_CYCLE)
-_FULL = tuple(_CODE_CYCLE.count(code) for code in range(3))
-# _PARTIAL[start][n]: the codes of n consecutive failures beginning at cycle position start.
-_PARTIAL = [
-    [
-        tuple(
-            sum(1 for i in range(n) if _CODE_CYCLE[(begin + i) % _CYCLE] == code)
-            for code in range(3)
-        )
-        for n in range(_CYCLE)
-    ]
-    for begin in range(_CYCLE)
-]
-# A standard normal by table lookup: random.gauss costs several times more, and a
-# simulation drawing ~5 normals per bucket for days of buckets feels it. 4096 quantiles
-# reach +-3.7 sigma, plenty for noise on counts and means.
-_NORMAL_LEVELS = 4096
-_NORMAL_TABLE = tuple(
-    NormalDist().inv_cdf((i + 0.5) / _NORMAL_LEVELS) for i in range(_NORMAL_LEVELS)
-)
+ERROR_SHARES = (0.60, 0.25, 0.15)  # of the failures: internal, upstream unavailable, timeout
 
 
-# Below this variance the normal approximation of a binomial is too coarse.
-_EXACT_BELOW_VARIANCE = 9.0
+class Behaviour(NamedTuple):
+    """How a variant answers at some moment: how often it succeeds, and how fast."""
 
-
-def split_error_codes(errors: int, offset: int = 0) -> tuple[int, int, int]:
-    """How many of ``errors`` failures answer 500, 503 and 504."""
-    cycles, rest = divmod(errors, _CYCLE)
-    a, b, c = _PARTIAL[offset % _CYCLE][rest]
-    return (cycles * _FULL[0] + a, cycles * _FULL[1] + b, cycles * _FULL[2] + c)
-
-
-def error_code_at(index: int) -> int:
-    return ERROR_CODES[_CODE_CYCLE[index % _CYCLE]]
+    success_rate: float
+    latency: LatencyProfile
 
 
 def draw_poisson(rng: random.Random, mean: float) -> int:
     if mean <= 0:
         return 0
-    if mean >= 30:
-        count = round(mean + math.sqrt(mean) * _NORMAL_TABLE[int(rng.random() * _NORMAL_LEVELS)])
-        return count if count > 0 else 0
+    if mean >= 30:  # close enough to a normal by now, and one draw
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
     u = rng.random()  # inversion: about `mean` steps
     k, term = 0, math.exp(-mean)
     cumulative = term
     while u > cumulative and k < 1000:
         k += 1
         term *= mean / k
-        cumulative += term
-    return k
-
-
-def draw_binomial(rng: random.Random, n: int, p: float) -> int:
-    if n <= 0 or p <= 0:
-        return 0
-    if p >= 1:
-        return n
-    if p > 0.5:
-        return n - draw_binomial(rng, n, 1 - p)
-    variance = n * p * (1 - p)
-    if variance >= _EXACT_BELOW_VARIANCE:
-        z = _NORMAL_TABLE[int(rng.random() * _NORMAL_LEVELS)]
-        return min(n, max(0, round(n * p + math.sqrt(variance) * z)))
-    u = rng.random()  # inversion: about n*p steps, since p <= 0.5 and n*p is small here
-    k, term = 0, (1 - p) ** n
-    cumulative = term
-    odds = p / (1 - p)
-    while u > cumulative and k < n:
-        term *= (n - k) / (k + 1) * odds
-        k += 1
         cumulative += term
     return k
 
@@ -112,7 +57,6 @@ class VariantBucket:
     codes: tuple[int, int, int] = (0, 0, 0)  # failures answered 500, 503, 504
     latency_sum_ms: float = 0.0
     profile: LatencyProfile | None = None
-    heap_mb: float = 0.0
 
     def add(self, other: VariantBucket) -> None:
         self.requests += other.requests
@@ -136,19 +80,20 @@ class Bucket:
         return self.modern if name == "modern" else self.legacy
 
 
-def draw_variant(
-    rng: random.Random, requests: int, success_rate: float, profile: LatencyProfile, offset: int
-) -> VariantBucket:
-    """One variant's share of a bucket: failures by code and the latency sum."""
+def draw_variant(rng: random.Random, expected: float, behaviour: Behaviour) -> VariantBucket:
+    """One variant's part of a bucket in which it expects ``expected`` requests."""
+    failing = expected * (1.0 - behaviour.success_rate)
+    code_500, code_503, code_504 = (draw_poisson(rng, failing * share) for share in ERROR_SHARES)
+    errors = code_500 + code_503 + code_504
+    requests = draw_poisson(rng, expected * behaviour.success_rate) + errors
+    profile = behaviour.latency
     if requests == 0:
-        return VariantBucket(profile=profile)
-    errors = draw_binomial(rng, requests, 1.0 - success_rate)
-    codes = split_error_codes(errors, offset) if errors else (0, 0, 0)
+        return VariantBucket(profile=profile)  # live requests may still join it
     # The mean of n log-normal draws is close to normal with sd = cv * mean / sqrt(n).
-    spread = profile.coefficient_of_variation / math.sqrt(requests)
-    factor = 1.0 + spread * _NORMAL_TABLE[int(rng.random() * _NORMAL_LEVELS)]
-    mean = profile.mean_ms * factor if factor > 0 else 0.0
-    return VariantBucket(requests, errors, codes, requests * mean, profile)
+    spread = profile.mean_ms * profile.coefficient_of_variation / math.sqrt(requests)
+    mean = max(0.0, rng.gauss(profile.mean_ms, spread))
+    return VariantBucket(requests, errors, (code_500, code_503, code_504), requests * mean,
+                         profile)
 
 
 @dataclass
@@ -162,19 +107,15 @@ class VariantStats:
     profiles: dict[LatencyProfile, int] = field(default_factory=dict)
 
     def add(self, part: VariantBucket) -> None:
-        # The hot loop of every window and of the totals: keep it lean.
-        requests = part.requests
-        if not requests:
+        if not part.requests:
             return
-        self.requests += requests
-        if part.errors:
-            self.errors += part.errors
-            mine, theirs = self.codes, part.codes
-            self.codes = (mine[0] + theirs[0], mine[1] + theirs[1], mine[2] + theirs[2])
+        self.requests += part.requests
+        self.errors += part.errors
+        mine, theirs = self.codes, part.codes
+        self.codes = (mine[0] + theirs[0], mine[1] + theirs[1], mine[2] + theirs[2])
         self.latency_sum_ms += part.latency_sum_ms
-        key = part.profile
-        if key is not None:
-            self.profiles[key] = self.profiles.get(key, 0) + requests
+        if part.profile is not None:
+            self.profiles[part.profile] = self.profiles.get(part.profile, 0) + part.requests
 
     def absorb(self, other: VariantStats) -> None:
         self.requests += other.requests
@@ -208,93 +149,36 @@ class VariantStats:
 
 
 class History:
-    """The last hour of buckets, oldest first.
-
-    Reports computed from the buckets can be memoised with ``cached`` until the next
-    bucket arrives: a tick of a simulation asks several endpoints for the same windows.
-    What ``stats`` and ``cached`` return is shared and must be treated as read-only.
-    """
+    """The last hour of buckets, oldest first."""
 
     def __init__(self, seconds: float = HISTORY_SECONDS):
-        size = math.ceil(seconds / BUCKET_SECONDS)
-        self._buckets: deque[Bucket] = deque(maxlen=size)
-        # Each bucket's heaps at its end, alongside: trends read them by the hundred.
-        self._legacy_heap: deque[float] = deque(maxlen=size)
-        self._modern_heap: deque[float] = deque(maxlen=size)
-        self._memo: dict[Any, Any] = {}
-        self._rows: dict[Any, dict[int, Any]] = {}
+        self._buckets: deque[Bucket] = deque(maxlen=math.ceil(seconds / BUCKET_SECONDS))
+        self._stats: dict[float, dict[str, VariantStats]] = {}
 
     def __len__(self) -> int:
         return len(self._buckets)
 
     def append(self, bucket: Bucket) -> None:
         self._buckets.append(bucket)
-        self._legacy_heap.append(bucket.legacy.heap_mb)
-        self._modern_heap.append(bucket.modern.heap_mb)
-        if self._memo:
-            self._memo.clear()
+        self._stats.clear()
 
     def last(self, seconds: float) -> list[Bucket]:
         """The buckets of the last ``seconds``, oldest first."""
-        count = self.count(seconds)
-        newest_first = list(itertools.islice(reversed(self._buckets), count))
-        newest_first.reverse()
-        return newest_first
-
-    def heaps(self, seconds: float) -> tuple[list[float], list[float]]:
-        """Legacy's and modern's heap at the end of each bucket of the last ``seconds``,
-        oldest first: ``[b.legacy.heap_mb for b in last(seconds)]`` and modern's."""
-        skip = len(self._buckets) - self.count(seconds)
-        return (list(itertools.islice(self._legacy_heap, skip, None)),
-                list(itertools.islice(self._modern_heap, skip, None)))
-
-    def every(self, seconds: float, step: int, remainder: int) -> list[Bucket]:
-        """The buckets of the last ``seconds`` whose index is ``remainder`` modulo ``step``,
-        oldest first."""
-        skip = len(self._buckets) - self.count(seconds)
-        if skip >= len(self._buckets):
-            return []
-        first = skip + (remainder - self._buckets[skip].index) % step  # indices are consecutive
-        return list(itertools.islice(self._buckets, first, None, step))
-
-    def count(self, seconds: float) -> int:
-        """How many buckets the last ``seconds`` hold."""
-        return min(len(self._buckets), math.ceil(seconds / BUCKET_SECONDS - 1e-9))
+        count = min(len(self._buckets), math.ceil(seconds / BUCKET_SECONDS - 1e-9))
+        return list(itertools.islice(self._buckets, len(self._buckets) - count, None))
 
     def stats(self, seconds: float) -> dict[str, VariantStats]:
-        return self.cached(("stats", seconds), lambda: summarize(self.last(seconds)))
-
-    def rows(self, kind: Any, buckets: list[Bucket], make: Callable[[Bucket], T]) -> list[T]:
-        """``[make(b) for b in buckets]`` for a row that never changes once made (it is
-        about one past bucket): each is made once, and remembered while it may still be
-        asked for (the newest ones are kept)."""
-        made = self._rows.get(kind)
-        if made is None:
-            made = self._rows[kind] = {}
-        found = []
-        for bucket in buckets:
-            row = made.get(bucket.index)
-            if row is None:
-                if len(made) >= 4 * (self._buckets.maxlen or 1):
-                    for old in list(made)[: len(made) // 2]:
-                        del made[old]
-                row = made[bucket.index] = make(bucket)
-            found.append(row)
-        return found
-
-    def cached(self, key: Any, compute: Callable[[], T]) -> T:
-        """``compute()``, remembered under ``key`` until the next bucket is appended."""
-        try:
-            found: T = self._memo[key]
-        except KeyError:
-            found = self._memo[key] = compute()
-        return found
+        """Each variant's traffic over the last ``seconds``. Made once per bucket appended,
+        as a simulation's tick asks several endpoints for the same windows, and shared:
+        treat it as read-only."""
+        if seconds not in self._stats:
+            self._stats[seconds] = summarize(self.last(seconds))
+        return self._stats[seconds]
 
 
 def summarize(buckets: Iterable[Bucket]) -> dict[str, VariantStats]:
     legacy, modern = VariantStats(), VariantStats()
-    add_legacy, add_modern = legacy.add, modern.add
     for bucket in buckets:
-        add_legacy(bucket.legacy)
-        add_modern(bucket.modern)
+        legacy.add(bucket.legacy)
+        modern.add(bucket.modern)
     return {"legacy": legacy, "modern": modern}

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from rollout_cli.plan.durations import parse_duration
 from rollout_cli.sandbox import (
     SandboxApp,
     Scenario,
@@ -29,7 +30,6 @@ from rollout_cli.sandbox import (
     running_sandbox,
     sandbox_client,
 )
-from rollout_cli.sandbox.durations import parse_duration
 
 PROMETHEUS_BINARY = shutil.which("prometheus") or "/usr/bin/prometheus"
 
@@ -167,7 +167,9 @@ class Sim:
     clock: VirtualClock
 
     def advance(self, duration: str | float) -> None:
-        self.clock.advance(parse_duration(duration))
+        """By ``"10m"``, or by a number of seconds."""
+        seconds = parse_duration(duration) if isinstance(duration, str) else duration
+        self.clock.advance(seconds)
 
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         response = self.client.get(path, params=params)

@@ -89,3 +89,23 @@ def test_a_port_in_use_is_a_usage_error(rollout: Callable[..., CliResult]) -> No
         result = rollout("sandbox", "--port", str(port))
     assert result.code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.err
+
+
+def test_the_package_imports_its_http_server_only_when_asked() -> None:
+    script = (
+        "import sys, rollout_cli.sandbox as sandbox\n"
+        "assert 'rollout_cli.sandbox.server' not in sys.modules\n"
+        "assert 'running_sandbox' in dir(sandbox)\n"
+        "from rollout_cli.sandbox import RunningSandbox, SandboxServer, running_sandbox\n"
+        "from rollout_cli.sandbox import server\n"
+        "assert (RunningSandbox, SandboxServer, running_sandbox) == "
+        "(server.RunningSandbox, server.SandboxServer, server.running_sandbox)\n"
+        "try:\n"
+        "    sandbox.no_such_name\n"
+        "except AttributeError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

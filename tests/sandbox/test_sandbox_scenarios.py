@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -101,6 +102,30 @@ def test_error_spike_jumps_after_an_hour_of_modern_traffic(make_sim: MakeSim) ->
     ]
     analysis = sim.get("/api/admin/errors/analysis")["variants"]["modern"]
     assert analysis["byStatus"]["500"] > analysis["byStatus"]["503"] > analysis["byStatus"]["504"] > 0
+
+
+def test_failures_answer_500_503_and_504_in_the_guides_proportions(make_sim: MakeSim) -> None:
+    sim = make_sim("error-spike")
+    sim.start_test(100)
+    sim.advance("2h")
+    by_type = sim.get("/api/admin/errors/analysis", window="1h")["byType"]
+    total = sum(row["count"] for row in by_type)
+    assert total > 10_000
+    shares = {row["status"]: row["count"] / total for row in by_type}
+    assert shares == pytest.approx({500: 0.60, 503: 0.25, 504: 0.15}, abs=0.02)
+
+
+def test_a_pollers_own_trend_over_the_samples_is_the_reported_trend(make_sim: MakeSim) -> None:
+    sim = make_sim("memory-leak")
+    sim.start_test(50)
+    sim.advance("3h")
+    stats = sim.get("/api/admin/memory/stats")
+    last_30_minutes = stats["samples"][-30:]
+    hours = [sample["time"] / 3600 for sample in last_30_minutes]
+    for name in ("legacy", "modern", "total"):
+        heap = [sample[name] for sample in last_30_minutes]
+        slope = statistics.linear_regression(hours, heap).slope
+        assert stats["trendMbPerHour"][name] == pytest.approx(slope, abs=0.05)
 
 
 def test_memory_leak_grows_modern_heap_steadily(make_sim: MakeSim) -> None:

@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 from rollout_cli.sandbox import SandboxTransport, VirtualClock, create_sandbox, sandbox_client
+from rollout_cli.sandbox.latency import LatencyProfile, mixture_quantile
+from rollout_cli.sandbox.scenarios import scenario_from_mapping
 from rollout_cli.sandbox.traffic import BUCKET_SECONDS, HISTORY_SECONDS
 
 from .conftest import Sim
@@ -74,6 +76,27 @@ def test_emergency_stop_sends_everything_to_legacy(make_sim: MakeSim) -> None:
     assert (stopped["status"], stopped["rolloutPercentage"]) == ("stopped", 0)
     sim.advance("5m")
     assert _modern_share(sim, "5m") == 0.0
+
+
+def test_failed_user_requests_answer_500_503_and_504_in_the_guides_proportions(
+    make_sim: MakeSim,
+) -> None:
+    broken = scenario_from_mapping({"legacy": {"success_rate": 0.0}}, default_name="broken")
+    sim = make_sim(broken)
+    statuses = [sim.post("/api/brain", {"messages": [{"role": "user", "content": "hi"}]})
+                .status_code for _ in range(2000)]
+    shares = {code: statuses.count(code) / len(statuses) for code in (500, 503, 504)}
+    assert shares == pytest.approx({500: 0.60, 503: 0.25, 504: 0.15}, abs=0.04)
+
+
+def test_a_mixed_windows_p95_is_the_quantile_of_the_mixture() -> None:
+    legacy, modern = LatencyProfile(3000, 7000), LatencyProfile(2700, 6300)
+    for weights in ({legacy: 900, modern: 100}, {legacy: 1, modern: 5}, {legacy: 7}):
+        p95 = mixture_quantile(weights, 0.95)
+        assert p95 is not None
+        below = sum(n * profile.cdf(p95) for profile, n in weights.items())
+        assert below / sum(weights.values()) == pytest.approx(0.95, abs=1e-9)
+    assert mixture_quantile({legacy: 0, modern: 0}) is None
 
 
 def test_a_real_user_request_counts_in_the_next_window(make_sim: MakeSim) -> None:
@@ -169,6 +192,20 @@ def test_auto_rollback_ignores_tiny_volumes(make_sim: MakeSim) -> None:
     sim.advance("3h")
     assert sim.modern("1h")["errorRate"] > 0.1
     assert sim.results()["status"] == "running"
+
+
+def test_starting_the_dashboard_or_memory_management_again_keeps_its_start(
+    make_sim: MakeSim,
+) -> None:
+    sim = make_sim()
+    for path, report, key in (("dashboard/start", "dashboard/metrics", "dashboard"),
+                              ("memory/start", "memory/stats", "management")):
+        assert sim.get(f"/api/admin/{report}")[key] == {"running": False, "since": None}
+        sim.advance("10m")
+        since = sim.post(f"/api/admin/{path}").json()["since"]
+        sim.advance("10m")
+        assert sim.post(f"/api/admin/{path}").json()["since"] == since
+        assert sim.get(f"/api/admin/{report}")[key] == {"running": True, "since": since}
 
 
 def test_cleanup_frees_garbage_but_not_a_leak(make_sim: MakeSim) -> None:
