@@ -237,9 +237,20 @@ def find(ctx: Context, rollout_id: str | None, latest: bool = False) -> RolloutD
         return store.open(known[-1])
     if not active:
         hint = f"; rollouts: {', '.join(known[-5:])}" if known else ""
-        raise UsageError(f"no active rollout; name one{hint}")
+        raise UsageError(f"no active rollout{_newest_ended(ctx, known)}; name one{hint}")
     raise UsageError("several rollouts are active; name one: "
                      + ", ".join(m.id for m in active))
+
+
+def _newest_ended(ctx: Context, known: list[str]) -> str:
+    """How the newest rollout ended, for a refusal that found none active."""
+    if not known:
+        return ""
+    try:
+        state = _state(ctx, ctx.store.open(known[-1]))
+    except StateError:
+        return ""
+    return f": the newest, {known[-1]}, has ended {state.phase} ({state.reason})"
 
 
 def _plan_for(ctx: Context, rollout: RolloutDir, state: RolloutState, plan_file: Path | None,
@@ -312,6 +323,12 @@ def _act(ctx: Context, rollout_id: str | None, operation: str,
         with _holding(ctx, rollout.lock(operation, timeout=ctx.lock_timeout),
                       f"rollout {rollout.id}") as waited:
             state = _state(ctx, rollout)
+            if rollout_id is None and not latest and state.phase in TERMINAL:
+                # Claimed still, by a process killed after the rollout ended: not active.
+                ctx.store.release_active(rollout.meta.plan_name, rollout.id)
+                raise UsageError(f"no active rollout: {rollout.id}, the last one active, has "
+                                 f"ended {state.phase} ({state.reason}); name it to act on "
+                                 "it anyway")
             loaded, change = _plan_for(ctx, rollout, state, plan_file, accept_change)
             if waited and operation == "rollback" and _rolled_back_meanwhile(state, since):
                 return Result(rollout.id, state, None, MEANWHILE, loaded.plan)

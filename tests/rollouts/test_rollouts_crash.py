@@ -376,3 +376,61 @@ def test_assume_applied_asks_for_what_the_lost_answer_captured(
     assert "--capture takes NAME=VALUE" in malformed.err
     status = operator.status()
     assert (status["phase"], status["uncertain"].endswith(AB_START[1])) == ("paused", True)
+
+
+# --- a rollback killed anywhere, then `rollout rollback` again ------------------------
+
+ALERT = ("POST", "/api/admin/alerts/emergency")
+ROLLBACK = ("rollback", "--yes", "--reason", "error rate above 10%")
+
+
+def test_crash_after_every_write_of_a_rollback_then_roll_back_again(
+        rollout: Callable[..., CliResult], zygote: Zygote, strict_plan: Path,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The rollback round: killed after any of its writes (its start, each intent and
+    outcome, its end), a second `rollout rollback` continues it. Every idempotent step
+    arrives, the alert (not idempotent) at most once, and the cause stays the reason."""
+    def rolled_back(state_dir: Path, env: dict[str, str]) -> tuple[Operator, Target, Any]:
+        operator = Operator(rollout, state_dir, tmp_path)
+        assert operator("start", str(strict_plan)).code == 3     # at canary-10's gate
+        killed = zygote.run([*ROLLBACK, "--state-dir", str(state_dir)],
+                            {**operator.env(), **env}, tmp_path)
+        return operator, target, killed
+
+    log = tmp_path / "rollback-writes.log"
+    with serve() as target:
+        monkeypatch.setenv("BRAIN_API_URL", target.url)
+        _, _, done = rolled_back(tmp_path / "reference", {killpoints.WRITE_LOG: str(log)})
+        assert done.code == 1, done.out + done.err
+    writes = log.read_text().split()
+    assert writes.count(killpoints.JOURNAL_APPEND) >= 2 * len(EMERGENCY) + 2
+
+    problems = []
+    for n in range(1, len(writes) + 1):
+        with serve() as target:
+            monkeypatch.setenv("BRAIN_API_URL", target.url)
+            operator, _, killed = rolled_back(tmp_path / f"rollback-{n}", kill_env(n))
+            try:
+                assert killed.code == -9, f"exit {killed.code}: {killed.err}"
+                again = operator(*ROLLBACK)
+                done = "no active rollout" in again.err and "has ended rolled-back" in again.err
+                if not done:          # killed after its end: nothing more to send, it says
+                    assert again.code == 1, again.out + again.err
+                status = operator.status()
+                assert status["phase"] == "rolled-back", status
+                assert status["reason"].startswith("error rate above 10%"), status["reason"]
+                calls = [(method, path) for method, path, _ in target.changes()]
+                assert calls.count(ALERT) <= 1, calls
+                assert [c for c in EMERGENCY if c != ALERT and c not in calls] == [], calls
+                if ALERT not in calls:   # in flight when killed: named, not re-sent
+                    assert "not re-sent" in status["reason"], status["reason"]
+                assert target.state()["flags"].get("USE_MODERN_BRAIN_API") is False
+                assert left_behind(operator) == []
+            except AssertionError as problem:
+                problems.append(f"crash after rollback write {n} ({writes[n - 1]}): {problem}")
+    assert problems == [], "\n\n".join(problems)
+
+
+EMERGENCY = [("POST", "/api/admin/feature-flags/disable"),
+             ("POST", "/api/admin/ab-testing/emergency-stop"),
+             ("POST", "/api/admin/memory/cleanup"), ALERT]

@@ -85,7 +85,8 @@ def test_rollback_without_an_id_touches_no_finished_rollout(operator: Operator,
     refused = operator("rollback", "--yes")
 
     assert refused.code == 2
-    assert f"no active rollout; name one; rollouts: {done}" in refused.err
+    assert (f"no active rollout: the newest, {done}, has ended succeeded (every stage "
+            f"completed); name one; rollouts: {done}") in refused.err
     assert (operator.events(), len(target.changes())) == (journal, calls)
 
     # A regression found after promotion: rolling back the finished one, by name.
