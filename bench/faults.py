@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rollout_cli.engine import RolloutState, fold
+from rollout_cli.engine import Event, RolloutState, fold, from_json
 from rollout_cli.plan import load_plan
 from rollout_cli.plan.models import Plan, RequestStep
 from rollout_cli.sandbox import SandboxTransport, VirtualClock, create_sandbox, sandbox_client
@@ -92,12 +92,12 @@ class Recorder:
         self.state: RolloutState | None = None
         self._seen = 0
 
-    def __call__(self, event: dict[str, Any], state: RolloutState) -> None:
-        if event["type"] in self.MARKED:
+    def __call__(self, event: Event, state: RolloutState) -> None:
+        self.events.append(event.to_record())  # as the journal holds it
+        if event.TYPE in self.MARKED:
             news = self.app.calls.since(self._seen)
             if news:
                 self._seen = news[-1].seq
-        self.events.append(event)
         self.marks.append(self._seen)
         self.state = state
 
@@ -385,7 +385,7 @@ def journal_mismatch(rec: Recorder) -> list[str]:
     """The live state must be the one its journal rebuilds (what `resume` would see)."""
     live = rec.state
     assert live is not None
-    rebuilt = fold(RolloutState(id=live.id, plan=live.plan), rec.events)
+    rebuilt = fold(RolloutState(id=live.id, plan=live.plan), map(from_json, rec.events))
     if rebuilt == live:
         return []
     differing = sorted(k for k in live.__dict__ if getattr(live, k) != getattr(rebuilt, k))

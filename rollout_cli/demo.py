@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rollout_cli.engine import RolloutState
+from rollout_cli.engine import Event, RolloutState
 
 DEMO_PLAN = Path(__file__).resolve().parent.parent / "plans" / "brain-api-demo.yaml"
 TIME_SCALE = 600.0
@@ -23,17 +23,16 @@ class DemoLog:
     decisions: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.time)
 
-    def __call__(self, event: dict[str, Any], state: RolloutState) -> None:
-        kind = event["type"]
-        if kind == "stage-completed":
-            self.stages.append((event.get("name", "?"), state.percentage,
-                                event["time"] - self.started))
-        elif kind in ("paused", "rollback-started", "rolled-back", "rollback-failed", "failed",
-                      "succeeded"):
-            self.decisions.append(f"{kind}: {event.get('reason')}")
-        elif kind == "gate-approved":
-            self.decisions.append(f"gate of {event.get('name', event.get('stage'))} approved "
-                                  f"({'automatically' if event.get('auto') else event.get('who')})")
+    def __call__(self, event: Event, state: RolloutState) -> None:
+        from rollout_cli.engine import events as ev
+
+        if isinstance(event, ev.StageCompleted):
+            self.stages.append((event.name, state.percentage, event.time - self.started))
+        elif isinstance(event, ev.Paused | ev.RollbackStarted | ev.Ended):
+            self.decisions.append(f"{event.TYPE}: {event.reason}")
+        elif isinstance(event, ev.GateApproved):
+            self.decisions.append(f"gate of {event.name or event.stage} approved "
+                                  f"({'automatically' if event.auto else event.who})")
 
 
 @dataclass(frozen=True)

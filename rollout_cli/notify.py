@@ -14,12 +14,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from rollout_cli.drivers.http import HttpDriver, HttpOutcome, HttpRequest, RetryPolicy
 from rollout_cli.redact import MASK, Redactor
+
+if TYPE_CHECKING:
+    from rollout_cli.engine.events import Event
 
 # 0.5 s then 1 s between the 3 tries. A post is idempotent here: a message shown twice is
 # better than one lost, so timeouts and 500s are retried too.
@@ -90,16 +93,16 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def __call__(self, event: dict[str, Any], state: Any) -> list[dict[str, Any]]:
+    def __call__(self, event: Event, state: Any) -> list[dict[str, Any]]:
         """Queue ``event``'s notifications; returns their bodies. Never raises."""
         try:
             return self._enqueue(event, state)
         except Exception as problem:  # a notification must never fail the rollout
-            self._fail(f"{event.get('type')}: not sent: {type(problem).__name__}")
+            self._fail(f"{event.TYPE}: not sent: {type(problem).__name__}")
             return []
 
-    def _enqueue(self, event: dict[str, Any], state: Any) -> list[dict[str, Any]]:
-        name = NOTIFIED.get(event.get("type", ""))
+    def _enqueue(self, event: Event, state: Any) -> list[dict[str, Any]]:
+        name = NOTIFIED.get(event.TYPE)
         if name is None or self._closed:
             return []
         targets = [(i, entry) for i, entry in self._entries if name in entry.events]
@@ -113,18 +116,16 @@ class Notifier:
             bodies.append(body)
         return bodies
 
-    def _fields(self, name: str, event: dict[str, Any], state: Any) -> dict[str, Any]:
-        stage = event.get("name")
+    def _fields(self, name: str, event: Event, state: Any) -> dict[str, Any]:
+        stage = getattr(event, "name", None)
         index = getattr(state, "stage", None)
         if stage is None and getattr(state, "stage_started", False) and (
                 isinstance(index, int) and index < len(self._stages)):
             stage = self._stages[index]
-        when = event.get("time")
         return {"event": name, "rollout": self._rollout_id, "plan": self._plan_name,
                 "stage": stage, "percentage": getattr(state, "percentage", None),
-                "reason": event.get("reason"),
-                "time": (datetime.fromtimestamp(when, UTC) if when is not None
-                         else datetime.now(UTC)).isoformat()}
+                "reason": getattr(event, "reason", None),
+                "time": datetime.fromtimestamp(event.time, UTC).isoformat()}
 
     def _put(self, delivery: _Delivery) -> None:
         with self._lock:

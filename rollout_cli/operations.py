@@ -27,12 +27,13 @@ from rollout_cli.store.identity import who
 from rollout_cli.store.rollouts import START_LOCK_WAIT, PlanClaimed
 
 if TYPE_CHECKING:
-    from rollout_cli.engine import Decision, Finished, PendingCall, Policy, RolloutState, Wait
+    from rollout_cli.engine import Decision, Finished, Policy, RolloutState, Wait
+    from rollout_cli.engine.events import Event, Intent
     from rollout_cli.notify import Notifier
     from rollout_cli.store import Repair
     from rollout_cli.store.locks import Lock
 
-    EventSink = Callable[[dict[str, Any], RolloutState], None]
+    EventSink = Callable[[Event, RolloutState], None]
 
 
 @dataclass
@@ -108,15 +109,17 @@ def _reconciler(ctx: Context, rollout: RolloutDir, loaded: Any, operation: str,
     notifier = Notifier(loaded.plan.notify, loaded.redactor, rollout.id, loaded.plan.name,
                         stages=[stage.name for stage in loaded.plan.stages])
 
-    def on_event(event: dict[str, Any], state: RolloutState) -> None:
+    def on_event(event: Event, state: RolloutState) -> None:
         ctx.on_event(event, state)
         notifier(event, state)
 
-    reconciler = Reconciler(ctx.store, rollout, Executor(loaded, http),
-                            Policy() if policy is None else policy, clock, on_event,
-                            ctx.lock_timeout, operation,
-                            on_lock_wait=lambda holder: ctx.on_lock_wait(f"rollout {rollout.id}",
-                                                                         holder))
+    reconciler = Reconciler(
+        ctx.store, rollout, Executor(loaded, http), Policy() if policy is None else policy,
+        clock, on_event=on_event, lock_timeout=ctx.lock_timeout, operation=operation,
+        # What another process journaled is shown (an operator's advance), not notified:
+        # that process notified it.
+        on_news=ctx.on_event,
+        on_lock_wait=lambda holder: ctx.on_lock_wait(f"rollout {rollout.id}", holder))
     return reconciler, _Outbound(http, notifier, reconciler, ctx.warn)
 
 
@@ -149,10 +152,11 @@ class _Outbound:
         try:
             # The operation's own lock is released by now; a note is legal in any phase.
             with self.reconciler.rollout.lock("notify", timeout=5.0):
+                from rollout_cli.engine.events import Note
+
                 self.reconciler.load()
                 for failure in failures:
-                    self.reconciler.record({"type": "note",
-                                            "text": f"notification failed: {failure}"})
+                    self.reconciler.record(Note(text=f"notification failed: {failure}"))
         except Exception:
             # Journaling is a nicety here: the operator still learns of it.
             for failure in failures:
@@ -219,8 +223,10 @@ def _created(plan_path: Path, loaded: Any) -> dict[str, Any]:
 
 def _announce(reconciler: Any) -> None:
     """Hand the events the store journaled at creation to the printer and the notifier."""
+    from rollout_cli.store.loading import events_of
+
     state = reconciler.load()
-    for event in reconciler.rollout.journal.events():
+    for event in events_of(reconciler.rollout.journal.events()):
         reconciler.on_event(event, state)
 
 
@@ -254,8 +260,9 @@ def _newest_ended(ctx: Context, known: list[str]) -> str:
 
 
 def _plan_for(ctx: Context, rollout: RolloutDir, state: RolloutState, plan_file: Path | None,
-              accept_change: bool) -> tuple[Any, dict[str, Any] | None]:
+              accept_change: bool) -> tuple[Any, Event | None]:
     """Load the rollout's plan; refuse a changed plan unless accepted (then say so)."""
+    from rollout_cli.engine import events as ev
     path = plan_file or Path(rollout.meta.plan_path)
     if not path.exists():
         raise UsageError(f"the plan {path} of rollout {rollout.id} is gone; pass --plan PATH")
@@ -273,7 +280,7 @@ def _plan_for(ctx: Context, rollout: RolloutDir, state: RolloutState, plan_file:
         if refused is not None:
             raise StateError(f"plan {path} changed since rollout {rollout.id} started, and "
                              f"cannot be accepted: {refused}")
-        return loaded, {"type": "plan-changed", "plan_digest": digest, "who": who()}
+        return loaded, ev.PlanChanged(plan_digest=digest, who=who())
     return _load(path, ctx), None
 
 
@@ -304,7 +311,7 @@ def _holding(ctx: Context, lock: Lock, subject: str) -> Iterator[dict[str, Any] 
 
 
 def _act(ctx: Context, rollout_id: str | None, operation: str,
-         events: Callable[[RolloutState, Any], Iterable[dict[str, Any]]], follow: bool,
+         events: Callable[[RolloutState, Any], Iterable[Event]], follow: bool,
          plan_file: Path | None = None, accept_change: bool = False,
          policy: Policy | None = None, run: bool = True, latest: bool = False) -> Result:
     """Journal an operator's events under the lock, then continue the rollout.
@@ -356,9 +363,10 @@ def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | Non
             follow: bool = False, accept_change: bool = False,
             stage: str | None = None) -> Result:
     """Open the gate; with ``stage`` (a name or index) only if the rollout is at that stage."""
+    from rollout_cli.engine import events as ev
     from rollout_cli.engine.phases import PAUSED, TERMINAL, WAITING_GATE
 
-    def events(state: RolloutState, loaded: Any) -> list[dict[str, Any]]:
+    def events(state: RolloutState, loaded: Any) -> list[Event]:
         if stage is not None:
             _at_stage(state, loaded.plan, stage)
         if state.phase in TERMINAL:
@@ -366,19 +374,18 @@ def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | Non
         if state.uncertain is not None:
             raise UsageError("a call's outcome is uncertain; resolve it first with "
                              "`rollout resume --assume-applied` or `--resend`")
-        base = {"who": who(), "reason": reason}
+        opened = ev.GateApproved(stage=state.stage, who=who(), reason=reason)
         if full:
             # At a gate or paused, the promotion has to open it too: it skips what follows.
-            opened = ([{"type": "gate-approved", "stage": state.stage, **base}]
-                      if state.phase in (WAITING_GATE, PAUSED) else [])
-            return [*opened, {"type": "promoted-full", **base}]
+            return [*([opened] if state.phase in (WAITING_GATE, PAUSED) else []),
+                    ev.PromotedFull(who=who(), reason=reason)]
         if state.phase in (WAITING_GATE, PAUSED):
-            return [{"type": "gate-approved", "stage": state.stage, **base}]
+            return [opened]
         if not force:
             raise UsageError(f"rollout {state.id} is not waiting at a gate (phase "
                              f"{state.phase}); its bake or analysis is not done. Use --force "
                              "--reason TEXT to skip it")
-        return [{"type": "gate-approved", "stage": state.stage, "forced": True, **base}]
+        return [replace(opened, forced=True)]
 
     return _act(ctx, rollout_id, "advance", events, follow, accept_change=accept_change)
 
@@ -401,14 +408,15 @@ def _at_stage(state: RolloutState, plan: Any, wanted: str) -> None:
 
 
 def pause(ctx: Context, rollout_id: str | None, reason: str | None) -> Result:
+    from rollout_cli.engine import events as ev
     from rollout_cli.engine.phases import PAUSED, TERMINAL
 
-    def events(state: RolloutState, loaded: Any) -> list[dict[str, Any]]:
+    def events(state: RolloutState, loaded: Any) -> list[Event]:
         if state.phase == PAUSED:
             return []
         if state.phase in TERMINAL or state.phase == "rolling-back":
             raise UsageError(f"rollout {state.id} is {state.phase}; it cannot be paused")
-        return [{"type": "paused", "reason": reason or f"paused by {who()}", "who": who()}]
+        return [ev.Paused(reason=reason or f"paused by {who()}", who=who())]
 
     return _act(ctx, rollout_id, "pause", events, follow=False, run=False)
 
@@ -418,6 +426,7 @@ def resume(ctx: Context, rollout_id: str | None, follow: bool, assume_applied: b
            auto_approve: bool = False, captures: dict[str, str] | None = None) -> Result:
     """Continue; ``captures`` stand in for what an uncertain call's lost answer captured."""
     from rollout_cli.engine import Policy
+    from rollout_cli.engine import events as ev
     from rollout_cli.engine.phases import PAUSED
 
     if assume_applied and resend:
@@ -425,29 +434,30 @@ def resume(ctx: Context, rollout_id: str | None, follow: bool, assume_applied: b
     if captures and not assume_applied:
         raise UsageError("--capture goes with --assume-applied")
 
-    def events(state: RolloutState, loaded: Any) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        if state.uncertain is not None:
+    def events(state: RolloutState, loaded: Any) -> list[Event]:
+        found: list[Event] = []
+        call = state.uncertain
+        if call is not None:
             if not (assume_applied or resend):
-                raise UsageError(f"uncertain call: {state.uncertain.line}; check the target, "
+                raise UsageError(f"uncertain call: {call.line}; check the target, "
                                  "then resume with --assume-applied or --resend")
-            resolved = {"type": "call-resolved", "call_id": state.uncertain.call_id,
-                        "how": "assume-applied" if assume_applied else "resend", "who": who()}
+            resolved = ev.CallResolved(call_id=call.call_id, who=who(),
+                                       how="assume-applied" if assume_applied else "resend")
             if assume_applied:
-                resolved["captures"] = _stand_ins(loaded, state.uncertain, captures or {})
-                call = state.uncertain
-                if call.kind == "traffic" and call.stage is not None:  # traffic moved
-                    resolved["percentage"] = loaded.plan.stages[call.stage].percentage
+                moved = (loaded.plan.stages[call.stage].percentage  # traffic moved
+                         if call.kind == "traffic" and call.stage is not None else None)
+                resolved = replace(resolved, percentage=moved,
+                                   captures=_stand_ins(loaded, call, captures or {}))
             found.append(resolved)
         if state.phase == PAUSED:
-            found.append({"type": "resumed", "who": who()})
+            found.append(ev.Resumed(who=who()))
         return found
 
     return _act(ctx, rollout_id, "resume", events, follow, plan_file, accept_change,
                 Policy(auto_approve))
 
 
-def _stand_ins(loaded: Any, call: PendingCall, given: dict[str, str]) -> dict[str, Any]:
+def _stand_ins(loaded: Any, call: Intent, given: dict[str, str]) -> dict[str, Any]:
     """The captures of an uncertain call assumed applied: later steps need them, and only
     the operator, looking at the target, knows them now that its answer is lost."""
     plan = loaded.plan
@@ -476,12 +486,13 @@ def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
     again: its cause stays the reason, and a non-idempotent call it had in flight is not
     re-sent unless ``resend`` (``assume_applied`` counts it as arrived; without either it
     is named as uncertain)."""
+    from rollout_cli.engine import events as ev
     if resend and assume_applied:
         raise UsageError("choose one of --assume-applied and --resend")
     reason = reason or f"rollback requested by {who()}"
-    started = {"type": "rollback-started", "reason": reason, "who": who()}
+    started = ev.RollbackStarted(reason=reason, who=who())
 
-    def events(state: RolloutState, loaded: Any) -> list[dict[str, Any]]:
+    def events(state: RolloutState, loaded: Any) -> list[Event]:
         from rollout_cli.engine.phases import ROLLBACK_FAILED, ROLLED_BACK, ROLLING_BACK
 
         in_flight = state.pending if state.phase == ROLLING_BACK else None
@@ -489,14 +500,14 @@ def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
             raise UsageError(f"rollout {state.id} has no rollback call in flight whose "
                              "outcome is uncertain; --resend and --assume-applied are for one")
         if state.phase == ROLLING_BACK:
-            found = [{"type": "rollback-requested", "reason": reason, "who": who()}]
+            found: list[Event] = [ev.RollbackRequested(reason=reason, who=who())]
             if in_flight is not None and (resend or assume_applied):
-                found.append({"type": "call-resolved", "call_id": in_flight.call_id,
-                              "how": "resend" if resend else "assume-applied", "who": who()})
+                found.append(ev.CallResolved(call_id=in_flight.call_id, who=who(),
+                                             how="resend" if resend else "assume-applied"))
             return found
         if state.phase in (ROLLED_BACK, ROLLBACK_FAILED) and state.reason:
             # Again, after a rollback that ended: its cause stays, the request is added.
-            return [{**started, "reason": f"{state.reason}; then {reason}"}]
+            return [replace(started, reason=f"{state.reason}; then {reason}")]
         return [started]
 
     if rollout_id or plan_path is None:
@@ -608,6 +619,7 @@ def _rollback_lines(ctx: Context, loaded: Any, state: RolloutState) -> list[tupl
 
 
 def _stateless_rollback(ctx: Context, plan_path: Path, loaded: Any, reason: str) -> Result:
+    from rollout_cli.engine import events as ev
     rollout = ctx.store.create(RolloutMeta.for_plan(loaded.plan.name, plan_path,
                                                     datetime.now(UTC)),
                                time=_clock(ctx)(),
@@ -616,7 +628,7 @@ def _stateless_rollback(ctx: Context, plan_path: Path, loaded: Any, reason: str)
     with http:
         with rollout.lock("rollback", timeout=ctx.lock_timeout):
             _announce(reconciler)
-            reconciler.record({"type": "rollback-started", "reason": reason, "who": who()})
+            reconciler.record(ev.RollbackStarted(reason=reason, who=who()))
         decision = reconciler.run(follow=True)
     assert reconciler.state is not None
     return Result(rollout.id, reconciler.state, decision, plan=loaded.plan)
@@ -626,7 +638,7 @@ def _stateless_rollback(ctx: Context, plan_path: Path, loaded: Any, reason: str)
 class Status:
     meta: RolloutMeta
     state: RolloutState
-    recent: list[dict[str, Any]]
+    recent: list[Event]
     plan: Any | None
 
     @property
@@ -636,11 +648,16 @@ class Status:
 
 def status(ctx: Context, rollout_id: str | None, recent: int = 8) -> Status:
     rollout = find(ctx, rollout_id, latest=True)
+    # Here, once there is a rollout: with nothing to show, status loads no engine.
+    from rollout_cli.engine import events as ev
+    from rollout_cli.store.loading import events_of
+
     state = _state(ctx, rollout)
-    tail: deque[dict[str, Any]] = deque(maxlen=recent)
-    for event in rollout.journal.events():
-        if event["type"] in ("outcome", "paused", "gate-approved", "rollback-started",
-                             "stage-started", "note"):
+    shown = (ev.Outcome, ev.Paused, ev.GateApproved, ev.RollbackStarted, ev.StageStarted,
+             ev.Note)
+    tail: deque[Event] = deque(maxlen=recent)
+    for event in events_of(rollout.journal.events()):
+        if isinstance(event, shown):
             tail.append(event)
     plan = None
     path = Path(rollout.meta.plan_path)
@@ -652,9 +669,11 @@ def status(ctx: Context, rollout_id: str | None, recent: int = 8) -> Status:
     return Status(rollout.meta, state, list(tail), plan)
 
 
-def history(ctx: Context, rollout_id: str | None) -> tuple[RolloutMeta, Iterable[dict[str, Any]]]:
+def history(ctx: Context, rollout_id: str | None) -> tuple[RolloutMeta, Iterable[Event]]:
+    from rollout_cli.store.loading import events_of
+
     rollout = find(ctx, rollout_id, latest=True)
-    return rollout.meta, rollout.journal.events()
+    return rollout.meta, events_of(rollout.journal.events())
 
 
 def list_rollouts(ctx: Context) -> list[tuple[RolloutMeta, RolloutState | None]]:
@@ -675,6 +694,7 @@ def unlock(ctx: Context, lock_id: str) -> Any:
 def repair(ctx: Context, rollout_id: str | None) -> tuple[RolloutDir, Repair | None]:
     """Move a rollout journal's cut-short last line to a side file, holding its lock; the
     repair is journaled. None when there was nothing to repair."""
+    from rollout_cli.engine import events as ev
     rollout = find(ctx, rollout_id, latest=True)
     # A stale lock's takeover is journaled after the repair: the journal takes no line now.
     with rollout.lock("repair", timeout=ctx.lock_timeout, journal_takeover=False) as lock:
@@ -682,18 +702,19 @@ def repair(ctx: Context, rollout_id: str | None) -> tuple[RolloutDir, Repair | N
         if lock.took_over is not None:
             rollout.note_takeover(lock.took_over)
         if done is not None:
-            rollout.journal.append(
-                {"type": "note", "text": f"repaired the journal: its cut-short line {done.line}"
-                                         f" ({done.size} bytes) moved to {done.side_file.name}",
-                 "who": who()}, time=_clock(ctx)())
+            rollout.journal.append(ev.Note(
+                text=f"repaired the journal: its cut-short line {done.line} ({done.size} "
+                     f"bytes) moved to {done.side_file.name}", who=who()).to_json(),
+                time=_clock(ctx)())
     return rollout, done
 
 
 def note_interrupted(ctx: Context, rollout_id: str | None,
-                     signal_name: str) -> tuple[Result, dict[str, Any] | None]:
+                     signal_name: str) -> tuple[Result, Event | None]:
     """Journal that a command was stopped by ``signal_name`` (SIGINT, SIGTERM): the rollout
     stays resumable as it is. The result, and the note (None when nothing had started)."""
     from rollout_cli.engine import RolloutState
+    from rollout_cli.engine import events as ev
 
     try:
         rollout = find(ctx, rollout_id)
@@ -702,9 +723,9 @@ def note_interrupted(ctx: Context, rollout_id: str | None,
     note = None
     try:
         with rollout.lock("interrupt", timeout=5.0):
-            note = rollout.journal.append({"type": "note", "text": f"interrupted by "
-                                           f"{signal_name}; `rollout resume` continues"},
-                                          time=_now(ctx))
+            note = ev.from_json(rollout.journal.append(ev.Note(
+                text=f"interrupted by {signal_name}; `rollout resume` continues").to_json(),
+                time=_now(ctx)))
     except LockedError:     # the note is a courtesy; the result must still be printed
         pass
     return Result(rollout.id, _state(ctx, rollout), interrupted=signal_name), note

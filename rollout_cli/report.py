@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from rollout_cli.engine import events as ev
+
+if TYPE_CHECKING:
+    from rollout_cli.engine.analysis import Run
+    from rollout_cli.engine.events import Event
+    from rollout_cli.engine.state import RolloutState
 
 MAX_POINTS = 2000
 """Points kept per check; past this the series is thinned by striding (see Series.add)."""
@@ -120,34 +128,30 @@ class Report:
 
 
 class _Builder:
+    """Reads events with the state the engine folds from them (``state`` is the state
+    after the event): the report's own records are what the state does not keep, such as
+    when each stage began and ended, and every rollback call with its outcome."""
+
     def __init__(self, report: Report, plan: Any | None) -> None:
         self.report = report
         self.plan = plan
-        self.pending: dict[str, RollbackCall] = {}
         self.analysis_decisions = 0
 
-    def stage_name(self, index: Any) -> str | None:
-        for stage in reversed(self.report.stages):
-            if stage.index == index:
-                return stage.name
-        return None
-
-    def feed(self, event: Mapping[str, Any]) -> None:
+    def feed(self, event: Event, state: RolloutState) -> None:
         self.report.events += 1
-        kind = str(event.get("type"))
-        handler = getattr(self, "on_" + kind.replace("-", "_"), None)
+        handler = getattr(self, "on_" + event.TYPE.replace("-", "_"), None)
         if handler is not None:
-            handler(event, float(event.get("time") or 0.0))
+            handler(event, state)
 
-    def decide(self, time: float, kind: str, reason: str, event: Mapping[str, Any],
-               **extra: Any) -> None:
-        stage = event.get("stage")
-        name = self.stage_name(stage) if isinstance(stage, int) else None
-        if name is None and self.report.stages:
-            name = self.report.stages[-1].name
-        self.report.decisions.append(Decision(time, kind, reason, name, event.get("who"),
-                                              bool(event.get("forced")),
-                                              bool(event.get("auto")), **extra))
+    def decide(self, event: Event, state: RolloutState, kind: str, reason: str) -> None:
+        stage = getattr(event, "stage", None)
+        index = stage if isinstance(stage, int) else state.stage
+        names = state.stage_names
+        name = names[index] if index < len(names) else (names[-1] if names else None)
+        self.report.decisions.append(Decision(event.time, kind, reason, name,
+                                              getattr(event, "who", None),
+                                              getattr(event, "forced", False),
+                                              getattr(event, "auto", False)))
 
     def end_open_stage(self, how: str) -> None:
         if self.report.stages and self.report.stages[-1].completed is None:
@@ -155,34 +159,31 @@ class _Builder:
 
     # One handler per event type the report uses; the others are ignored.
 
-    def on_created(self, event: Mapping[str, Any], time: float) -> None:
-        self.report.created = self.report.created or time
+    def on_created(self, event: ev.Created, state: RolloutState) -> None:
+        self.report.created = self.report.created or event.time
 
-    def on_stage_started(self, event: Mapping[str, Any], time: float) -> None:
-        pct = event.get("percentage")
-        self.report.stages.append(Stage(int(event.get("stage") or 0), str(event.get("name")),
-                                        float(pct) if pct is not None else None, time))
+    def on_stage_started(self, event: ev.StageStarted, state: RolloutState) -> None:
+        self.report.stages.append(Stage(event.stage, event.name, event.percentage, event.time))
 
-    def on_stage_completed(self, event: Mapping[str, Any], time: float) -> None:
+    def on_stage_completed(self, event: ev.StageCompleted, state: RolloutState) -> None:
         for stage in reversed(self.report.stages):
-            if stage.index == event.get("stage"):
-                stage.completed = time
+            if stage.index == event.stage:
+                stage.completed = event.time
                 return
 
-    def on_analysis(self, event: Mapping[str, Any], time: float) -> None:
-        run = event.get("run") or {}
-        scope = str(event.get("scope") or "stage")
-        for verdict in run.get("verdicts") or []:
-            self.series(str(verdict.get("check")), scope, verdict).add(
-                time, _number(verdict.get("value")), str(verdict.get("phase")))
-        phase = run.get("phase") or ("pass" if run.get("passed") else "inconclusive")
+    def on_analysis(self, event: ev.AnalysisRound, state: RolloutState) -> None:
+        run = event.run
+        for verdict in run.verdicts:
+            self.series(str(verdict.get("check")), event.scope, verdict).add(
+                event.time, _number(verdict.get("value")), str(verdict.get("phase")))
+        phase = run.phase or ("pass" if run.passed else "inconclusive")
         if phase == "pass":
             return
         if self.analysis_decisions >= MAX_ANALYSIS_DECISIONS:
             self.report.omitted_decisions += 1
             return
         self.analysis_decisions += 1
-        self.decide(time, "analysis", _analysis_reason(scope, phase, run), event)
+        self.decide(event, state, "analysis", _analysis_reason(event.scope, phase, run))
 
     def series(self, check: str, scope: str, verdict: Mapping[str, Any]) -> Series:
         found = self.report.checks.get(check)
@@ -207,66 +208,67 @@ class _Builder:
                 f"{label} {text}" for label, text in (("pass", bands["pass"]),
                                                       ("fail", bands["fail"])) if text)
 
-    def on_gate_waiting(self, event: Mapping[str, Any], time: float) -> None:
-        self.decide(time, "gate-waiting", "waiting for approval at the manual gate", event)
+    def on_gate_waiting(self, event: ev.GateWaiting, state: RolloutState) -> None:
+        self.decide(event, state, "gate-waiting", "waiting for approval at the manual gate")
 
-    def on_gate_approved(self, event: Mapping[str, Any], time: float) -> None:
-        how = ("forced" if event.get("forced") else
-               "automatically" if event.get("auto") else f"by {event.get('who')}")
-        reason = f"gate approved {how}" + (f": {event['reason']}" if event.get("reason")
-                                           else "")
-        self.decide(time, "gate-approved", reason, event)
+    def on_gate_approved(self, event: ev.GateApproved, state: RolloutState) -> None:
+        how = ("forced" if event.forced else
+               "automatically" if event.auto else f"by {event.who}")
+        reason = f"gate approved {how}" + (f": {event.reason}" if event.reason else "")
+        self.decide(event, state, "gate-approved", reason)
 
-    def on_paused(self, event: Mapping[str, Any], time: float) -> None:
-        self.decide(time, "paused", str(event.get("reason") or "paused"), event)
+    def on_paused(self, event: ev.Paused, state: RolloutState) -> None:
+        self.decide(event, state, "paused", event.reason or "paused")
 
-    def on_resumed(self, event: Mapping[str, Any], time: float) -> None:
-        self.decide(time, "resumed", f"resumed by {event.get('who')}", event)
+    def on_resumed(self, event: ev.Resumed, state: RolloutState) -> None:
+        self.decide(event, state, "resumed", f"resumed by {event.who}")
 
-    def on_promoted_full(self, event: Mapping[str, Any], time: float) -> None:
+    def on_promoted_full(self, event: ev.PromotedFull, state: RolloutState) -> None:
         reason = "promoted through all remaining stages" + (
-            f": {event['reason']}" if event.get("reason") else "")
-        self.decide(time, "promoted-full", reason, event)
+            f": {event.reason}" if event.reason else "")
+        self.decide(event, state, "promoted-full", reason)
 
-    def on_plan_changed(self, event: Mapping[str, Any], time: float) -> None:
-        self.decide(time, "plan-changed", "continued with a changed plan", event)
+    def on_plan_changed(self, event: ev.PlanChanged, state: RolloutState) -> None:
+        self.decide(event, state, "plan-changed", "continued with a changed plan")
 
-    def on_note(self, event: Mapping[str, Any], time: float) -> None:
-        self.decide(time, "note", str(event.get("text") or ""), event)
+    def on_note(self, event: ev.Note, state: RolloutState) -> None:
+        self.decide(event, state, "note", event.text)
 
-    def on_rollback_started(self, event: Mapping[str, Any], time: float) -> None:
-        reason = str(event.get("reason") or "rollback")
-        self.decide(time, "rollback-started", reason, event)
-        self.report.rollbacks.append(Rollback(time, reason, event.get("who")))
+    def on_rollback_started(self, event: ev.RollbackStarted, state: RolloutState) -> None:
+        reason = event.reason or "rollback"
+        self.decide(event, state, "rollback-started", reason)
+        self.report.rollbacks.append(Rollback(event.time, reason, event.who))
         self.end_open_stage("rolled back")
 
-    def on_intent(self, event: Mapping[str, Any], time: float) -> None:
+    def on_rollback_requested(self, event: ev.RollbackRequested, state: RolloutState) -> None:
+        self.decide(event, state, "rollback-requested", f"rollback requested again by "
+                    f"{event.who}: {event.reason}")
+
+    def on_intent(self, event: ev.Intent, state: RolloutState) -> None:
         # Only rollback calls are itemised; the rest are the stages' own steps.
-        if event.get("kind") != "rollback" or not self.report.rollbacks:
-            return
-        call = RollbackCall(str(event.get("call_id")), str(event.get("line") or ""))
-        self.report.rollbacks[-1].calls.append(call)
-        self.pending[call.call_id] = call
+        if event.kind == "rollback" and self.report.rollbacks:
+            self.report.rollbacks[-1].calls.append(RollbackCall(event.call_id, event.line))
 
-    def on_outcome(self, event: Mapping[str, Any], time: float) -> None:
-        call = self.pending.pop(str(event.get("call_id")), None)
-        if call is None:
+    def on_outcome(self, event: ev.Outcome, state: RolloutState) -> None:
+        rollbacks = self.report.rollbacks
+        call = rollbacks[-1].calls[-1] if rollbacks and rollbacks[-1].calls else None
+        if call is None or call.call_id != event.call_id or call.ok is not None:
             return
-        call.ok = bool(event.get("ok"))
-        call.status = event.get("status", event.get("exit_code"))
-        call.error = event.get("error")
-        call.attempts = event.get("attempts")
-        call.elapsed = event.get("elapsed")
+        call.ok = event.ok
+        call.status = event.status if event.status is not None else event.exit_code
+        call.error = event.error
+        call.attempts = event.attempts
+        call.elapsed = event.elapsed
 
-    def finish(self, event: Mapping[str, Any], time: float) -> None:
-        kind = str(event.get("type"))
-        reason = str(event.get("reason") or event.get("error") or "")
-        self.report.outcome, self.report.outcome_reason, self.report.ended = kind, reason, time
-        self.decide(time, kind, reason or kind, event)
-        if self.report.rollbacks and kind in ("rolled-back", "rollback-failed"):
-            self.report.rollbacks[-1].ended = time
-            self.report.rollbacks[-1].outcome = kind
-        self.end_open_stage(kind)
+    def finish(self, event: ev.Ended, state: RolloutState) -> None:
+        reason = event.reason or ""
+        self.report.outcome, self.report.outcome_reason = event.TYPE, reason
+        self.report.ended = event.time
+        self.decide(event, state, event.TYPE, reason or event.TYPE)
+        if self.report.rollbacks and event.TYPE in ("rolled-back", "rollback-failed"):
+            self.report.rollbacks[-1].ended = event.time
+            self.report.rollbacks[-1].outcome = event.TYPE
+        self.end_open_stage(event.TYPE)
 
     on_succeeded = on_rolled_back = on_rollback_failed = on_failed = finish
 
@@ -277,25 +279,31 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _analysis_reason(scope: str, phase: str, run: Mapping[str, Any]) -> str:
-    message = str(run.get("message") or "")
-    if message:
+def _analysis_reason(scope: str, phase: str, run: Run) -> str:
+    if run.message:
         # The engine's message already names the scope ("stage analysis: failed ...").
-        return message if message.startswith(scope) else f"{scope} analysis {phase}: {message}"
-    reasons = [str(v.get("reason")) for v in run.get("verdicts") or []
-               if v.get("phase") != "pass"]
-    return f"{scope} analysis round {run.get('rounds')} {phase}: " + "; ".join(reasons)
+        return run.message if run.message.startswith(scope) else \
+            f"{scope} analysis {phase}: {run.message}"
+    reasons = [str(v.get("reason")) for v in run.verdicts if v.get("phase") != "pass"]
+    return f"{scope} analysis round {run.rounds} {phase}: " + "; ".join(reasons)
 
 
-def build_report(meta: Any, events: Iterable[Mapping[str, Any]], plan: Any | None = None
-                 ) -> Report:
-    """Fold a rollout's journal into a Report; ``plan`` (if loaded) adds check thresholds."""
+def build_report(meta: Any, events: Iterable[Event], plan: Any | None = None) -> Report:
+    """A rollout's journal, read into a Report; ``plan`` (if loaded) adds check thresholds.
+    A journal that the engine's fold refuses (damaged by hand) is reported as far as it
+    reads."""
+    from rollout_cli.engine.state import RolloutState, apply
+    from rollout_cli.errors import IllegalTransition
+
     created = getattr(meta, "created", None)
     report = Report(str(getattr(meta, "id", "")), str(getattr(meta, "plan_name", "")),
                     created.timestamp() if created is not None else None)
     builder = _Builder(report, plan)
+    state = RolloutState(id=report.rollout_id, plan=report.plan)
     for event in events:
-        builder.feed(event)
+        with suppress(IllegalTransition):
+            state = apply(state, event)
+        builder.feed(event, state)
     return report
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollout_cli.engine import Finished, Policy, RolloutState
+from rollout_cli.engine import Event, Finished, Policy, RolloutState
+from rollout_cli.engine import events as ev
 from rollout_cli.plan.durations import format_duration
 
 if TYPE_CHECKING:
@@ -29,34 +30,34 @@ class Trace:
     evaluations: int = 0
     rounds: int = 0
 
-    def __call__(self, event: dict[str, Any], state: RolloutState) -> None:
-        kind = event["type"]
-        if kind == "analysis":
+    def __call__(self, event: Event, state: RolloutState) -> None:
+        if isinstance(event, ev.AnalysisRound):
+            run = event.run
             self.rounds += 1
-            run = event["run"]
-            self.evaluations += len(run["verdicts"])
-            if run["phase"] == "pass" and run["action"] not in ("pause", "rollback"):
+            self.evaluations += len(run.verdicts)
+            if run.phase == "pass" and run.action not in ("pause", "rollback"):
                 return
-            verdicts = {v["check"]: v["phase"] for v in run["verdicts"]}
-            self._add(event, state, f"{event['scope']} analysis: {run['phase']}",
-                      verdicts=verdicts, reasons=[v["reason"] for v in run["verdicts"]
+            verdicts = {v["check"]: v["phase"] for v in run.verdicts}
+            self._add(event, state, f"{event.scope} analysis: {run.phase}",
+                      verdicts=verdicts, reasons=[v["reason"] for v in run.verdicts
                                                   if v["phase"] != "pass"])
-        elif kind in ("stage-started", "stage-completed", "gate-approved", "paused",
-                      "rollback-started", "rolled-back", "rollback-failed", "succeeded",
-                      "failed"):
-            self._add(event, state, kind, reason=event.get("reason"))
-        elif kind == "outcome" and not event.get("ok"):
-            self._add(event, state, "call failed", reason=event.get("error"))
+        elif isinstance(event, _DECISIONS):
+            self._add(event, state, event.TYPE, reason=getattr(event, "reason", None))
+        elif isinstance(event, ev.Outcome) and not event.ok:
+            self._add(event, state, "call failed", reason=event.error)
 
-    def _add(self, event: dict[str, Any], state: RolloutState, action: str, **extra: Any
-             ) -> None:
-        stage = event.get("name")
+    def _add(self, event: Event, state: RolloutState, action: str, **extra: Any) -> None:
+        stage = getattr(event, "name", None)
         if stage is None and state.stage < len(self.stages):
             stage = self.stages[state.stage]
-        self.entries.append({"at": event["time"] - self.start,
-                             "at_text": format_duration(event["time"] - self.start),
+        self.entries.append({"at": event.time - self.start,
+                             "at_text": format_duration(event.time - self.start),
                              "stage": stage, "percentage": state.percentage, "action": action,
                              **{k: v for k, v in extra.items() if v is not None}})
+
+
+_DECISIONS = (ev.StageStarted, ev.StageCompleted, ev.GateApproved, ev.Paused,
+              ev.RollbackStarted, ev.Ended)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
                             Policy(auto_approve=True), Clock(clock.now, sleep=clock.advance), sink,
                             max_nap=float("inf"))
     with http:
-        reconciler.record({"type": "created", "plan": loaded.plan.name, "simulated": True})
+        reconciler.record(ev.Created(plan=loaded.plan.name, simulated=True))
         decision = reconciler.run(follow=True, stop_when_paused=True,
                                   deadline=start + max_time)
     state = reconciler.state

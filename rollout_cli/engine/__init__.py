@@ -1,5 +1,6 @@
 """The pure decision core: state + plan + now -> what is due next. No I/O in here."""
 
+from rollout_cli.engine import events
 from rollout_cli.engine.decide import (
     Call,
     Decision,
@@ -10,10 +11,26 @@ from rollout_cli.engine.decide import (
     Wait,
     decide,
 )
+from rollout_cli.engine.events import Event, from_json
 from rollout_cli.engine.phases import TERMINAL, TRANSITIONS, next_phase
-from rollout_cli.engine.state import PendingCall, RolloutState, apply, fold
+from rollout_cli.engine.state import RolloutState, apply, fold
 
 __all__ = [
-    "TERMINAL", "TRANSITIONS", "Call", "Decision", "Finished", "Measure", "PendingCall",
-    "Policy", "Record", "RolloutState", "Wait", "apply", "decide", "fold", "next_phase",
+    "TERMINAL",
+    "TRANSITIONS",
+    "Call",
+    "Decision",
+    "Event",
+    "Finished",
+    "Measure",
+    "Policy",
+    "Record",
+    "RolloutState",
+    "Wait",
+    "apply",
+    "decide",
+    "events",
+    "fold",
+    "from_json",
+    "next_phase",
 ]

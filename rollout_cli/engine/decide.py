@@ -9,9 +9,9 @@ person acts) and ``Finished``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from rollout_cli.engine import analysis as runs
+from rollout_cli.engine import events as ev
 from rollout_cli.engine.phases import (
     FAILED,
     PAUSED,
@@ -27,7 +27,7 @@ from rollout_cli.plan.models import Analysis, Plan, Stage
 
 @dataclass(frozen=True)
 class Record:
-    event: dict[str, Any]
+    event: ev.Event
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def _unfinished(state: RolloutState) -> Decision:
     reason = (f"uncertain call: {call.line} was sent or about to be sent when the rollout "
               "stopped, and it is not idempotent; check the target, then run "
               "`rollout resume --assume-applied` or `rollout resume --resend`")
-    return Record({"type": "paused", "reason": reason, "uncertain": call.call_id})
+    return Record(ev.Paused(reason=reason, uncertain=call.call_id))
 
 
 def _uncertain(state: RolloutState) -> Decision:
@@ -114,7 +114,7 @@ def _uncertain(state: RolloutState) -> Decision:
     reason = (f"uncertain call: {call.line} got no answer and is not idempotent, so it is "
               "not sent again; check the target, then run `rollout resume --assume-applied` "
               "or `rollout resume --resend`")
-    return Record({"type": "paused", "reason": reason, "uncertain": call.call_id})
+    return Record(ev.Paused(reason=reason, uncertain=call.call_id))
 
 
 def _failure(plan: Plan, state: RolloutState) -> Decision:
@@ -122,11 +122,11 @@ def _failure(plan: Plan, state: RolloutState) -> Decision:
     stage = plan.stages[state.stage] if state.stage < len(plan.stages) else None
     step = stage.steps[state.step] if stage and state.step < len(stage.steps) else None
     if step is not None and step.on_failure == "abort":
-        return Record({"type": "failed", "reason": reason + " (on_failure: abort, so the "
-                       "rollback was not run)"})
+        return Record(ev.Failed(reason=reason + " (on_failure: abort, so the rollback was "
+                                "not run)"))
     if plan.rollback:
-        return Record({"type": "rollback-started", "reason": reason, "who": "rollout"})
-    return Record({"type": "failed", "reason": reason + " (the plan has no rollback steps)"})
+        return Record(ev.RollbackStarted(reason=reason, who="rollout"))
+    return Record(ev.Failed(reason=reason + " (the plan has no rollback steps)"))
 
 
 def _rollback(plan: Plan, state: RolloutState) -> Decision:
@@ -134,28 +134,27 @@ def _rollback(plan: Plan, state: RolloutState) -> Decision:
         call = state.pending
         if call.idempotent:
             return Call(call.call_id, call.kind, call.stage, call.step)
-        return Record({"type": "outcome", "call_id": call.call_id, "ok": False,
-                       "uncertain": True, "error": "not re-sent: it may have been applied"})
+        return Record(ev.Outcome(call_id=call.call_id, ok=False, uncertain=True,
+                                 error="not re-sent: it may have been applied"))
     if state.rollback_step < len(plan.rollback):
         index = state.rollback_step
         return Call(f"rollback#{state.rollback_round}:{index}", "rollback", None, index)
     if state.rollback_failures:
-        return Record({"type": "rollback-failed",
-                       "reason": f"{state.reason}; rollback incomplete: "
-                                 + "; ".join(state.rollback_failures)})
+        return Record(ev.RollbackFailed(reason=f"{state.reason}; rollback incomplete: "
+                                        + "; ".join(state.rollback_failures)))
     reason = state.reason
     if state.rollback_uncertain:  # rolled back, but say what nobody can vouch for
         reason = (f"{reason}; not re-sent, may not have been applied (not idempotent, no "
                   f"answer): " + "; ".join(state.rollback_uncertain)
                   + ". Check the target; if it never arrived, send it by hand or run the "
                   "rollback again (`rollout rollback ROLLOUT`, every step is sent again)")
-    return Record({"type": "rolled-back", "reason": reason})
+    return Record(ev.RolledBack(reason=reason))
 
 
 def _gate(stage: Stage, stage_index: int, policy: Policy) -> Decision:
     if policy.auto_approve:
-        return Record({"type": "gate-approved", "stage": stage_index, "name": stage.name,
-                       "who": "auto-approve", "auto": True})
+        return Record(ev.GateApproved(stage=stage_index, name=stage.name, who="auto-approve",
+                                      auto=True))
     return Wait(None, f"stage {stage.name!r} waits at its manual gate: "
                       f"run `rollout advance` to continue")
 
@@ -164,19 +163,19 @@ def _running(plan: Plan, state: RolloutState, now: float, policy: Policy) -> Dec
     if state.stage >= len(plan.stages):
         short = _traffic_short(plan, state)
         if short is not None:
-            return Record({"type": "paused", "reason": short})
-        return Record({"type": "succeeded", "reason": "every stage completed"})
+            return Record(ev.Paused(reason=short))
+        return Record(ev.Succeeded(reason="every stage completed"))
     stage = plan.stages[state.stage]
     if not state.stage_started:
-        return Record({"type": "stage-started", "stage": state.stage, "name": stage.name,
-                       "percentage": stage.percentage})
+        return Record(ev.StageStarted(stage=state.stage, name=stage.name,
+                                      percentage=stage.percentage))
     if state.step < len(stage.steps):
         return Call(f"step:{state.stage}:{state.step}", "step", state.stage, state.step)
     if stage.percentage is not None and not state.traffic_applied:
         return Call(f"traffic:{state.stage}", "traffic", state.stage, 0)
     stage_analysis = plan.analysis_for(stage)
     if state.baking_since is None and (stage.bake or stage_analysis) and not state.bake_skipped:
-        return Record({"type": "stage-baking", "stage": state.stage, "since": now})
+        return Record(ev.StageBaking(stage=state.stage, since=now))
     due = _analysis_due(plan, state, now)
     if due is not None:
         return due
@@ -186,10 +185,10 @@ def _running(plan: Plan, state: RolloutState, now: float, policy: Policy) -> Dec
             return waiting
     if stage.gate == "manual" and not state.gate_approved:
         if policy.auto_approve:
-            return Record({"type": "gate-approved", "stage": state.stage, "name": stage.name,
-                           "who": "auto-approve", "auto": True})
-        return Record({"type": "gate-waiting", "stage": state.stage, "name": stage.name})
-    return Record({"type": "stage-completed", "stage": state.stage, "name": stage.name})
+            return Record(ev.GateApproved(stage=state.stage, name=stage.name,
+                                          who="auto-approve", auto=True))
+        return Record(ev.GateWaiting(stage=state.stage, name=stage.name))
+    return Record(ev.StageCompleted(stage=state.stage, name=stage.name))
 
 
 def _traffic_short(plan: Plan, state: RolloutState) -> str | None:
@@ -222,8 +221,8 @@ def _baking(plan: Plan, stage: Stage, stage_analysis: Analysis | None, state: Ro
         return None
     if high is not None and watched >= high and not passed and high > low:
         detail = run.message or "; ".join(v["reason"] for v in run.verdicts) if run else ""
-        return Record({"type": "paused", "reason": f"stage {stage.name!r}: bake "
-                       f"{stage.bake} is over and its analysis has not passed: {detail}"})
+        return Record(ev.Paused(reason=f"stage {stage.name!r}: bake {stage.bake} is over and "
+                                f"its analysis has not passed: {detail}"))
     # The bake's clock stands still while its metric source is down: then only the next
     # round can move it.
     ticking = state.bake_clock is not None
@@ -260,14 +259,14 @@ def _analysis_due(plan: Plan, state: RolloutState, now: float) -> Decision | Non
     active = _active_analyses(plan, state)
     for scope, analysis in active:
         if scope not in state.analyses:
-            return Record({"type": "analysis-started", "scope": scope, "started": now,
-                           "next_due": now + analysis.initial_delay})
+            return Record(ev.AnalysisStarted(scope=scope, started=now,
+                                             next_due=now + analysis.initial_delay))
     for scope, _ in active:
         run = state.analyses[scope]
         if run.action == "rollback":
-            return Record({"type": "rollback-started", "reason": run.message, "who": "analysis"})
+            return Record(ev.RollbackStarted(reason=run.message, who="analysis"))
         if run.action == "pause":
-            return Record({"type": "paused", "reason": run.message, "who": "analysis"})
+            return Record(ev.Paused(reason=run.message, who="analysis"))
     for scope, analysis in active:
         run = state.analyses[scope]
         # Judged on a measurement taken for it: due by then, with all of its metrics, not
@@ -277,8 +276,7 @@ def _analysis_due(plan: Plan, state: RolloutState, now: float) -> Decision | Non
             assert state.measured_at is not None
             judged = runs.assess(plan, analysis, scope, run, state.measurements,
                                  state.measured_at, state.measured_seq)
-            return Record({"type": "analysis", "scope": scope, "stage": state.stage,
-                           "run": judged.to_json()})
+            return Record(ev.AnalysisRound(scope=scope, stage=state.stage, run=judged))
     due = [(scope, analysis) for scope, analysis in active
            if now >= runs.earliest(state.analyses[scope], analysis)]
     if not due:

@@ -1,11 +1,18 @@
-"""A rollout's state, and how each journaled event changes it (pure)."""
+"""A rollout's state, and how each journaled event changes it (pure): the one fold.
+
+``apply(state, event)`` returns the new state and never changes ``state``; everything that
+needs a rollout's state (the reconciler, status, the report, the live view) folds the
+journal's events with it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from rollout_cli.engine import events as ev
 from rollout_cli.engine.analysis import STAGE, Run
 from rollout_cli.engine.checks import Sample
 from rollout_cli.engine.measurements import Measurements
@@ -16,18 +23,6 @@ from rollout_cli.engine.phases import (
     RUNNING,
     next_phase,
 )
-
-
-@dataclass(frozen=True)
-class PendingCall:
-    """A call whose intent is journaled and whose outcome is not (yet)."""
-
-    call_id: str
-    kind: str            # step | traffic | rollback
-    stage: int | None
-    step: int
-    line: str            # redacted: method and URL, or the command
-    idempotent: bool
 
 
 @dataclass(frozen=True)
@@ -53,8 +48,8 @@ class RolloutState:
     full_promotion: bool = False
     percentage: float | None = None
     captures: dict[str, Any] = field(default_factory=dict)
-    pending: PendingCall | None = None
-    uncertain: PendingCall | None = None
+    pending: ev.Intent | None = None       # a call journaled as intended, without outcome
+    uncertain: ev.Intent | None = None     # a call that may or may not have been applied
     step_failure: str | None = None
     pause_reason: str | None = None
     reason: str | None = None
@@ -79,8 +74,8 @@ class RolloutState:
     def to_json(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items()
                 if k not in ("measurements", "analyses", "pending", "uncertain")}
-        return {**data, "pending": asdict(self.pending) if self.pending else None,
-                "uncertain": asdict(self.uncertain) if self.uncertain else None,
+        return {**data, "pending": _call_json(self.pending),
+                "uncertain": _call_json(self.uncertain),
                 "analyses": {k: run.to_json() for k, run in self.analyses.items()},
                 "measurements": self.measurements.to_json()}
 
@@ -89,7 +84,7 @@ class RolloutState:
         values = dict(data)
         for key in ("pending", "uncertain"):
             if values.get(key):
-                values[key] = PendingCall(**values[key])
+                values[key] = ev.from_json({**values[key], "type": ev.Intent.TYPE})
         for key in ("rollback_failures", "rollback_uncertain", "measured_metrics",
                     "stage_names"):
             values[key] = tuple(values.get(key, ()))
@@ -101,6 +96,14 @@ class RolloutState:
 
 
 _FIELDS = frozenset(f.name for f in fields(RolloutState))
+
+
+def _call_json(call: ev.Intent | None) -> dict[str, Any] | None:
+    if call is None:
+        return None
+    found = call.to_record()
+    del found["type"]
+    return found
 
 
 def replace(state: Any, **changes: Any) -> Any:
@@ -116,87 +119,82 @@ def replace(state: Any, **changes: Any) -> Any:
     return new
 
 
-def fold(state: RolloutState, events: Any) -> RolloutState:
+def fold(state: RolloutState, events: Iterable[ev.Event]) -> RolloutState:
     for event in events:
         state = apply(state, event)
     return state
 
 
-def apply(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+def apply(state: RolloutState, event: ev.Event) -> RolloutState:
     """The state after one journaled event. Illegal events raise IllegalTransition."""
-    kind = event["type"]
-    phase = next_phase(state.phase, kind)
+    phase = next_phase(state.phase, event.TYPE)
     if state.phase == PAUSED and phase == RUNNING:
-        state = _watching_again(state, event.get("time", state.updated))
-    state = replace(state, phase=phase, seq=event.get("seq", state.seq),
-                    updated=event.get("time", state.updated), last_event=kind)
-    handler = _HANDLERS.get(kind)
+        state = _watching_again(state, event.time)
+    state = replace(state, phase=phase, seq=event.seq, updated=event.time,
+                    last_event=event.TYPE)
+    handler = _HANDLERS.get(type(event))
     return handler(state, event) if handler else state
 
 
-def _created(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    return replace(state, created=event["time"], plan_digest=event.get("plan_digest", ""))
+def _created(state: RolloutState, event: ev.Created) -> RolloutState:
+    return replace(state, created=event.time, plan_digest=event.plan_digest)
 
 
-def _stage_started(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+def _stage_started(state: RolloutState, event: ev.StageStarted) -> RolloutState:
     analyses = {k: v for k, v in state.analyses.items() if k != STAGE}
-    index = event["stage"]
-    names = (*state.stage_names[:index], event.get("name", str(index)))
-    return replace(state, stage=index, step=0, stage_started=True, analyses=analyses,
-                   stage_started_at=event["time"], stage_names=names, traffic_applied=False,
+    names = (*state.stage_names[:event.stage], event.name)
+    return replace(state, stage=event.stage, step=0, stage_started=True, analyses=analyses,
+                   stage_started_at=event.time, stage_names=names, traffic_applied=False,
                    baking_since=None, baked=0.0, bake_clock=None,
                    bake_skipped=state.full_promotion, gate_approved=state.full_promotion,
                    step_failure=None)
 
 
-def _intent(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    call = PendingCall(event["call_id"], event["kind"], event.get("stage"), event["step"],
-                       event["line"], event["idempotent"])
-    return replace(state, pending=call)
+def _intent(state: RolloutState, event: ev.Intent) -> RolloutState:
+    return replace(state, pending=event)
 
 
-def _outcome(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+def _outcome(state: RolloutState, event: ev.Outcome) -> RolloutState:
     call = state.pending
     state = replace(state, pending=None)
-    if call is None or call.call_id != event["call_id"]:
+    if call is None or call.call_id != event.call_id:
         return state
-    if event.get("uncertain"):
+    if event.uncertain:
         if call.kind == "rollback":
             return replace(state, rollback_step=state.rollback_step + 1,
                            rollback_uncertain=(*state.rollback_uncertain, call.line))
         return replace(state, uncertain=call)
-    return _settle(state, call, bool(event["ok"]), event)
+    return _settle(state, call, event.ok, event.captures, event.percentage, event.error)
 
 
-def _settle(state: RolloutState, call: PendingCall, ok: bool,
-            event: dict[str, Any]) -> RolloutState:
-    captures = {**state.captures, **event.get("captures", {})} if ok else state.captures
+def _settle(state: RolloutState, call: ev.Intent, ok: bool, captured: Any,
+            percentage: float | None, error: str | None = None) -> RolloutState:
+    captures = {**state.captures, **captured} if ok else state.captures
     if call.kind == "rollback":
         # What a rollback step captures feeds the later ones, with no stage state at all.
         failures = state.rollback_failures if ok else (
-            *state.rollback_failures, f"{call.line}: {event.get('error')}")
+            *state.rollback_failures, f"{call.line}: {error}")
         return replace(state, rollback_step=state.rollback_step + 1, rollback_failures=failures,
                        captures=captures)
     if not ok:
-        return replace(state, step_failure=f"{call.line}: {event.get('error')}")
+        return replace(state, step_failure=f"{call.line}: {error}")
     if call.kind == "traffic":
         return replace(state, traffic_applied=True, captures=captures,
-                       percentage=event.get("percentage", state.percentage))
+                       percentage=state.percentage if percentage is None else percentage)
     return replace(state, step=state.step + 1, captures=captures)
 
 
-def _call_resolved(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+def _call_resolved(state: RolloutState, event: ev.CallResolved) -> RolloutState:
     """A person's word on a call that may or may not have been applied: the uncertain one,
     or a rollback's call that was in flight when its process died."""
     call = state.uncertain
     if call is None and state.phase == ROLLING_BACK and state.pending is not None and (
-            state.pending.call_id == event["call_id"]):
+            state.pending.call_id == event.call_id):
         call, state = state.pending, replace(state, pending=None)
     state = replace(state, uncertain=None)
-    if call is None or event["how"] == "resend":
+    if call is None or event.how == "resend":
         return state
-    return _settle(state, call, True, {"captures": event.get("captures", {}),
-                                       "percentage": event.get("percentage", state.percentage)})
+    return _settle(state, call, True, event.captures, event.percentage)
 
 
 def _acted(state: RolloutState, reset: bool = False) -> RolloutState:
@@ -207,11 +205,11 @@ def _acted(state: RolloutState, reset: bool = False) -> RolloutState:
     return replace(state, analyses=runs)
 
 
-def _paused(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    if event.get("uncertain") and state.pending is not None:
+def _paused(state: RolloutState, event: ev.Paused) -> RolloutState:
+    if event.uncertain and state.pending is not None:
         state = replace(state, uncertain=state.pending, pending=None)
-    return replace(_acted(state), pause_reason=event.get("reason"),
-                   baked=state.baked_at(event["time"]), bake_clock=None)
+    return replace(_acted(state), pause_reason=event.reason,
+                   baked=state.baked_at(event.time), bake_clock=None)
 
 
 def _watching_again(state: RolloutState, now: float) -> RolloutState:
@@ -231,48 +229,46 @@ def _fresh_stage_run(state: RolloutState, since: float) -> RolloutState:
                                     STAGE: replace(run, since=since, passed=False)})
 
 
-def _resumed(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+def _resumed(state: RolloutState, event: ev.Resumed) -> RolloutState:
     return replace(_acted(state, reset=True), pause_reason=None)
 
 
-def _gate_approved(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+def _gate_approved(state: RolloutState, event: ev.GateApproved) -> RolloutState:
     return replace(_acted(state, reset=True), gate_approved=True, pause_reason=None,
-                   bake_skipped=state.bake_skipped or bool(event.get("forced")))
+                   bake_skipped=state.bake_skipped or event.forced)
 
 
-def _analysis_started(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+def _analysis_started(state: RolloutState, event: ev.AnalysisStarted) -> RolloutState:
     # Samples before the first round is due (traffic answered + initial_delay) never count.
-    run = Run(started=event["started"], next_due=event["next_due"],
-              since=event.get("since", event["next_due"]))
-    return replace(state, analyses={**state.analyses, event["scope"]: run})
+    run = Run(started=event.started, next_due=event.next_due,
+              since=event.next_due if event.since is None else event.since)
+    return replace(state, analyses={**state.analyses, event.scope: run})
 
 
-def _measured(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    keep = event.get("keep", {})
-    errors = event.get("errors", {})
+def _measured(state: RolloutState, event: ev.Measured) -> RolloutState:
     measurements = state.measurements
-    for metric, value in event.get("values", {}).items():
-        for one in value if isinstance(value, list) else [value]:
+    for metric, value in event.values.items():
+        for one in value if isinstance(value, list | tuple) else [value]:
             measurements = measurements.add(
-                metric, Sample(event["time"], one, errors.get(metric)), keep.get(metric, 3600.0))
-    return replace(state, measurements=measurements, measured_at=event["time"],
-                   measured_seq=event.get("seq", state.seq),
-                   measured_metrics=tuple(event.get("values", {})))
+                metric, Sample(event.time, one, event.errors.get(metric)),
+                event.keep.get(metric, 3600.0))
+    return replace(state, measurements=measurements, measured_at=event.time,
+                   measured_seq=event.seq, measured_metrics=tuple(event.values))
 
 
 HISTORY = 30
 
 
-def _analysis(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    run = Run.from_json(event["run"])
+def _analysis(state: RolloutState, event: ev.AnalysisRound) -> RolloutState:
+    run = event.run
     history = dict(state.history)
     for verdict in run.verdicts:
-        points = (*history.get(verdict["check"], ()), (event["time"], verdict["value"],
+        points = (*history.get(verdict["check"], ()), (event.time, verdict["value"],
                                                        verdict["phase"]))
         history[verdict["check"]] = points[-HISTORY:]
-    state = replace(state, analyses={**state.analyses, event["scope"]: run}, history=history)
-    if event["scope"] == STAGE and state.baking_since is not None:
-        state = _bake_watch(state, run, event["time"])
+    state = replace(state, analyses={**state.analyses, event.scope: run}, history=history)
+    if event.scope == STAGE and state.baking_since is not None:
+        state = _bake_watch(state, run, event.time)
     return state
 
 
@@ -291,61 +287,60 @@ def _bake_watch(state: RolloutState, run: Run, now: float) -> RolloutState:
     return _fresh_stage_run(replace(state, bake_clock=since), since)
 
 
-def _promoted_full(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+def _promoted_full(state: RolloutState, event: ev.PromotedFull) -> RolloutState:
     return replace(state, full_promotion=True, gate_approved=True, bake_skipped=True)
 
 
-def _stage_baking(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    return replace(state, baking_since=event["since"], baked=0.0, bake_clock=event["since"])
+def _stage_baking(state: RolloutState, event: ev.StageBaking) -> RolloutState:
+    return replace(state, baking_since=event.since, baked=0.0, bake_clock=event.since)
 
 
-def _stage_completed(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+def _stage_completed(state: RolloutState, event: ev.StageCompleted) -> RolloutState:
     return replace(state, stage=state.stage + 1, stage_started=False, step=0,
                    traffic_applied=False, baking_since=None, baked=0.0, bake_clock=None)
 
 
-def _rollback_started(state: RolloutState, event: dict[str, Any]) -> RolloutState:
+def _rollback_started(state: RolloutState, event: ev.RollbackStarted) -> RolloutState:
     return replace(_acted(state), rollback_round=state.rollback_round + 1, rollback_step=0,
-                   rollback_failures=(), rollback_uncertain=(), reason=event.get("reason"),
+                   rollback_failures=(), rollback_uncertain=(), reason=event.reason,
                    pending=None, uncertain=None, pause_reason=None)
 
 
-def _rollback_requested(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    return replace(state, reason=f"{state.reason}; {event.get('reason')}" if state.reason
-                   else event.get("reason"))
+def _rollback_requested(state: RolloutState, event: ev.RollbackRequested) -> RolloutState:
+    return replace(state, reason=f"{state.reason}; {event.reason}" if state.reason
+                   else event.reason)
 
 
-def _ended(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    return replace(state, reason=event.get("reason", state.reason))
+def _ended(state: RolloutState, event: ev.Ended) -> RolloutState:
+    return replace(state, reason=state.reason if event.reason is None else event.reason)
 
 
-def _plan_changed(state: RolloutState, event: dict[str, Any]) -> RolloutState:
-    return replace(state, plan_digest=event["plan_digest"])
+def _plan_changed(state: RolloutState, event: ev.PlanChanged) -> RolloutState:
+    return replace(state, plan_digest=event.plan_digest)
 
 
-_HANDLERS = {
-    "created": _created,
-    "stage-started": _stage_started,
-    "intent": _intent,
-    "outcome": _outcome,
-    "call-resolved": _call_resolved,
-    "paused": _paused,
-    "resumed": _resumed,
-    "gate-approved": _gate_approved,
-    "promoted-full": _promoted_full,
-    "stage-baking": _stage_baking,
-    "stage-completed": _stage_completed,
-    "rollback-started": _rollback_started,
-    "rollback-requested": _rollback_requested,
-    "rolled-back": _ended,
-    "rollback-failed": _ended,
-    "failed": _ended,
-    "succeeded": _ended,
-    "plan-changed": _plan_changed,
-    "analysis-started": _analysis_started,
-    "measured": _measured,
-    "analysis": _analysis,
+_HANDLERS: dict[type[ev.Event], Callable[[RolloutState, Any], RolloutState]] = {
+    ev.Created: _created,
+    ev.StageStarted: _stage_started,
+    ev.Intent: _intent,
+    ev.Outcome: _outcome,
+    ev.CallResolved: _call_resolved,
+    ev.Paused: _paused,
+    ev.Resumed: _resumed,
+    ev.GateApproved: _gate_approved,
+    ev.PromotedFull: _promoted_full,
+    ev.StageBaking: _stage_baking,
+    ev.StageCompleted: _stage_completed,
+    ev.RollbackStarted: _rollback_started,
+    ev.RollbackRequested: _rollback_requested,
+    ev.RolledBack: _ended,
+    ev.RollbackFailed: _ended,
+    ev.Failed: _ended,
+    ev.Succeeded: _ended,
+    ev.PlanChanged: _plan_changed,
+    ev.AnalysisStarted: _analysis_started,
+    ev.Measured: _measured,
+    ev.AnalysisRound: _analysis,
 }
 
-__all__ = ["RUNNING", "PendingCall", "RolloutState", "apply",
-           "fold"]
+__all__ = ["RUNNING", "RolloutState", "apply", "fold"]

@@ -10,6 +10,7 @@ from rollout_cli.drivers.http import HttpDriver, HttpOutcome
 from rollout_cli.drivers.metrics import MetricFetcher
 from rollout_cli.drivers.request import policy_of, request_of
 from rollout_cli.engine import Call, Measure, RolloutState
+from rollout_cli.engine.events import Measured, Outcome
 from rollout_cli.plan.calls import (
     ResolvedCommand,
     ResolvedRequest,
@@ -49,12 +50,12 @@ class Executor:
         self.rollback_deadline = rollback_deadline
         self.metrics = MetricFetcher(self.plan, http)
 
-    def measure(self, measure: Measure, state: RolloutState, now: float) -> dict[str, Any]:
+    def measure(self, measure: Measure, state: RolloutState, now: float) -> Measured:
         """The `measured` event for one tick's metrics."""
         stage = self.plan.stages[min(measure.stage, len(self.plan.stages) - 1)]
         variables = variables_for(self.plan, stage, state.id, state.captures)
         values, errors = self.metrics.fetch(measure.metrics, variables, now)
-        return {"type": "measured", "values": values, "errors": errors, "keep": measure.keep}
+        return Measured(values=values, errors=errors, keep=measure.keep)
 
     def step_of(self, call: Call) -> RequestStep | RunStep:
         if call.kind == "rollback":
@@ -83,11 +84,10 @@ class Executor:
             return Prepared(step.label, idempotent, None,
                             f"template variable {missing.name!r} has no value yet")
 
-    def perform(self, call: Call, prepared: Prepared) -> dict[str, Any]:
-        """The outcome event (without seq/time) of performing a prepared call."""
-        event: dict[str, Any] = {"type": "outcome", "call_id": call.call_id}
+    def perform(self, call: Call, prepared: Prepared) -> Outcome:
+        """The outcome event of performing a prepared call."""
         if prepared.error is not None:
-            return {**event, "ok": False, "error": prepared.error}
+            return Outcome(call_id=call.call_id, ok=False, error=prepared.error)
         if isinstance(prepared.action, ResolvedRequest):
             result = self._request(call, prepared.action)
         else:
@@ -96,7 +96,7 @@ class Executor:
         if call.kind == "traffic" and result.get("ok"):
             assert call.stage is not None
             result["percentage"] = self.plan.stages[call.stage].percentage
-        return {**event, **result}
+        return Outcome(call_id=call.call_id, **result)
 
     def _request(self, call: Call, resolved: ResolvedRequest) -> dict[str, Any]:
         policy = policy_of(resolved.retry)

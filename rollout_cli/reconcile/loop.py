@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rollout_cli.engine import (
     Call,
     Decision,
+    Event,
     Finished,
     Measure,
     Policy,
@@ -27,7 +28,9 @@ from rollout_cli.engine import (
     Wait,
     apply,
     decide,
+    from_json,
 )
+from rollout_cli.engine.events import Intent, Note
 from rollout_cli.errors import LockedError
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.reconcile.executor import Executor
@@ -45,7 +48,7 @@ CLOCK_NOTE_AFTER = 1.0
 # rollback keeps it while the work it starts runs (a stage's commands, a rollback's retries).
 FOLLOWER_LOCK_WAIT = 1800.0
 
-EventSink = Callable[[dict[str, Any], RolloutState], None]
+EventSink = Callable[[Event, RolloutState], None]
 
 
 class Clock:
@@ -88,6 +91,8 @@ class Reconciler:
     policy: Policy = field(default_factory=Policy)
     clock: Clock = field(default_factory=Clock)
     on_event: EventSink = lambda event, state: None
+    # Events another process journaled (an operator's advance), seen when catching up.
+    on_news: EventSink = lambda event, state: None
     lock_timeout: float = 0.0
     operation: str = "run"
     max_nap: float = MAX_NAP
@@ -98,27 +103,30 @@ class Reconciler:
     def load(self) -> RolloutState:
         """Catch up with everything journaled so far, by us or by another process."""
         first = self.state is None
-        self.state = load_state(self.rollout, self.state)
+        self.state = load_state(self.rollout, self.state, self.on_news)
         # Journal times never go back: a clock behind the journal continues from its time.
         behind = self.clock.catch_up(self.state.updated)
         if first and behind > CLOCK_NOTE_AFTER:
-            self.record({"type": "note", "text": (
+            self.record(Note(text=(
                 f"the clock of {who()} is {format_duration(behind)} behind this rollout's "
                 "journal (a clock step, or another machine's clock); time continues from "
-                "the journal's, and the gap does not count toward any bake")})
+                "the journal's, and the gap does not count toward any bake")))
         return self.state
 
-    def record(self, event: dict[str, Any]) -> RolloutState:
+    def record(self, event: Event) -> RolloutState:
         """Journal one event (durably) and fold it into the state."""
         state = self.state if self.state is not None else self.load()
         # Raises IllegalTransition before anything is written; apply never changes its input.
         now = max(self.clock.now(), state.updated)
-        expected = {**event, "seq": state.seq + 1, "time": now}
+        expected = event.stamped(state.seq + 1, now)
         folded = apply(state, expected)
-        stored = self.rollout.journal.append(event, time=now)
-        self.state = folded if stored == expected else apply(state, stored)
+        stored = self.rollout.journal.append(event.to_json(), time=now)
+        if (stored["seq"], stored["time"]) != (expected.seq, expected.time):
+            expected = from_json(stored)   # the journal numbered it: another writer first
+            folded = apply(state, expected)
+        self.state = folded
         self._after_append()
-        self.on_event(stored, self.state)
+        self.on_event(expected, self.state)
         return self.state
 
     def _after_append(self) -> None:
@@ -181,9 +189,8 @@ class Reconciler:
 
     def _call(self, call: Call, state: RolloutState) -> RolloutState:
         prepared = self.executor.prepare(call, state)
-        self.record({"type": "intent", "call_id": call.call_id, "kind": call.kind,
-                     "stage": call.stage, "step": call.step, "line": prepared.line,
-                     "idempotent": prepared.idempotent})
+        self.record(Intent(call_id=call.call_id, kind=call.kind, stage=call.stage,
+                           step=call.step, line=prepared.line, idempotent=prepared.idempotent))
         return self.record(self.executor.perform(call, prepared))
 
     def run(self, follow: bool, stop_when_paused: bool = False,

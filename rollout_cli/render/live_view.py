@@ -8,7 +8,7 @@ import time
 from collections import deque
 from typing import Any
 
-from rollout_cli.engine import RolloutState
+from rollout_cli.engine import Event, RolloutState
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.render.checks_view import checks_data, sparkline
 from rollout_cli.render.rollout_view import _clock, describe_event, next_step_hint, stage_name
@@ -83,13 +83,13 @@ def _checks(plan: Any, state: RolloutState) -> Any:
     return table
 
 
-def _events(events: list[dict[str, Any]]) -> Any:
+def _events(events: list[Event]) -> Any:
     from rich.text import Text
 
     text = Text(no_wrap=True, overflow="ellipsis")
     for event in events:
         line = describe_event(event).strip().splitlines()[0]
-        text.append(f"{_clock(event['time'])}  {line}\n", style="dim")
+        text.append(f"{_clock(event.time)}  {line}\n", style="dim")
     return text
 
 
@@ -100,7 +100,7 @@ class LiveView:
         from rich.live import Live
 
         self.plan = plan
-        self.events: deque[dict[str, Any]] = deque(maxlen=keep)
+        self.events: deque[Event] = deque(maxlen=keep)
         self.state: RolloutState | None = None
         self.live = Live(console=console, refresh_per_second=4, transient=False,
                          get_renderable=self._frame)
@@ -112,9 +112,9 @@ class LiveView:
             return Text("starting...")
         return render(self.plan, self.state, list(self.events), time.time())
 
-    def __call__(self, event: dict[str, Any], state: RolloutState) -> None:
+    def __call__(self, event: Event, state: RolloutState) -> None:
         self.state = state
-        if event["type"] not in ("measured", "analysis"):
+        if event.TYPE not in ("measured", "analysis"):
             self.events.append(event)
 
     def __enter__(self) -> LiveView:

@@ -14,7 +14,7 @@ from rollout_cli.render.console import stderr, stdout
 if TYPE_CHECKING:
     # The engine (and through it the plan's models) only once a rollout is shown:
     # `rollout status` in a state directory with nothing in it does not pay for them.
-    from rollout_cli.engine import RolloutState
+    from rollout_cli.engine import Event, RolloutState
 
 
 def _clock(seconds: float) -> str:
@@ -32,82 +32,81 @@ def json_line(data: Any) -> None:
     sys.stdout.flush()
 
 
-def describe_event(event: dict[str, Any]) -> str:
+def describe_event(event: Event) -> str:
     """One human line for a journaled event."""
-    kind = event["type"]
-    if kind == "created":
-        return f"rollout created from {event.get('plan_file')} by {event.get('who')}"
-    if kind == "stage-started":
-        pct = event.get("percentage")
-        return f"stage {event.get('name')} started" + (f" ({pct:g}% traffic)" if pct is not None
-                                                      else "")
-    if kind == "intent":
-        return f"  -> {event['line']}"
-    if kind == "outcome":
-        return _outcome(event)
-    if kind == "stage-baking":
-        return "  baking"
-    if kind == "stage-completed":
-        return f"stage {event.get('name')} completed"
-    if kind == "gate-waiting":
-        return f"stage {event.get('name')} waits at its manual gate"
-    if kind == "gate-approved":
-        how = "auto-approved" if event.get("auto") else (
-            "forced" if event.get("forced") else "approved")
-        why = f": {event['reason']}" if event.get("reason") else ""
-        return f"gate {how} by {event.get('who')}{why}"
-    if kind in ("paused", "failed", "rolled-back", "rollback-failed", "rollback-started",
-                "succeeded"):
-        return f"{kind}: {event.get('reason')}" if event.get("reason") else kind
-    if kind == "resumed":
-        return f"resumed by {event.get('who')}"
-    if kind == "rollback-requested":
-        return f"rollback requested again by {event.get('who')}: continuing the rollback"
-    if kind == "call-resolved":
-        return f"uncertain call resolved by {event.get('who')}: {event.get('how')}"
-    if kind == "promoted-full":
-        return f"full promotion by {event.get('who')}: remaining bakes and gates skipped"
-    if kind == "plan-changed":
-        return f"plan changed (digest {event['plan_digest'][:12]}), accepted by {event.get('who')}"
-    if kind == "note":
-        return str(event.get("text"))
-    if kind == "analysis":
-        return _analysis(event)
-    if kind == "analysis-started":
-        return f"  {event['scope']} analysis started"
-    if kind == "measured":
-        shown = ", ".join(f"{k}={_short(v)}" for k, v in event.get("values", {}).items())
-        return f"  measured {shown}"
-    return kind
+    from rollout_cli.engine import events as ev
+
+    match event:
+        case ev.Created():
+            return f"rollout created from {event.plan_file} by {event.who}"
+        case ev.StageStarted(name=name, percentage=pct):
+            return f"stage {name} started" + (f" ({pct:g}% traffic)" if pct is not None
+                                              else "")
+        case ev.Intent(line=line):
+            return f"  -> {line}"
+        case ev.Outcome():
+            return _outcome(event)
+        case ev.StageBaking():
+            return "  baking"
+        case ev.StageCompleted(name=name):
+            return f"stage {name} completed"
+        case ev.GateWaiting(name=name):
+            return f"stage {name} waits at its manual gate"
+        case ev.GateApproved():
+            how = "auto-approved" if event.auto else "forced" if event.forced else "approved"
+            why = f": {event.reason}" if event.reason else ""
+            return f"gate {how} by {event.who}{why}"
+        case ev.Paused() | ev.Ended() | ev.RollbackStarted():
+            reason = getattr(event, "reason", None)
+            return f"{event.TYPE}: {reason}" if reason else event.TYPE
+        case ev.Resumed(who=who):
+            return f"resumed by {who}"
+        case ev.RollbackRequested(who=who):
+            return f"rollback requested again by {who}: continuing the rollback"
+        case ev.CallResolved(who=who, how=how):
+            return f"uncertain call resolved by {who}: {how}"
+        case ev.PromotedFull(who=who):
+            return f"full promotion by {who}: remaining bakes and gates skipped"
+        case ev.PlanChanged(plan_digest=digest, who=who):
+            return f"plan changed (digest {digest[:12]}), accepted by {who}"
+        case ev.Note(text=text):
+            return text
+        case ev.AnalysisRound():
+            return _analysis(event)
+        case ev.AnalysisStarted(scope=scope):
+            return f"  {scope} analysis started"
+        case ev.Measured(values=values):
+            return "  measured " + ", ".join(f"{k}={_short(v)}" for k, v in values.items())
+    return event.TYPE
 
 
 def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return f"[{len(value)} points]"
     return str(value)
 
 
-def _analysis(event: dict[str, Any]) -> str:
-    run = event["run"]
-    lines = [f"  {event['scope']} analysis #{run['rounds']}: {run['phase'] or 'no checks'}"]
-    for verdict in run["verdicts"]:
+def _analysis(event: Any) -> str:
+    run = event.run
+    lines = [f"  {event.scope} analysis #{run.rounds}: {run.phase or 'no checks'}"]
+    for verdict in run.verdicts:
         if verdict["phase"] != "pass" or verdict.get("dry_run"):
             lines.append(f"    {verdict['reason']}" + (" (dry run)" if verdict["dry_run"]
                                                          else ""))
     return "\n".join(lines)
 
 
-def _outcome(event: dict[str, Any]) -> str:
-    timing = f" ({event['elapsed'] * 1000:.0f} ms)" if "elapsed" in event else ""
-    status = f" {event['status']}" if event.get("status") is not None else ""
-    if event.get("uncertain"):
-        return f"     uncertain{status}: {event.get('error')}{timing}"
-    if event.get("ok"):
-        tries = f", {event['attempts']} tries" if event.get("attempts", 1) > 1 else ""
+def _outcome(event: Any) -> str:
+    timing = f" ({event.elapsed * 1000:.0f} ms)" if event.elapsed is not None else ""
+    status = f" {event.status}" if event.status is not None else ""
+    if event.uncertain:
+        return f"     uncertain{status}: {event.error}{timing}"
+    if event.ok:
+        tries = f", {event.attempts} tries" if (event.attempts or 1) > 1 else ""
         return f"     ok{status}{timing}{tries}"
-    return f"     FAILED{status}: {event.get('error')}{timing}"
+    return f"     FAILED{status}: {event.error}{timing}"
 
 
 class EventPrinter:
@@ -119,12 +118,12 @@ class EventPrinter:
         self.console = stderr() if quiet or jsonl else stdout()
         self.jsonl = jsonl
 
-    def __call__(self, event: dict[str, Any], state: RolloutState) -> None:
+    def __call__(self, event: Event, state: RolloutState) -> None:
         if self.jsonl:
-            json_line(event)
-        if event["type"] == "measured" and not event.get("errors"):
+            json_line(event.to_record())
+        if event.TYPE == "measured" and not getattr(event, "errors", None):
             return
-        self.console.print(f"{_clock(event['time'])}  {describe_event(event)}", markup=False)
+        self.console.print(f"{_clock(event.time)}  {describe_event(event)}", markup=False)
 
 
 def print_lock_wait(subject: str, holder: dict[str, Any]) -> None:
@@ -237,7 +236,8 @@ def status_dict(status: Any, now: float) -> dict[str, Any]:
         "gate_approved": state.gate_approved, "pause_reason": state.pause_reason,
         "reason": state.reason, "step_failure": state.step_failure,
         "uncertain": state.uncertain.line if state.uncertain else None,
-        "captures": state.captures, "recent": status.recent, "exit_code": status.exit_code,
+        "captures": state.captures, "recent": [e.to_record() for e in status.recent],
+        "exit_code": status.exit_code,
         "rollback_failures": list(state.rollback_failures),
         "rollback_uncertain": list(state.rollback_uncertain),
         "analysis": runs_data(state), "checks": checks_data(state, plan),
@@ -274,7 +274,7 @@ def print_status(status: Any, now: float, output: str) -> None:
         lines += ["  " + line for line in checks_lines(status.state, status.plan)]
     if data["recent"]:
         lines.append("recent:")
-        lines += [f"  {_clock(e['time'])}  {describe_event(e).strip()}" for e in data["recent"]]
+        lines += [f"  {_clock(e.time)}  {describe_event(e).strip()}" for e in status.recent]
     lines.append(f"next      {next_step_hint(data['rollout'], status.state, None, data['stage'])}")
     console.print("\n".join(lines), markup=False)
 
@@ -295,11 +295,12 @@ def print_list(rows: list[tuple[Any, RolloutState | None]], output: str) -> None
 def print_history(meta: Any, events: Any, output: str) -> None:
     if output == "jsonl":
         for event in events:
-            print(json.dumps(event))
+            print(json.dumps(event.to_record()))
         return
     if output == "json":
-        print(json.dumps({"rollout": meta.id, "plan": meta.plan_name, "events": list(events)}))
+        print(json.dumps({"rollout": meta.id, "plan": meta.plan_name,
+                          "events": [event.to_record() for event in events]}))
         return
     for event in events:
-        stdout().print(f"{event['seq']:>5} {_iso(event['time'])}  {describe_event(event)}",
+        stdout().print(f"{event.seq:>5} {_iso(event.time)}  {describe_event(event)}",
                        markup=False)

@@ -3,20 +3,34 @@ the reconciler, so that commands that only look at a rollout import no network c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
-from rollout_cli.engine.state import RolloutState, fold
+from rollout_cli.engine.events import Event, from_json
+from rollout_cli.engine.state import RolloutState, apply, fold
 
 if TYPE_CHECKING:
     from rollout_cli.store.rollouts import RolloutDir
 
 
-def load_state(rollout: RolloutDir, known: RolloutState | None = None) -> RolloutState:
-    """A rollout's state: the snapshot plus the journal after it, or ``known`` plus news."""
+def events_of(records: Iterable[Mapping[str, Any]]) -> Iterator[Event]:
+    """Journal lines as the engine's events."""
+    return (from_json(record) for record in records)
+
+
+def load_state(rollout: RolloutDir, known: RolloutState | None = None,
+               news: Callable[[Event, RolloutState], None] | None = None) -> RolloutState:
+    """A rollout's state: the snapshot plus the journal after it, or ``known`` plus what
+    was journaled since (each told to ``news`` with the state it leads to)."""
     if known is not None:
-        return fold(known, rollout.journal.events(after_seq=known.seq))
+        state = known
+        for event in events_of(rollout.journal.events(after_seq=known.seq)):
+            state = apply(state, event)
+            if news is not None:
+                news(event, state)
+        return state
     saved = rollout.load()
     state = RolloutState(id=rollout.meta.id, plan=rollout.meta.plan_name)
     if saved.snapshot is not None:
         state = RolloutState.from_json(dict(saved.snapshot.state))
-    return fold(state, saved.tail_events)
+    return fold(state, events_of(saved.tail_events))

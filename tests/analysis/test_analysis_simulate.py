@@ -135,6 +135,7 @@ def test_a_stage_is_judged_only_on_measurements_taken_after_it_began():
     rounds = []
 
     def collect(event, state):
+        event = event.to_record()
         if event["type"] == "analysis" and event["scope"] == "stage" and state.percentage == 50:
             rounds.append({v["check"]: v["reason"] for v in event["run"]["verdicts"]})
 
@@ -151,6 +152,7 @@ def test_analyses_due_together_share_each_measurement():
     seen = {"measured": 0, "stage": 0, "background": 0}
 
     def count(event, state):
+        event = event.to_record()
         if event["type"] == "measured":
             seen["measured"] += 1
         elif event["type"] == "analysis":

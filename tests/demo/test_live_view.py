@@ -6,6 +6,7 @@ from rich.console import Console
 
 from rollout_cli.engine import RolloutState
 from rollout_cli.engine.analysis import Run
+from rollout_cli.engine.events import StageStarted
 from rollout_cli.plan import load_plan
 from rollout_cli.render.live_view import render
 from tests.conftest import PLANS
@@ -20,8 +21,7 @@ def test_frame_shows_where_the_rollout_stands():
                          percentage=25.0,
                          analyses={"stage": Run(100.0, 101.0, rounds=2, verdicts=(verdict,))},
                          history={"success-rate": ((100.0, 0.96, "pass"), (100.5, 0.97, "pass"))})
-    events = [{"type": "stage-started", "name": "canary-25", "percentage": 25.0, "time": 99.0,
-               "seq": 9}]
+    events = [StageStarted(stage=4, name="canary-25", percentage=25.0, time=99.0, seq=9)]
 
     console = Console(record=True, width=140, force_terminal=False, color_system=None)
     console.print(render(plan, state, events, now=102.0))

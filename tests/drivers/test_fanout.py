@@ -115,6 +115,6 @@ def test_one_tick_sends_every_distinct_request_at_once_and_duplicates_once(
     assert gathering.peak == DISTINCT, f"at most {gathering.peak} requests were in flight"
     assert not gathering.gave_up
     assert gathering.counts == Counter({f"/m/{n:02d}": 1 for n in range(DISTINCT)})
-    assert event["errors"] == {}
-    assert event["values"] == {**{f"m{n:02d}": float(n) for n in range(DISTINCT)},
+    assert event.errors == {}
+    assert event.values == {**{f"m{n:02d}": float(n) for n in range(DISTINCT)},
                                **{f"shared{n:02d}": 0.5 for n in range(SHARED)}}

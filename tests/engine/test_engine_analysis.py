@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from rollout_cli.engine import Measure, Policy, Record, RolloutState, Wait, apply, decide
+from rollout_cli.engine import (
+    Measure,
+    Policy,
+    Record,
+    RolloutState,
+    Wait,
+    apply,
+    decide,
+    from_json,
+)
 from rollout_cli.engine.analysis import Run, assess
 from rollout_cli.engine.checks import Sample
 from rollout_cli.engine.measurements import Measurements
@@ -146,8 +155,10 @@ def replay(target: Target, until: float = 10_000, policy: Policy = Policy(auto_a
 
     def record(event):
         nonlocal state
-        state = apply(state, {**event, "seq": state.seq + 1, "time": now})
-        log.append(event)
+        typed = from_json(event) if isinstance(event, dict) else event
+        stored = typed.stamped(state.seq + 1, now)
+        state = apply(state, stored)
+        log.append(stored.to_record())
 
     record({"type": "created"})
     while now <= until:

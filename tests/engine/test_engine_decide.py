@@ -8,7 +8,18 @@ from typing import Any
 
 import pytest
 
-from rollout_cli.engine import Call, Finished, Policy, Record, RolloutState, Wait, apply, decide
+from rollout_cli.engine import (
+    Call,
+    Event,
+    Finished,
+    Policy,
+    Record,
+    RolloutState,
+    Wait,
+    apply,
+    decide,
+    from_json,
+)
 from rollout_cli.plan import load_text
 
 PLAN = """\
@@ -43,14 +54,17 @@ class Replay:
     failing: set[str] = field(default_factory=set)
     traffic_at: float | None = None   # what traffic calls leave it at; default: the stage's
 
-    def record(self, event: dict[str, Any]) -> None:
-        self.state = apply(self.state, {**event, "seq": self.state.seq + 1, "time": self.now})
+    def record(self, event: Event | dict[str, Any]) -> None:
+        """Journal ``event`` (typed, or as the journal spells it) at ``now``."""
+        if isinstance(event, dict):
+            event = from_json(event)
+        self.state = apply(self.state, event.stamped(self.state.seq + 1, self.now))
 
     def until_wait(self, limit: int = 200) -> Wait | Finished:
         for _ in range(limit):
             decision = decide(self.plan, self.state, self.now, self.policy)
             if isinstance(decision, Record):
-                self.log.append(decision.event["type"])
+                self.log.append(decision.event.TYPE)
                 self.record(decision.event)
             elif isinstance(decision, Call):
                 self.log.append(decision.call_id)
@@ -171,7 +185,7 @@ def test_rollback_can_run_again_after_it_ended(replay):
 
 
 def test_idempotent_call_without_outcome_is_sent_again(replay):
-    replay.record({"type": "stage-started", "stage": 0})
+    replay.record({"type": "stage-started", "stage": 0, "name": "prepare"})
     replay.record({"type": "intent", "call_id": "step:0:1", "kind": "step", "stage": 0,
                    "step": 1, "line": "GET /health", "idempotent": True})
 
@@ -179,7 +193,7 @@ def test_idempotent_call_without_outcome_is_sent_again(replay):
 
 
 def test_non_idempotent_call_without_outcome_pauses_and_names_it(replay):
-    replay.record({"type": "stage-started", "stage": 0})
+    replay.record({"type": "stage-started", "stage": 0, "name": "prepare"})
     replay.record({"type": "intent", "call_id": "step:0:0", "kind": "step", "stage": 0,
                    "step": 0, "line": "POST http://127.0.0.1:9/start", "idempotent": False})
 
@@ -194,7 +208,7 @@ def test_non_idempotent_call_without_outcome_pauses_and_names_it(replay):
 @pytest.mark.parametrize(("how", "next_call"), [("assume-applied", "step:0:1"),
                                                  ("resend", "step:0:0")])
 def test_operator_resolves_an_uncertain_call(replay, how, next_call):
-    replay.record({"type": "stage-started", "stage": 0})
+    replay.record({"type": "stage-started", "stage": 0, "name": "prepare"})
     replay.record({"type": "intent", "call_id": "step:0:0", "kind": "step", "stage": 0,
                    "step": 0, "line": "POST /start", "idempotent": False})
     replay.until_wait()
@@ -211,8 +225,8 @@ def test_uncertain_non_idempotent_rollback_step_is_not_resent(replay):
     replay.record({"type": "rollback-started", "reason": "x"})
     replay.record({"type": "intent", "call_id": "rollback#1:1", "kind": "rollback",
                    "stage": None, "step": 1, "line": "POST /alert", "idempotent": False})
-    replay.state = apply(replay.state, {"type": "outcome", "call_id": "rollback#1:1",
-                                        "ok": True, "seq": 99, "time": 1})
+    replay.state = apply(replay.state, from_json({"type": "outcome", "call_id": "rollback#1:1",
+                                                  "ok": True, "seq": 99, "time": 1}))
     replay.record({"type": "intent", "call_id": "rollback#1:1", "kind": "rollback",
                    "stage": None, "step": 1, "line": "POST /alert", "idempotent": False})
 
@@ -300,8 +314,8 @@ def test_applying_an_event_leaves_the_old_state_as_it_was(replay):
     measured = {"type": "measured", "values": {"rate": 0.99}, "keep": {"rate": 60.0},
                 "seq": before.seq + 1, "time": replay.now}
 
-    after = apply(before, measured)
-    other = apply(before, {**measured, "values": {"rate": 0.5}})
+    after = apply(before, from_json(measured))
+    other = apply(before, from_json({**measured, "values": {"rate": 0.5}}))
 
     assert before.to_json() == saved
     assert [s.value for s in after.measurements.of("rate")] == [0.99]

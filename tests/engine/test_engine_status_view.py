@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rollout_cli.engine import RolloutState, apply
 from rollout_cli.engine.analysis import Run
+from rollout_cli.engine.events import AnalysisRound
 from rollout_cli.plan import load_text
 from rollout_cli.render.checks_view import checks_data, checks_lines, runs_data, sparkline
 from tests.engine.test_engine_analysis import PLAN
@@ -23,8 +24,8 @@ def test_status_rows_carry_the_latest_verdict_thresholds_and_history():
                    "reason": f"ok: last = {rate}", "value": rate, "dry_run": False}
         run = Run(0.0, 300.0 * (index + 2), rounds=index + 1, failures=int(rate < 0.9),
                   verdicts=(verdict,))
-        state = apply(state, {"type": "analysis", "scope": "stage", "run": run.to_json(),
-                              "seq": index + 1, "time": 300.0 * (index + 1)})
+        state = apply(state, AnalysisRound(scope="stage", stage=0, run=run, seq=index + 1,
+                                           time=300.0 * (index + 1)))
 
     row = checks_data(state, plan)[0]
     assert (row["check"], row["verdict"], row["value"]) == ("ok", "fail", 0.85)

@@ -13,6 +13,7 @@ from typing import Any
 
 from rollout_cli.engine import (
     Call,
+    Event,
     Finished,
     Measure,
     Policy,
@@ -21,6 +22,7 @@ from rollout_cli.engine import (
     Wait,
     apply,
     decide,
+    from_json,
 )
 from rollout_cli.plan import load_text
 
@@ -72,10 +74,12 @@ class World:
     def __post_init__(self) -> None:
         self.record({"type": "created"})
 
-    def record(self, event: dict[str, Any]) -> None:
-        stored = {**event, "seq": self.state.seq + 1, "time": self.now}
+    def record(self, event: Event | dict[str, Any]) -> None:
+        """Journal ``event`` (typed, or as the journal spells it) at ``now``."""
+        typed = from_json(event) if isinstance(event, dict) else event
+        stored = typed.stamped(self.state.seq + 1, self.now)
         self.state = apply(self.state, stored)
-        self.events.append(stored)
+        self.events.append(stored.to_record())
 
     def step(self) -> Any:
         decision = decide(self.plan, self.state, self.now, self.policy)

@@ -71,7 +71,7 @@ def test_a_simulated_run_records_each_measurement_once():
     # rebuilt from the journal, saw half the samples the live one had judged.
     seen: list[tuple[dict, RolloutState]] = []
     simulate(faults.PLAN, "degrade-at-50", seed=2, env={},
-             on_event=lambda event, state: seen.append((event, state)))
+             on_event=lambda event, state: seen.append((event.to_record(), state)))
 
     state = seen[-1][1]
     measured = [e["time"] for e, _ in seen

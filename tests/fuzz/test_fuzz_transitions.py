@@ -48,6 +48,7 @@ from rollout_cli.engine import (
     Wait,
     apply,
     decide,
+    from_json,
 )
 from rollout_cli.engine.analysis import Run
 from rollout_cli.engine.phases import (
@@ -161,7 +162,7 @@ PAYLOADS: dict[str, list[dict[str, Any]]] = {
                       {"stage": 1, "name": "b", "percentage": 10},
                       {"stage": 2, "name": "c", "percentage": 50}],
     "stage-baking": [{"stage": 1, "since": 1000.0}, {"stage": 2, "since": 5000.0}],
-    "stage-completed": [{"stage": 1}],
+    "stage-completed": [{"stage": 1, "name": "b"}],
     "intent": [_intent("step:0:0", "step", 0, False), _intent("step:1:0", "step", 1, True),
                _intent("traffic:1", "traffic", 1, True),
                _intent("traffic:1", "traffic", 1, False),
@@ -178,7 +179,7 @@ PAYLOADS: dict[str, list[dict[str, Any]]] = {
                       {"call_id": "step:0:0", "how": "resend"},
                       {"call_id": "rollback#1:1", "how": "resend"},
                       {"call_id": "rollback#1:1", "how": "assume-applied"}],
-    "gate-waiting": [{"stage": 1}],
+    "gate-waiting": [{"stage": 1, "name": "b"}],
     "gate-approved": [{"who": "ana"}, {"who": "ana", "forced": True},
                       {"who": "auto-approve", "auto": True}],
     "paused": [{"reason": "why"}, {"reason": "unsure", "uncertain": "step:0:0"}],
@@ -243,7 +244,7 @@ def test_every_event_applies_as_the_table_says_or_is_refused_whole(events, cut):
         before, saved = state, state.to_json()
         event = {**event, "seq": state.seq + 1}
         try:
-            state = apply(state, event)
+            state = apply(state, from_json(event))
         except IllegalTransition as refused:
             assert not legal(before.phase, event["type"])
             assert (refused.phase, refused.event) == (before.phase, event["type"])
@@ -253,7 +254,7 @@ def test_every_event_applies_as_the_table_says_or_is_refused_whole(events, cut):
         # Applying an event leaves the state it started from as it was.
         assert before.to_json() == saved
         if restored is not None:
-            restored = apply(restored, event)
+            restored = apply(restored, from_json(event))
         # Legal events never raise anything else, whatever the state they meet.
         assert legal(before.phase, event["type"])
         assert state.phase in PHASES
@@ -411,7 +412,7 @@ class RolloutWorld(RuleBasedStateMachine):
         stamped = {**event, "seq": before.seq + 1, "time": self.now}
         self.trace.append((self.now, before.phase, event))
         try:
-            after = apply(before, stamped)
+            after = apply(before, from_json(stamped))
         except IllegalTransition as refused:
             who = "an operator" if person else "the engine"
             raise AssertionError(f"{who} journaled an event the table refuses: {refused}\n"
@@ -520,7 +521,7 @@ class RolloutWorld(RuleBasedStateMachine):
         assert state.phase not in TERMINAL
         if self.acting is not None:
             wanted = {"rollback": "rollback-started", "pause": "paused"}[self.acting]
-            assert isinstance(decision, Record) and decision.event["type"] == wanted, \
+            assert isinstance(decision, Record) and wanted == decision.event.TYPE, \
                 f"analysis said {self.acting}, the engine did {decision}"
             self.acting = None
         if isinstance(decision, Wait):
@@ -529,7 +530,7 @@ class RolloutWorld(RuleBasedStateMachine):
             else:
                 assert state.phase == RUNNING and decision.until > self.now, decision
         elif isinstance(decision, Record):
-            assert legal(state.phase, decision.event["type"]), (state.phase, decision)
+            assert legal(state.phase, decision.event.TYPE), (state.phase, decision)
         elif isinstance(decision, Measure):
             assert decision.metrics and state.phase in (RUNNING, WAITING_GATE)
         else:
@@ -594,7 +595,7 @@ class RolloutWorld(RuleBasedStateMachine):
                 self.last_wait = decision if isinstance(decision, Wait) else None
                 return decision
             if isinstance(decision, Record):
-                self.record(decision.event)
+                self.record(decision.event.to_json())
             elif isinstance(decision, Measure):
                 self.record(self.measured(decision, draw))
             else:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from rollout_cli.engine import RolloutState
+from rollout_cli.engine.events import from_json
 from rollout_cli.notify import POLICY, Notifier
 from rollout_cli.plan.models import Notify
 from rollout_cli.redact import Redactor
@@ -37,7 +38,7 @@ def _state(**values: Any) -> RolloutState:
 
 def _send(notifier: Notifier, *events: tuple[dict[str, Any], RolloutState]) -> None:
     for event, state in events:
-        notifier({**event, "time": AT}, state)
+        notifier(from_json({**event, "time": AT}), state)
     notifier.close(timeout=10)
 
 
@@ -103,8 +104,8 @@ def test_on_filters_events_and_rollback_stands_for_all_three(receiver: Receiver)
 def test_events_without_a_notification_are_not_sent(receiver: Receiver):
     notifier = _notifier(Notify(webhook=receiver.webhook()))
 
-    _send(notifier, ({"type": "intent", "call_id": "c1"}, _state()),
-          ({"type": "note", "text": "hello"}, _state()), ({"type": "analysis"}, _state()))
+    _send(notifier, ({"type": "intent", "call_id": "c1", "kind": "step"}, _state()),
+          ({"type": "note", "text": "hello"}, _state()), ({"type": "measured"}, _state()))
 
     assert receiver.requests == []
 
@@ -188,7 +189,7 @@ def test_a_dead_receiver_never_blocks_or_fails_the_caller():
 
     began = time.monotonic()
     for event, state in (STARTED, PAUSED, ROLLBACK, SUCCEEDED):
-        assert notifier({**event, "time": AT}, state)  # queued, not sent: returns at once
+        assert notifier(from_json({**event, "time": AT}), state)  # queued, not sent: returns at once
     queued = time.monotonic() - began
     notifier.close()
     closed = time.monotonic() - began
@@ -207,7 +208,7 @@ def test_a_dead_receiver_never_blocks_or_fails_the_caller():
 def test_close_gives_up_after_its_timeout_and_counts_the_unsent(receiver: Receiver):
     receiver.answer_always(200, hang=5.0)
     notifier = _notifier(Notify(webhook=receiver.webhook(), timeout=5.0))
-    notifier({**STARTED[0], "time": AT}, STARTED[1])
+    notifier(from_json({**STARTED[0], "time": AT}), STARTED[1])
 
     began = time.monotonic()
     notifier.close(timeout=0.2)
@@ -220,5 +221,5 @@ def test_nothing_is_queued_after_close(receiver: Receiver):
     notifier = _notifier(Notify(webhook=receiver.webhook()))
     notifier.close()
 
-    assert notifier({**STARTED[0], "time": AT}, STARTED[1]) == []
+    assert notifier(from_json({**STARTED[0], "time": AT}), STARTED[1]) == []
     assert receiver.requests == []

@@ -10,6 +10,7 @@ import pytest
 
 from rollout_cli.drivers.http import HttpDriver
 from rollout_cli.engine import Call, Measure, RolloutState
+from rollout_cli.engine.events import Failed
 from rollout_cli.notify import Notifier
 from rollout_cli.plan import LoadedPlan, load_plan, load_text
 from rollout_cli.reconcile.executor import Executor
@@ -43,7 +44,7 @@ def send_everything(loaded: LoadedPlan) -> None:
             executor.measure(Measure(tuple(plan.metrics), {}, index), state, now=1e9)
     notifier = Notifier(plan.notify, loaded.redactor, "r", plan.name,
                         transport=httpx.MockTransport(_answer), sleep=lambda _: None)
-    notifier({"type": "failed", "time": 0.0}, state)
+    notifier(Failed(time=0.0), state)
     notifier.close()
     assert notifier.drain_failures() == []
 

@@ -14,6 +14,7 @@ import httpx
 
 from rollout_cli.drivers.http import HttpDriver
 from rollout_cli.engine import Finished, Policy
+from rollout_cli.engine.events import Created
 from rollout_cli.operations import Context, resume, start
 from rollout_cli.plan import load_text
 from rollout_cli.reconcile.executor import Executor
@@ -73,14 +74,14 @@ def run_in_memory(machine: Machine) -> tuple[list[dict[str, Any]], Any]:
     events: list[dict[str, Any]] = []
     monotonic_at: list[float] = []
 
-    def sink(event: dict[str, Any], state: Any) -> None:
-        events.append(event)
+    def sink(event: Any, state: Any) -> None:
+        events.append(event.to_record())
         monotonic_at.append(machine.mono)
 
     reconciler = Reconciler(MemoryStore(), MemoryRollout(MemoryMeta("r", "clocked")),
                             Executor(loaded, http), Policy(auto_approve=True),
                             Clock(machine.wall, machine.monotonic, machine.sleep), sink)
-    reconciler.record({"type": "created"})
+    reconciler.record(Created())
     decision = reconciler.run(follow=True, deadline=reconciler.clock.now() + 3600)
     return [{**e, "mono": t} for e, t in zip(events, monotonic_at, strict=True)], decision
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from rollout_cli.engine import RolloutState, fold
+from rollout_cli.engine import RolloutState, fold, from_json
 from rollout_cli.errors import IllegalTransition
 from rollout_cli.reconcile.loop import Clock, Reconciler
 from rollout_cli.reconcile.memory import MemoryMeta, MemoryRollout, MemoryStore
@@ -46,7 +46,7 @@ def test_record_folds_each_event_once_as_journaled(ticking: bool):
     found, stored = reconciler(clock)
 
     for event in EVENTS:
-        found.record(event)
+        found.record(from_json(event))
 
     state = found.state
     assert state is not None
@@ -54,14 +54,49 @@ def test_record_folds_each_event_once_as_journaled(ticking: bool):
     assert state == replayed
     assert [s.value for s in state.measurements.of("a")] == [1.0, 4.0]   # each sample once
     assert [s.value for s in state.measurements.of("b")] == [2.0, 3.0]
-    assert state.seq == len(EVENTS) and state.updated == stored[-1]["time"]
+    assert state.seq == len(EVENTS) and state.updated == stored[-1].time
 
 
 def test_an_illegal_event_is_refused_before_it_is_journaled():
     found, stored = reconciler(Clock(lambda: 1000.0))
-    found.record(EVENTS[0])
+    found.record(from_json(EVENTS[0]))
 
     with pytest.raises(IllegalTransition):
-        found.record({"type": "created", "plan": "plan"})   # only a new rollout is created
+        found.record(from_json(EVENTS[0]))   # only a new rollout is created
 
     assert len(stored) == 1 and found.rollout.journal.seq == 1
+
+
+def test_a_follower_is_shown_what_another_process_journaled(tmp_path):
+    """Catching up shows an operator's events (through ``on_news``), not as its own."""
+    from rollout_cli.engine.events import GateApproved, Note
+    from rollout_cli.store import RolloutMeta, StateStore
+
+    store = StateStore(tmp_path)
+    rollout = store.start(RolloutMeta.for_plan("plan", _plan_file(tmp_path), _now()), time=1.0)
+    shown: list[Any] = []
+    follower = Reconciler(store, rollout, None, clock=Clock(lambda: 1000.0),  # type: ignore[arg-type]
+                          on_event=lambda event, state: shown.append(("own", event.TYPE)),
+                          on_news=lambda event, state: shown.append(("news", event.TYPE)))
+    follower.load()
+    operator = Reconciler(store, store.open(rollout.id), None,  # type: ignore[arg-type]
+                          clock=Clock(lambda: 1001.0))
+    operator.load()
+    operator.record(Note(text="looked at it"))
+    operator.record(GateApproved(who="ana@host"))
+
+    follower.load()
+
+    assert shown == [("news", "note"), ("news", "gate-approved")]
+
+
+def _plan_file(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text("name: plan\n")
+    return path
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)

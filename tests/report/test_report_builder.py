@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from rollout_cli.engine.events import from_json
 from rollout_cli.render.report_view import to_html, to_markdown
 from rollout_cli.report import MAX_POINTS, build_report
 
@@ -12,7 +13,7 @@ META = SimpleNamespace(id="r-1", plan_name="p", created=None)
 
 def _analysis(time: float, value: float, phase: str = "pass") -> dict:
     return {"type": "analysis", "time": time, "scope": "stage", "stage": 0,
-            "run": {"rounds": 1, "phase": phase, "message": "", "verdicts": [
+            "run": {"started": 0.0, "next_due": time, "rounds": 1, "phase": phase, "message": "", "verdicts": [
                 {"check": "errors", "phase": phase, "value": value,
                  "reason": f"errors: last = {value}; pass needs <= 0.05, fail at > 0.1 -> "
                            f"{phase}"}]}}
@@ -20,6 +21,7 @@ def _analysis(time: float, value: float, phase: str = "pass") -> dict:
 
 def test_operator_decisions_keep_who_forced_and_reason():
     events = [
+        {"type": "created", "time": 0},
         {"type": "stage-started", "time": 1, "stage": 0, "name": "c1", "percentage": 5},
         {"type": "paused", "time": 2, "reason": "looks odd", "who": "ann"},
         {"type": "resumed", "time": 3, "who": "ann"},
@@ -28,7 +30,7 @@ def test_operator_decisions_keep_who_forced_and_reason():
         {"type": "promoted-full", "time": 5, "who": "bob", "reason": "all good"},
         {"type": "succeeded", "time": 6},
     ]
-    report = build_report(META, events)
+    report = build_report(META, map(from_json, events))
 
     assert [(d.kind, d.who, d.forced) for d in report.decisions] == [
         ("paused", "ann", False), ("resumed", "ann", False), ("gate-approved", "bob", True),
@@ -39,7 +41,7 @@ def test_operator_decisions_keep_who_forced_and_reason():
 
 def test_series_stay_bounded_and_evenly_strided():
     events = (_analysis(float(t), t / 10_000) for t in range(10_000))
-    series = build_report(META, events).checks["errors"]
+    series = build_report(META, map(from_json, events)).checks["errors"]
 
     assert series.seen == 10_000 and len(series.points) <= MAX_POINTS
     assert series.stride > 1
@@ -48,10 +50,10 @@ def test_series_stay_bounded_and_evenly_strided():
 
 
 def test_thresholds_come_from_the_verdict_without_a_plan():
-    series = build_report(META, [_analysis(1.0, 0.2, "fail")]).checks["errors"]
+    series = build_report(META, [from_json(_analysis(1.0, 0.2, "fail"))]).checks["errors"]
 
     assert (series.pass_text, series.fail_text) == ("<= 0.05", "> 0.1")
-    assert to_html(build_report(META, [_analysis(1.0, 0.2, "fail")])).count(
+    assert to_html(build_report(META, [from_json(_analysis(1.0, 0.2, "fail"))])).count(
         'class="threshold"') == 2
 
 
@@ -65,7 +67,7 @@ def test_journal_text_is_escaped_in_html_and_markdown_cells():
               {"type": "outcome", "time": 4, "call_id": "rollback#1:0", "ok": False,
                "status": 500, "error": "boom", "attempts": 3},
               {"type": "rollback-failed", "time": 5, "reason": "step 0 failed"}]
-    report = build_report(META, events)
+    report = build_report(META, map(from_json, events))
     html = to_html(report)
 
     assert "<script>" not in html and "&lt;script&gt;" in html and "<b>x" not in html
