@@ -97,15 +97,16 @@ def _reconciler(ctx: Context, rollout: RolloutDir, loaded: Any, operation: str,
                 policy: Policy | None = None):  # type: ignore[no-untyped-def]
     import time
 
+    from rollout_cli.clock import ProcessClock
     from rollout_cli.drivers.http import HttpDriver
     from rollout_cli.engine import Policy
     from rollout_cli.notify import Notifier
     from rollout_cli.reconcile.executor import Executor
-    from rollout_cli.reconcile.loop import Clock, Reconciler
+    from rollout_cli.reconcile.loop import Reconciler
 
     http = HttpDriver(redactor=loaded.redactor, transport=ctx.transport,
                       verify=loaded.plan.target.verify)
-    clock = Clock(ctx.now or time.time, ctx.monotonic, ctx.sleep or time.sleep)
+    clock = ProcessClock(ctx.now or time.time, ctx.monotonic, ctx.sleep or time.sleep)
     notifier = Notifier(loaded.plan.notify, loaded.redactor, rollout.id, loaded.plan.name,
                         stages=[stage.name for stage in loaded.plan.stages])
 

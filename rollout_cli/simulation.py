@@ -89,12 +89,13 @@ def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
              on_event: Any = None, sandbox: Any = None) -> Simulation:
     """Run ``plan_path`` against a fresh sandbox of ``scenario`` (or against ``sandbox``, a
     ``SandboxApp`` on a ``VirtualClock`` whose call log the caller wants to read after)."""
+    from rollout_cli.clock import VirtualClock
     from rollout_cli.drivers.http import HttpDriver
     from rollout_cli.plan import load_plan
     from rollout_cli.reconcile.executor import Executor
-    from rollout_cli.reconcile.loop import Clock, Reconciler
+    from rollout_cli.reconcile.loop import Reconciler
     from rollout_cli.reconcile.memory import MemoryMeta, MemoryRollout, MemoryStore
-    from rollout_cli.sandbox import SandboxTransport, VirtualClock, create_sandbox
+    from rollout_cli.sandbox import SandboxTransport, create_sandbox
 
     loaded = load_plan(plan_path, os.environ if env is None else env)
     refuse_unsimulated(loaded)
@@ -128,7 +129,7 @@ def simulate(plan_path: Path | str, scenario: str = "healthy", seed: int = 0,
     executor = Executor(loaded, http, simulate_commands=True)
     executor.metrics.concurrency = 1
     reconciler = Reconciler(MemoryStore(), rollout, executor,  # type: ignore[arg-type]
-                            Policy(auto_approve=True), Clock(clock.now, sleep=clock.advance), sink,
+                            Policy(auto_approve=True), clock, sink,
                             max_nap=float("inf"))
     with http:
         reconciler.record(ev.Created(plan=loaded.plan.name, simulated=True))

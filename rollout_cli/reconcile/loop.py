@@ -10,12 +10,12 @@ again.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rollout_cli.clock import ProcessClock, VirtualClock
 from rollout_cli.engine import (
     Call,
     Decision,
@@ -51,45 +51,13 @@ FOLLOWER_LOCK_WAIT = 1800.0
 EventSink = Callable[[Event, RolloutState], None]
 
 
-class Clock:
-    """The time a process decides by: the wall clock read once, then moved by the monotonic
-    clock, so that a step of the wall clock (NTP, a resumed VM) neither stops analysis nor
-    shortens a bake. Journal times stay wall-clock seconds, comparable across machines.
-
-    ``Clock(virtual.now, sleep=virtual.advance)`` runs on a simulation's clock.
-    """
-
-    def __init__(self, wall: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
-        self.wall = wall
-        self.sleep = sleep
-        if monotonic is None and wall is not time.time:
-            # One injected clock serves as both: a simulation's, or a test's fake wall clock.
-            self.monotonic, self._origin = wall, 0.0
-        else:
-            self.monotonic = monotonic or time.monotonic
-            self._origin = wall() - self.monotonic()
-
-    def now(self) -> float:
-        return self.monotonic() + self._origin
-
-    def catch_up(self, instant: float) -> float:
-        """Move on to ``instant`` if it is later than now (a journal written ahead of this
-        process's clock); returns how far this clock was behind."""
-        behind = instant - self.now()
-        if behind > 0:
-            self._origin += behind
-        return behind
-
-
 @dataclass
 class Reconciler:
     store: StateStore
     rollout: RolloutDir
     executor: Executor
     policy: Policy = field(default_factory=Policy)
-    clock: Clock = field(default_factory=Clock)
+    clock: ProcessClock | VirtualClock = field(default_factory=ProcessClock)
     on_event: EventSink = lambda event, state: None
     # Events another process journaled (an operator's advance), seen when catching up.
     on_news: EventSink = lambda event, state: None

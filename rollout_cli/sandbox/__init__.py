@@ -11,8 +11,8 @@ See docs/sandbox.md for endpoints, scenarios and metric names.
 
 from typing import TYPE_CHECKING, Any
 
+from rollout_cli.clock import Clock, ScaledClock, VirtualClock
 from rollout_cli.sandbox.app import CallRecord, SandboxApp, create_sandbox
-from rollout_cli.sandbox.clock import Clock, ScaledClock, VirtualClock
 from rollout_cli.sandbox.model import MODERN_FLAG, BrainModel
 from rollout_cli.sandbox.scenarios import PRESETS, Scenario, load_scenario, preset_names
 from rollout_cli.sandbox.transport import SandboxTransport, sandbox_client

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from rollout_cli.clock import Clock, ScaledClock
 from rollout_cli.redact import Redactor
 from rollout_cli.sandbox import reports
-from rollout_cli.sandbox.clock import Clock, ScaledClock
 from rollout_cli.sandbox.endpoints import ROUTES, handle
 from rollout_cli.sandbox.model import BrainModel
 from rollout_cli.sandbox.routing import HttpError, Reply, Request, Route, Router

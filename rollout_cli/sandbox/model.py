@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from rollout_cli.clock import Clock
 from rollout_cli.sandbox.abtest import (
     ROLLED_BACK,
     RUNNING,
@@ -45,7 +46,6 @@ from rollout_cli.sandbox.abtest import (
     breach_reason,
 )
 from rollout_cli.sandbox.alerts import Alert, memory_alerts, traffic_alerts
-from rollout_cli.sandbox.clock import Clock
 from rollout_cli.sandbox.latency import LatencyProfile
 from rollout_cli.sandbox.scenarios import Scenario
 from rollout_cli.sandbox.traffic import (

@@ -11,8 +11,8 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from rollout_cli.clock import Clock
 from rollout_cli.sandbox.app import SandboxApp, create_sandbox
-from rollout_cli.sandbox.clock import Clock
 from rollout_cli.sandbox.model import BrainModel
 
 

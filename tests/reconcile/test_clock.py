@@ -12,13 +12,14 @@ from typing import Any
 
 import httpx
 
+from rollout_cli.clock import ProcessClock
 from rollout_cli.drivers.http import HttpDriver
 from rollout_cli.engine import Finished, Policy
 from rollout_cli.engine.events import Created
 from rollout_cli.operations import Context, resume, start
 from rollout_cli.plan import load_text
 from rollout_cli.reconcile.executor import Executor
-from rollout_cli.reconcile.loop import Clock, Reconciler
+from rollout_cli.reconcile.loop import Reconciler
 from rollout_cli.reconcile.memory import MemoryMeta, MemoryRollout, MemoryStore
 
 PLAN = """\
@@ -80,7 +81,7 @@ def run_in_memory(machine: Machine) -> tuple[list[dict[str, Any]], Any]:
 
     reconciler = Reconciler(MemoryStore(), MemoryRollout(MemoryMeta("r", "clocked")),
                             Executor(loaded, http), Policy(auto_approve=True),
-                            Clock(machine.wall, machine.monotonic, machine.sleep), sink)
+                            ProcessClock(machine.wall, machine.monotonic, machine.sleep), sink)
     reconciler.record(Created())
     decision = reconciler.run(follow=True, deadline=reconciler.clock.now() + 3600)
     return [{**e, "mono": t} for e, t in zip(events, monotonic_at, strict=True)], decision

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from rollout_cli.clock import ProcessClock
 from rollout_cli.engine import RolloutState, fold, from_json
 from rollout_cli.errors import IllegalTransition
-from rollout_cli.reconcile.loop import Clock, Reconciler
+from rollout_cli.reconcile.loop import Reconciler
 from rollout_cli.reconcile.memory import MemoryMeta, MemoryRollout, MemoryStore
 
 
@@ -23,7 +24,7 @@ class Ticking:
         return self.time
 
 
-def reconciler(clock: Clock) -> tuple[Reconciler, list[dict[str, Any]]]:
+def reconciler(clock: ProcessClock) -> tuple[Reconciler, list[dict[str, Any]]]:
     stored: list[dict[str, Any]] = []
     rollout = MemoryRollout(MemoryMeta("r-1", "plan"))
     found = Reconciler(MemoryStore(), rollout, None,  # type: ignore[arg-type]
@@ -42,7 +43,7 @@ EVENTS: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("ticking", [False, True], ids=["still-clock", "ticking-clock"])
 def test_record_folds_each_event_once_as_journaled(ticking: bool):
-    clock = Clock(Ticking().now) if ticking else Clock(lambda: 1000.0)
+    clock = ProcessClock(Ticking().now) if ticking else ProcessClock(lambda: 1000.0)
     found, stored = reconciler(clock)
 
     for event in EVENTS:
@@ -58,7 +59,7 @@ def test_record_folds_each_event_once_as_journaled(ticking: bool):
 
 
 def test_an_illegal_event_is_refused_before_it_is_journaled():
-    found, stored = reconciler(Clock(lambda: 1000.0))
+    found, stored = reconciler(ProcessClock(lambda: 1000.0))
     found.record(from_json(EVENTS[0]))
 
     with pytest.raises(IllegalTransition):
@@ -75,12 +76,12 @@ def test_a_follower_is_shown_what_another_process_journaled(tmp_path):
     store = StateStore(tmp_path)
     rollout = store.start(RolloutMeta.for_plan("plan", _plan_file(tmp_path), _now()), time=1.0)
     shown: list[Any] = []
-    follower = Reconciler(store, rollout, None, clock=Clock(lambda: 1000.0),  # type: ignore[arg-type]
+    follower = Reconciler(store, rollout, None, clock=ProcessClock(lambda: 1000.0),  # type: ignore[arg-type]
                           on_event=lambda event, state: shown.append(("own", event.TYPE)),
                           on_news=lambda event, state: shown.append(("news", event.TYPE)))
     follower.load()
     operator = Reconciler(store, store.open(rollout.id), None,  # type: ignore[arg-type]
-                          clock=Clock(lambda: 1001.0))
+                          clock=ProcessClock(lambda: 1001.0))
     operator.load()
     operator.record(Note(text="looked at it"))
     operator.record(GateApproved(who="ana@host"))
