@@ -49,7 +49,7 @@ class DemoResult:
 
 
 def run_demo(scenario: str = "healthy", seed: int = 0, plan: Path = DEMO_PLAN,
-             state_dir: Path | None = None, on_event: Any = None,
+             state: str | Path | None = None, on_event: Any = None,
              speed: float = 1.0) -> DemoResult:
     """``speed`` runs the tool's clock and the sandbox's that much faster together, so the
     plan's seconds-long bakes pass in less real time and see the same simulated traffic."""
@@ -71,7 +71,7 @@ def run_demo(scenario: str = "healthy", seed: int = 0, plan: Path = DEMO_PLAN,
     origin = time.time()
     with tempfile.TemporaryDirectory(prefix="rollout-demo-") as scratch, \
             running_sandbox(app) as sandbox:
-        ctx = operations.Context(state_dir or Path(scratch), on_event=sink,
+        ctx = operations.Context.at(state or scratch, on_event=sink,
                                  env={"BRAIN_API_URL": sandbox.url},
                                  now=lambda: origin + (time.time() - origin) * speed,
                                  sleep=lambda seconds: time.sleep(seconds / speed))

@@ -22,15 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollout_cli.errors import LockedError, NotAtStage, StateError, UsageError
-from rollout_cli.store import RolloutDir, RolloutMeta, StateStore, plan_digest
 from rollout_cli.store.identity import who
-from rollout_cli.store.rollouts import START_LOCK_WAIT, PlanClaimed
+from rollout_cli.store.protocol import START_LOCK_WAIT, PlanClaimed, RolloutMeta, plan_digest
 
 if TYPE_CHECKING:
     from rollout_cli.engine import Decision, Finished, PendingCall, Policy, RolloutState, Wait
     from rollout_cli.notify import Notifier
-    from rollout_cli.store import Repair
-    from rollout_cli.store.locks import Lock
+    from rollout_cli.store.protocol import Lock, Repair, Rollout, Store
 
     EventSink = Callable[[dict[str, Any], RolloutState], None]
 
@@ -39,7 +37,7 @@ if TYPE_CHECKING:
 class Context:
     """Where state lives and how to reach the target; tests swap transport and clock."""
 
-    state_dir: Path
+    store: Store
     lock_timeout: float = 0.0
     transport: Any = None
     on_event: EventSink = lambda event, state: None
@@ -52,9 +50,12 @@ class Context:
     # What the operator must hear that has no other way out (the journal was busy).
     warn: Callable[[str], None] = lambda text: print(text, file=sys.stderr)
 
-    @property
-    def store(self) -> StateStore:
-        return StateStore(self.state_dir)
+    @classmethod
+    def at(cls, location: str | os.PathLike[str], **options: Any) -> Context:
+        """A context on the store at ``location`` (a state directory)."""
+        from rollout_cli.store.location import open_store
+
+        return cls(open_store(location), **options)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def _load(path: str | Path, ctx: Context):  # type: ignore[no-untyped-def]
     return load_plan(path, ctx.env)
 
 
-def _reconciler(ctx: Context, rollout: RolloutDir, loaded: Any, operation: str,
+def _reconciler(ctx: Context, rollout: Rollout, loaded: Any, operation: str,
                 policy: Policy | None = None):  # type: ignore[no-untyped-def]
     import time
 
@@ -188,8 +189,7 @@ def _claim_refusal(ctx: Context, plan_name: str) -> LockedError | None:
     meta = _active_of(ctx, plan_name)
     if meta is None:
         return None
-    lock = next((record for record in ctx.store.held_locks()
-                 if Path(str(record.get("path"))).parent.name == meta.id), None)
+    lock = ctx.store.open(meta.id).lock_holder()
     since = meta.created.isoformat().replace("+00:00", "Z")
     rows = [("Rollout", meta.id), ("Who", f"{meta.created_by} (started it)"),
             ("Since", since),
@@ -224,7 +224,7 @@ def _announce(reconciler: Any) -> None:
         reconciler.on_event(event, state)
 
 
-def find(ctx: Context, rollout_id: str | None, latest: bool = False) -> RolloutDir:
+def find(ctx: Context, rollout_id: str | None, latest: bool = False) -> Rollout:
     """The named rollout, or the only active one; with ``latest``, else the newest one."""
     store = ctx.store
     if rollout_id:
@@ -253,7 +253,7 @@ def _newest_ended(ctx: Context, known: list[str]) -> str:
     return f": the newest, {known[-1]}, has ended {state.phase} ({state.reason})"
 
 
-def _plan_for(ctx: Context, rollout: RolloutDir, state: RolloutState, plan_file: Path | None,
+def _plan_for(ctx: Context, rollout: Rollout, state: RolloutState, plan_file: Path | None,
               accept_change: bool) -> tuple[Any, dict[str, Any] | None]:
     """Load the rollout's plan; refuse a changed plan unless accepted (then say so)."""
     path = plan_file or Path(rollout.meta.plan_path)
@@ -277,7 +277,7 @@ def _plan_for(ctx: Context, rollout: RolloutDir, state: RolloutState, plan_file:
     return _load(path, ctx), None
 
 
-def _state(ctx: Context, rollout: RolloutDir) -> RolloutState:
+def _state(ctx: Context, rollout: Rollout) -> RolloutState:
     from rollout_cli.store.loading import load_state
 
     return load_state(rollout)
@@ -572,7 +572,7 @@ def rollback_preview(ctx: Context, rollout_id: str | None,
     from rollout_cli.engine import RolloutState
 
     if rollout_id or plan_path is None:
-        rollout: RolloutDir | None = find(ctx, rollout_id)
+        rollout: Rollout | None = find(ctx, rollout_id)
         plan_file = None
     else:
         active = _active_of(ctx, _load(plan_path, ctx).plan.name)
@@ -672,7 +672,7 @@ def unlock(ctx: Context, lock_id: str) -> Any:
     return ctx.store.unlock(lock_id)
 
 
-def repair(ctx: Context, rollout_id: str | None) -> tuple[RolloutDir, Repair | None]:
+def repair(ctx: Context, rollout_id: str | None) -> tuple[Rollout, Repair | None]:
     """Move a rollout journal's cut-short last line to a side file, holding its lock; the
     repair is journaled. None when there was nothing to repair."""
     rollout = find(ctx, rollout_id, latest=True)

@@ -127,4 +127,4 @@ def test_simulate_imports_no_retry_threads_commands_or_store(tmp_path: Path):
     assert "rollout_cli.drivers.http" in modules   # the same driver as a real run
     assert loaded(modules, ("tenacity", "concurrent.futures", "rollout_cli.drivers.command",
                             "rollout_cli.store.journal", "rollout_cli.store.locks",
-                            "rollout_cli.store.rollouts", "rollout_cli.store.snapshot")) == []
+                            "rollout_cli.store.directory", "rollout_cli.store.snapshot")) == []

@@ -38,10 +38,10 @@ def demo(
         from rollout_cli.render.live_view import LiveView
 
         with LiveView(load_plan(DEMO_PLAN, {}).plan, stdout()) as view:
-            result = run_demo(scenario, seed, state_dir=state_dir, on_event=view, speed=speed)
+            result = run_demo(scenario, seed, state=state_dir, on_event=view, speed=speed)
     else:
         printer = EventPrinter(quiet=output is Output.json, jsonl=output is Output.jsonl)
-        result = run_demo(scenario, seed, state_dir=state_dir, on_event=printer, speed=speed)
+        result = run_demo(scenario, seed, state=state_dir, on_event=printer, speed=speed)
     print_demo(result, output.value)
     raise typer.Exit(result.exit_code)
 

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from rollout_cli.cli.rollout_commands import ROLLOUT, STATE_DIR
+from rollout_cli.cli.rollout_commands import ROLLOUT, STATE_DIR, state_store
 
 
 def repair(
@@ -24,7 +24,6 @@ def repair(
     """
     from rollout_cli import operations
     from rollout_cli.errors import UsageError
-    from rollout_cli.store import resolve_state_dir
 
     if not yes:
         if not sys.stdin.isatty():
@@ -32,11 +31,11 @@ def repair(
         target = rollout or "the active rollout"
         if not typer.confirm(f"Move the cut-short last line of {target}'s journal aside?"):
             raise typer.Exit(2)
-    found, done = operations.repair(operations.Context(resolve_state_dir(state_dir)), rollout)
+    found, done = operations.repair(operations.Context(state_store(state_dir)), rollout)
     if done is None:
         typer.echo(f"nothing to repair: the journal of {found.id} ends with a whole event")
         return
-    typer.echo(f"moved line {done.line} of {found.journal.path} ({done.size} bytes) to "
+    typer.echo(f"moved line {done.line} of {done.journal} ({done.size} bytes) to "
                f"{done.side_file}; `rollout resume {found.id}` continues")
 
 

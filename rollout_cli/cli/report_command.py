@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from rollout_cli.cli.rollout_commands import ROLLOUT, STATE_DIR
+from rollout_cli.cli.rollout_commands import ROLLOUT, STATE_DIR, state_store
 
 
 class Format(StrEnum):
@@ -56,9 +56,8 @@ def report(
     from rollout_cli import operations
     from rollout_cli.render import report_view
     from rollout_cli.report import build_report
-    from rollout_cli.store import resolve_state_dir
 
-    ctx = operations.Context(resolve_state_dir(state_dir))
+    ctx = operations.Context(state_store(state_dir))
     meta, events = operations.history(ctx, rollout)
     built = build_report(meta, events, _plan(ctx, meta))
     render = {Format.md: report_view.to_markdown, Format.html: report_view.to_html,

@@ -30,16 +30,23 @@ def _context(state_dir: str | None, lock_timeout: str, output: Output, quiet: bo
     from rollout_cli.operations import Context
     from rollout_cli.plan.durations import parse_duration
     from rollout_cli.render.rollout_view import EventPrinter, print_lock_wait
-    from rollout_cli.store import resolve_state_dir
 
     try:
         timeout = parse_duration(lock_timeout)
     except ValueError as exc:
         raise UsageError(f"--lock-timeout: {exc}") from None
-    return Context(resolve_state_dir(state_dir), timeout,
+    return Context(state_store(state_dir), timeout,
                    on_event=EventPrinter(quiet=quiet or output is Output.json,
                                          jsonl=output is Output.jsonl),
                    on_lock_wait=print_lock_wait)
+
+
+def state_store(state_dir: str | None):  # type: ignore[no-untyped-def]
+    """The store the state options (or the environment) name."""
+    from rollout_cli.store.location import choose, open_store
+
+    found = choose([("--state-dir", state_dir)])
+    return open_store(*found) if found else open_store()
 
 
 def _live(ctx: Any, plan: Path, output: Output, run: Any) -> Any:

@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING
 from rollout_cli.engine.state import RolloutState, fold
 
 if TYPE_CHECKING:
-    from rollout_cli.store.rollouts import RolloutDir
+    from rollout_cli.store.protocol import Rollout
 
 
-def load_state(rollout: RolloutDir, known: RolloutState | None = None) -> RolloutState:
+def load_state(rollout: Rollout, known: RolloutState | None = None) -> RolloutState:
     """A rollout's state: the snapshot plus the journal after it, or ``known`` plus news."""
     if known is not None:
         return fold(known, rollout.journal.events(after_seq=known.seq))
-    saved = rollout.load()
-    state = RolloutState(id=rollout.meta.id, plan=rollout.meta.plan_name)
-    if saved.snapshot is not None:
-        state = RolloutState.from_json(dict(saved.snapshot.state))
-    return fold(state, saved.tail_events)
+    snapshot = rollout.load_snapshot()
+    if snapshot is None:
+        state, after = RolloutState(id=rollout.meta.id, plan=rollout.meta.plan_name), 0
+    else:
+        state, after = RolloutState.from_json(dict(snapshot.state)), snapshot.seq
+    return fold(state, rollout.journal.events(after_seq=after))
