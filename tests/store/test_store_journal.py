@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from rollout_cli.errors import StateError
 from rollout_cli.store import JournalCorrupt, JournalFile, RolloutDir
 
 
@@ -53,30 +52,6 @@ def test_journal_file_is_private(tmp_path: Path) -> None:
     journal.append({"type": "started"}, time=1.0)
 
     assert journal.path.stat().st_mode & 0o777 == 0o600
-
-
-@pytest.mark.parametrize(
-    ("event", "time", "complaint"),
-    [
-        ({"stage": "x"}, 1.0, "needs a non-empty string 'type'"),
-        ({"type": "x", "seq": 9}, 1.0, "which the journal assigns"),
-        ({"type": "x", "time": 2.0}, 1.0, "which the journal assigns"),
-        ({"type": "x"}, "now", "finite number for time"),
-        ({"type": "x"}, float("inf"), "finite number for time"),
-        ({"type": "x", "rate": float("nan")}, 1.0, "cannot be journaled as JSON"),
-        ({"type": "x", "when": datetime.now(UTC)}, 1.0, "cannot be journaled as JSON"),
-    ],
-)
-def test_an_event_that_cannot_be_journaled_is_refused_without_writing(
-    tmp_path: Path, event: dict[str, object], time: float, complaint: str
-) -> None:
-    journal = JournalFile(tmp_path / "journal.jsonl")
-    journal.append({"type": "started"}, time=0.0)
-
-    with pytest.raises(ValueError, match=complaint):
-        journal.append(event, time=time)
-    assert journal.last_seq() == 1
-    assert len(_lines(journal.path)) == 1
 
 
 def test_lines_written_by_another_process_are_read_back(
@@ -209,20 +184,6 @@ def test_damaged_middle_line_is_reported_and_not_repaired(
     with pytest.raises(JournalCorrupt, match=reason):
         journal.repair()
     assert journal.path.read_bytes() == before
-
-
-def test_events_after_a_seq_skip_the_ones_before(tmp_path: Path) -> None:
-    journal = _journal_with_tail(tmp_path, b"")
-
-    assert [event["seq"] for event in journal.events(after_seq=2)] == [3]
-    assert list(journal.events(after_seq=3)) == []
-
-
-def test_events_after_a_seq_beyond_the_end_is_an_error(tmp_path: Path) -> None:
-    journal = _journal_with_tail(tmp_path, b"")
-
-    with pytest.raises(StateError, match="ends at seq 3 but the snapshot covers seq 7"):
-        list(journal.events(after_seq=7))
 
 
 def test_a_long_last_line_is_found_across_read_chunks(tmp_path: Path) -> None:

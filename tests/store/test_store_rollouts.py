@@ -1,4 +1,5 @@
-"""The store: rollout ids, metadata, lookup by prefix, and one active rollout per plan."""
+"""The directory store's rollouts: ids and digests, private metadata files, creation a crash
+cannot half-do, and the claims that a killed start leaves (see test_store_contract.py)."""
 
 from __future__ import annotations
 
@@ -86,15 +87,6 @@ def test_create_writes_private_metadata_that_reads_back(
     assert (rollout.path / "rollout.json").stat().st_mode & 0o777 == 0o600
 
 
-def test_creating_an_existing_id_is_refused(store: DirectoryStore, make_meta: MakeMeta) -> None:
-    meta = make_meta()
-    store.create(meta)
-
-    with pytest.raises(StateError, match=f"rollout {meta.id} already exists"):
-        store.create(meta)
-    assert [p.name for p in (store.root / "rollouts").iterdir()] == [meta.id]
-
-
 def test_a_half_created_rollout_is_invisible(store: DirectoryStore, make_meta: MakeMeta) -> None:
     meta = make_meta()
     store.create(meta)
@@ -104,96 +96,12 @@ def test_a_half_created_rollout_is_invisible(store: DirectoryStore, make_meta: M
     assert store.open(meta.id[:-1]).id == meta.id
 
 
-def test_open_accepts_an_unambiguous_prefix(store: DirectoryStore, make_meta: MakeMeta) -> None:
-    first = store.create(make_meta("brain-api"))
-    second = store.create(make_meta("search-api"))
-
-    assert store.open(first.id).path == first.path
-    assert store.open("search").id == second.id
-    assert store.open("brain-api-2024").id == first.id
-
-
-def test_an_ambiguous_prefix_names_the_candidates(store: DirectoryStore, make_meta: MakeMeta) -> None:
-    first = store.create(make_meta())
-    second = store.create(make_meta(now=NOW + timedelta(hours=1)))
-
-    with pytest.raises(StateError, match="'brain' is ambiguous") as caught:
-        store.open("brain")
-    assert first.id in str(caught.value) and second.id in str(caught.value)
-
-
-def test_an_unknown_id_names_the_known_ones(store: DirectoryStore, make_meta: MakeMeta) -> None:
-    with pytest.raises(StateError, match="there are no rollouts yet"):
-        store.open("brain")
-    known = store.create(make_meta())
-
-    with pytest.raises(StateError, match=f"no rollout 'search' .*known rollouts: {known.id}"):
-        store.open("search")
-    with pytest.raises(StateError, match="no rollout ''"):
-        store.open("")
-
-
-def test_list_is_oldest_first(store: DirectoryStore, make_meta: MakeMeta) -> None:
-    late = store.create(make_meta("a-plan", now=NOW + timedelta(days=1)))
-    early = store.create(make_meta("z-plan", now=NOW))
-
-    assert [meta.id for meta in store.list()] == [early.id, late.id]
-    assert DirectoryStore(store.root / "nowhere").list() == []
-
-
 def test_damaged_metadata_is_named_in_the_error(store: DirectoryStore, make_meta: MakeMeta) -> None:
     rollout = store.create(make_meta())
     (rollout.path / "rollout.json").write_text('{"id": "x"}')
 
     with pytest.raises(StateError, match=r"rollout\.json lacks plan_name, plan_path"):
         store.list()
-
-
-def test_one_active_rollout_per_plan(store: DirectoryStore, make_meta: MakeMeta) -> None:
-    first = store.start(make_meta())
-    second = make_meta(now=NOW + timedelta(hours=1))
-
-    with pytest.raises(PlanClaimed, match=f"already has an active rollout, {first.id};"):
-        store.start(second)
-    assert [meta.id for meta in store.find_active()] == [first.id]
-
-    assert store.release_active("brain-api", second.id) is False
-    assert store.release_active("brain-api", first.id) is True
-    assert store.release_active("brain-api", first.id) is False
-    assert store.find_active() == []
-    assert store.start(second).id == second.id
-    assert [meta.id for meta in store.find_active()] == [second.id]
-
-
-def test_find_active_lists_one_rollout_per_plan(store: DirectoryStore, make_meta: MakeMeta) -> None:
-    brain = store.start(make_meta("brain-api"))
-    search = store.start(make_meta("search-api"))
-    store.create(make_meta("idle-plan"))
-
-    assert [meta.id for meta in store.find_active()] == [brain.id, search.id]
-
-
-def test_a_losing_start_leaves_nothing_behind(store: DirectoryStore, make_meta: MakeMeta) -> None:
-    winner = store.start(make_meta())
-    loser = make_meta(now=NOW + timedelta(minutes=1))
-
-    with pytest.raises(StateError, match=winner.id):
-        store.start(loser)
-    assert [meta.id for meta in store.list()] == [winner.id]
-
-
-def test_a_rollout_is_created_with_its_created_event(
-    store: DirectoryStore, make_meta: MakeMeta
-) -> None:
-    meta = make_meta()
-
-    rollout = store.create(meta, time=1234.5, details={"plan_file": "plans/x.yaml"})
-
-    assert list(rollout.journal.events()) == [{
-        "seq": 1, "time": 1234.5, "type": "created", "plan": "brain-api",
-        "plan_file": "plans/x.yaml", "plan_digest": meta.plan_digest, "who": meta.created_by,
-    }]
-    assert next(store.create(make_meta("other")).journal.events())["time"] == NOW.timestamp()
 
 
 def test_a_claim_whose_rollout_never_came_to_be_is_skipped_then_cleared(
@@ -222,23 +130,6 @@ def test_a_claim_that_names_no_rollout_is_explained(
 
     with pytest.raises(PlanClaimed, match="which no longer exists"):
         store.start(make_meta())
-
-
-def test_the_claim_of_a_rollout_that_ended_is_released_by_the_next_start(
-    store: DirectoryStore, make_meta: MakeMeta
-) -> None:
-    first = store.start(make_meta())
-    ended = {first.id}
-
-    second = store.start(make_meta(now=NOW + timedelta(hours=1)),
-                         finished=lambda rollout: rollout.id in ended)
-
-    assert [meta.id for meta in store.find_active()] == [second.id]
-    assert list(second.journal.events())[-1]["text"] == (
-        f"released the claim of rollout {first.id}, which had ended without releasing it")
-    with pytest.raises(StateError, match=f"already has an active rollout, {second.id}; "
-                                         f"finish it \\(`rollout resume {second.id}`\\)"):
-        store.start(make_meta(now=NOW + timedelta(hours=2)))
 
 
 def test_a_rollout_published_without_events_is_set_aside_by_the_next_start(
