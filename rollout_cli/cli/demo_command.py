@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from rollout_cli.cli.plan_commands import OUTPUT, Output
+from rollout_cli.cli.options import OUTPUT, Output
 
 
 def demo(
@@ -45,6 +45,3 @@ def demo(
     print_demo(result, output.value)
     raise typer.Exit(result.exit_code)
 
-
-def register(app: typer.Typer) -> None:
-    app.command()(demo)

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from rollout_cli.cli.rollout_commands import ROLLOUT, STATE_DIR, state_store
+from rollout_cli.cli.options import ROLLOUT, STATE_DIR, context
 
 
 def repair(
@@ -31,16 +31,10 @@ def repair(
         target = rollout or "the active rollout"
         if not typer.confirm(f"Move the cut-short last line of {target}'s journal aside?"):
             raise typer.Exit(2)
-    found, done = operations.repair(operations.Context(state_store(state_dir)), rollout)
+    found, done = operations.repair(context(state_dir), rollout)
     if done is None:
         typer.echo(f"nothing to repair: the journal of {found.id} ends with a whole event")
         return
     typer.echo(f"moved line {done.line} of {done.journal} ({done.size} bytes) to "
                f"{done.side_file}; `rollout resume {found.id}` continues")
 
-
-def register(app: typer.Typer) -> None:
-    app.command()(repair)
-
-
-__all__ = ["register"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from rollout_cli.cli.rollout_commands import ROLLOUT, STATE_DIR, state_store
+from rollout_cli.cli.options import ROLLOUT, STATE_DIR, context
 
 
 class Format(StrEnum):
@@ -57,7 +57,7 @@ def report(
     from rollout_cli.render import report_view
     from rollout_cli.report import build_report
 
-    ctx = operations.Context(state_store(state_dir))
+    ctx = context(state_dir)
     meta, events = operations.history(ctx, rollout)
     built = build_report(meta, events, _plan(ctx, meta))
     render = {Format.md: report_view.to_markdown, Format.html: report_view.to_html,
@@ -76,9 +76,3 @@ def report(
     typer.echo(f"wrote {out} ({fmt.value}, {len(built.stages)} stages, "
                f"{len(built.checks)} checks)", err=True)
 
-
-def register(app: typer.Typer) -> None:
-    app.command()(report)
-
-
-__all__ = ["register"]
