@@ -52,7 +52,7 @@ rollback:
 def imported(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
     """Run `rollout ARGS...` in a new interpreter: its exit code and the modules it loaded."""
     out = tmp_path / "modules.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("ROLLOUT_STATE_DIR", "NO_COLOR")}
+    env = {k: v for k, v in os.environ.items() if k not in ("ROLLOUT_STATE", "ROLLOUT_STATE_DIR", "NO_COLOR")}
     subprocess.run([sys.executable, "-c", PROBE, str(out), json.dumps(args)], cwd=tmp_path,
                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
                    timeout=120)

@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from rollout_cli import __version__
+from rollout_cli.cli.options import STATE, STATE_DIR
 from rollout_cli.errors import RolloutError
 
 # name -> "module:function" under rollout_cli.cli, in the order `rollout --help` lists them.
@@ -99,6 +100,8 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (NO_COLOR works too)."),
+    state: str | None = STATE,
+    state_dir: str | None = STATE_DIR,
 ) -> None:
     """Progressive rollouts for any HTTP-controlled service, driven by a YAML plan."""
     if no_color:

@@ -6,13 +6,15 @@ import sys
 
 import typer
 
-from rollout_cli.cli.options import ROLLOUT, STATE_DIR, context
+from rollout_cli.cli.options import ROLLOUT, STATE, STATE_DIR, context
 
 
 def repair(
+    cli: typer.Context,
     rollout: str | None = ROLLOUT,
     yes: bool = typer.Option(False, "--yes", "-y",
                              help="Do not ask for confirmation (needed without a terminal)."),
+    state: str | None = STATE,
     state_dir: str | None = STATE_DIR,
 ) -> None:
     """Repair a rollout's journal whose last line a crash cut short.
@@ -31,7 +33,7 @@ def repair(
         target = rollout or "the active rollout"
         if not typer.confirm(f"Move the cut-short last line of {target}'s journal aside?"):
             raise typer.Exit(2)
-    found, done = operations.repair(context(state_dir), rollout)
+    found, done = operations.repair(context(cli), rollout)
     if done is None:
         typer.echo(f"nothing to repair: the journal of {found.id} ends with a whole event")
         return

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from rollout_cli.cli.options import ROLLOUT, STATE_DIR, context
+from rollout_cli.cli.options import ROLLOUT, STATE, STATE_DIR, context
 
 
 class Format(StrEnum):
@@ -39,9 +39,11 @@ def _plan(ctx: Any, meta: Any) -> Any | None:
 
 
 def report(
+    cli: typer.Context,
     rollout: str | None = ROLLOUT,
     fmt: Format = FORMAT,
     out: Path | None = OUT,
+    state: str | None = STATE,
     state_dir: str | None = STATE_DIR,
 ) -> None:
     """A rollout's report: stage timeline, every decision with its reason, the rollback
@@ -57,7 +59,7 @@ def report(
     from rollout_cli.render import report_view
     from rollout_cli.report import build_report
 
-    ctx = context(state_dir)
+    ctx = context(cli)
     meta, events = operations.history(ctx, rollout)
     built = build_report(meta, events, _plan(ctx, meta))
     render = {Format.md: report_view.to_markdown, Format.html: report_view.to_html,

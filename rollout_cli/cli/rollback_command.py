@@ -7,11 +7,12 @@ from pathlib import Path
 
 import typer
 
-from rollout_cli.cli.options import OUTPUT, ROLLOUT, STATE_DIR, Output, context
+from rollout_cli.cli.options import OUTPUT, ROLLOUT, STATE, STATE_DIR, Output, context
 from rollout_cli.cli.running import interruptible
 
 
 def rollback(
+    cli: typer.Context,
     rollout: str | None = ROLLOUT,
     plan: Path | None = typer.Option(None, "--plan",
                                      help="Roll back from the plan file alone (no state needed)."),
@@ -24,6 +25,7 @@ def rollback(
         False, "--assume-applied", help="An interrupted rollback's non-idempotent call in "
                                         "flight: it did reach the target."),
     output: Output = OUTPUT,
+    state: str | None = STATE,
     state_dir: str | None = STATE_DIR,
     lock_timeout: str = typer.Option("30s", "--lock-timeout",
                                      help="Wait this long for another process's lock."),
@@ -37,7 +39,7 @@ def rollback(
     from rollout_cli import operations
     from rollout_cli.errors import UsageError
 
-    ctx = context(state_dir, output, lock_timeout)
+    ctx = context(cli, output, lock_timeout)
     if not yes:
         from rollout_cli.render.rollout_view import print_rollback_preview
 

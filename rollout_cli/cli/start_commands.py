@@ -11,6 +11,7 @@ from rollout_cli.cli.options import (
     FOLLOW,
     LOCK_TIMEOUT,
     OUTPUT,
+    STATE,
     STATE_DIR,
     Output,
     context,
@@ -21,9 +22,11 @@ PLAN = typer.Argument(..., metavar="PLAN", help="The plan file.", show_default=F
 
 
 def start(
+    cli: typer.Context,
     plan: Path = PLAN,
     follow: bool = FOLLOW,
     output: Output = OUTPUT,
+    state: str | None = STATE,
     state_dir: str | None = STATE_DIR,
     lock_timeout: str = LOCK_TIMEOUT,
 ) -> None:
@@ -34,7 +37,7 @@ def start(
     """
     from rollout_cli import operations
 
-    ctx = context(state_dir, output, lock_timeout)
+    ctx = context(cli, output, lock_timeout)
 
     def started() -> operations.Result:
         return operations.start(ctx, plan, follow)
@@ -44,9 +47,11 @@ def start(
 
 
 def run(
+    cli: typer.Context,
     plan: Path = PLAN,
     auto_approve: bool = AUTO_APPROVE,
     output: Output = OUTPUT,
+    state: str | None = STATE,
     state_dir: str | None = STATE_DIR,
     lock_timeout: str = LOCK_TIMEOUT,
 ) -> None:
@@ -56,7 +61,7 @@ def run(
     """
     from rollout_cli import operations
 
-    ctx = context(state_dir, output, lock_timeout)
+    ctx = context(cli, output, lock_timeout)
     interruptible(ctx, live(ctx, plan, output,
                             lambda: operations.start(ctx, plan, True, auto_approve)),
                   output, resume=resume_options(True, auto_approve))

@@ -6,13 +6,15 @@ from typing import Any
 
 import typer
 
-from rollout_cli.cli.options import OUTPUT, ROLLOUT, STATE_DIR, Output, context
+from rollout_cli.cli.options import OUTPUT, ROLLOUT, STATE, STATE_DIR, Output, context
 
 
 def status(
+    cli: typer.Context,
     rollout: str | None = ROLLOUT,
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh until the rollout ends."),
     output: Output = OUTPUT,
+    state: str | None = STATE,
     state_dir: str | None = STATE_DIR,
 ) -> None:
     """Where a rollout stands. Exit 0 running or succeeded, 1 rolled back or failed,
@@ -22,7 +24,7 @@ def status(
     from rollout_cli import operations
     from rollout_cli.render.rollout_view import print_status
 
-    ctx = context(state_dir, output)
+    ctx = context(cli, output)
     if watch and output is Output.text and _watch_live(ctx, rollout):
         return
     last = None

@@ -13,6 +13,7 @@ from rollout_cli.cli.options import (
     LOCK_TIMEOUT,
     OUTPUT,
     ROLLOUT,
+    STATE,
     STATE_DIR,
     Output,
     context,
@@ -21,6 +22,7 @@ from rollout_cli.cli.running import finish, interruptible, resume_options
 
 
 def advance(
+    cli: typer.Context,
     rollout: str | None = ROLLOUT,
     force: bool = typer.Option(False, "--force", help="Skip an unfinished bake or analysis."),
     reason: str | None = typer.Option(None, "--reason", help="Why; recorded in the journal."),
@@ -33,6 +35,7 @@ def advance(
     follow: bool = FOLLOW,
     accept_plan_change: bool = ACCEPT,
     output: Output = OUTPUT,
+    state: str | None = STATE,
     state_dir: str | None = STATE_DIR,
     lock_timeout: str = LOCK_TIMEOUT,
 ) -> None:
@@ -46,27 +49,30 @@ def advance(
 
     if force and not reason:
         raise UsageError("--force needs --reason TEXT: it is recorded with who forced it")
-    ctx = context(state_dir, output, lock_timeout)
+    ctx = context(cli, output, lock_timeout)
     interruptible(ctx, lambda: operations.advance(ctx, rollout, force, reason, full, follow,
                                                   accept_plan_change, stage), output,
                   rollout, resume_options(follow))
 
 
 def pause(
+    cli: typer.Context,
     rollout: str | None = ROLLOUT,
     reason: str | None = typer.Option(None, "--reason", help="Why; shown in status."),
     output: Output = OUTPUT,
+    state: str | None = STATE,
     state_dir: str | None = STATE_DIR,
     lock_timeout: str = LOCK_TIMEOUT,
 ) -> None:
     """Pause a rollout: nothing more is sent until `rollout resume` or `advance`."""
     from rollout_cli import operations
 
-    ctx = context(state_dir, output, lock_timeout)
+    ctx = context(cli, output, lock_timeout)
     finish(operations.pause(ctx, rollout, reason), output)
 
 
 def resume(
+    cli: typer.Context,
     rollout: str | None = ROLLOUT,
     follow: bool = FOLLOW,
     assume_applied: bool = typer.Option(False, "--assume-applied",
@@ -79,6 +85,7 @@ def resume(
     plan: Path | None = typer.Option(None, "--plan", help="Plan file, if it moved."),
     auto_approve: bool = AUTO_APPROVE,
     output: Output = OUTPUT,
+    state: str | None = STATE,
     state_dir: str | None = STATE_DIR,
     lock_timeout: str = LOCK_TIMEOUT,
 ) -> None:
@@ -86,7 +93,7 @@ def resume(
     from rollout_cli import operations
 
     captures = _name_values("--capture", capture)
-    ctx = context(state_dir, output, lock_timeout)
+    ctx = context(cli, output, lock_timeout)
     interruptible(ctx, lambda: operations.resume(ctx, rollout, follow, assume_applied, resend,
                                                  accept_plan_change, plan, auto_approve,
                                                  captures), output,

@@ -51,7 +51,8 @@ EMERGENCY_SEQUENCE = [
 
 # Environment that must not leak from the developer's shell into a rollout under test;
 # what a test sets afterwards (BRAIN_API_URL, ...) reaches in-process and child commands.
-_SCRUBBED_ENV = ("BRAIN_API_URL", "BRAIN_API_TOKEN", "SLACK_WEBHOOK_URL", "ROLLOUT_STATE_DIR",
+_SCRUBBED_ENV = ("BRAIN_API_URL", "BRAIN_API_TOKEN", "SLACK_WEBHOOK_URL", "ROLLOUT_STATE",
+                 "ROLLOUT_STATE_DIR",
                  "PROM_URL", *killpoints.ENV)
 
 # --- fast plans ------------------------------------------------------------------------
