@@ -358,6 +358,9 @@ def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | Non
     """Open the gate; with ``stage`` (a name or index) only if the rollout is at that stage."""
     from rollout_cli.engine.phases import PAUSED, TERMINAL, WAITING_GATE
 
+    if force and not reason:
+        raise UsageError("--force needs --reason TEXT: it is recorded with who forced it")
+
     def events(state: RolloutState, loaded: Any) -> list[dict[str, Any]]:
         if stage is not None:
             _at_stage(state, loaded.plan, stage)
@@ -642,19 +645,51 @@ def status(ctx: Context, rollout_id: str | None, recent: int = 8) -> Status:
         if event["type"] in ("outcome", "paused", "gate-approved", "rollback-started",
                              "stage-started", "note"):
             tail.append(event)
-    plan = None
-    path = Path(rollout.meta.plan_path)
-    if path.exists():
-        try:
-            plan = _load(path, ctx).plan
-        except Exception:
-            plan = None
-    return Status(rollout.meta, state, list(tail), plan)
+    return Status(rollout.meta, state, list(tail), _plan_if_loads(ctx, rollout.meta))
+
+
+def watch(ctx: Context, rollout_id: str | None, every: float = 1.0) -> Iterator[Status]:
+    """The rollout's ``status``, again every ``every`` seconds, until it has ended (that
+    last status included)."""
+    import time
+
+    sleep = ctx.sleep or time.sleep
+    while True:
+        found = status(ctx, rollout_id)
+        yield found
+        # Here, not above: with no rollout to show, status ends without the engine.
+        from rollout_cli.engine.phases import TERMINAL
+
+        if found.state.phase in TERMINAL:
+            return
+        sleep(every)
+
+
+def _plan_if_loads(ctx: Context, meta: RolloutMeta) -> Any | None:
+    """The rollout's plan, if its file is still there and loads: it only adds what the
+    journal lacks (stage names, check thresholds), so a moved or broken plan must not
+    stop a look at what already happened."""
+    path = Path(meta.plan_path)
+    if not path.exists():
+        return None
+    try:
+        return _load(path, ctx).plan
+    except Exception:
+        return None
 
 
 def history(ctx: Context, rollout_id: str | None) -> tuple[RolloutMeta, Iterable[dict[str, Any]]]:
     rollout = find(ctx, rollout_id, latest=True)
     return rollout.meta, rollout.journal.events()
+
+
+def report(ctx: Context, rollout_id: str | None) -> Any:
+    """A rollout's report (rollout_cli.report.Report), from its journal alone: nothing is
+    sent to the target. Without an id, the active or else the newest rollout."""
+    from rollout_cli.report import build_report
+
+    rollout = find(ctx, rollout_id, latest=True)
+    return build_report(rollout.meta, rollout.journal.events(), _plan_if_loads(ctx, rollout.meta))
 
 
 def list_rollouts(ctx: Context) -> list[tuple[RolloutMeta, RolloutState | None]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -22,20 +21,6 @@ FORMAT = typer.Option(Format.md, "--format", metavar="md|html|json",
                            "a chart per check; json for machines.")
 OUT = typer.Option(None, "--out", metavar="FILE", dir_okay=False,
                    help="Write the report here instead of standard output.")
-
-
-def _plan(ctx: Any, meta: Any) -> Any | None:
-    """The rollout's plan if it still loads: it only adds the checks' threshold text."""
-    path = Path(meta.plan_path)
-    if not path.exists():
-        return None
-    try:
-        from rollout_cli.plan import load_plan
-
-        return load_plan(path, ctx.env).plan
-    except Exception:
-        # A moved or broken plan must not stop a report of what already happened.
-        return None
 
 
 def report(
@@ -57,11 +42,8 @@ def report(
     """
     from rollout_cli import operations
     from rollout_cli.render import report_view
-    from rollout_cli.report import build_report
 
-    ctx = context(cli)
-    meta, events = operations.history(ctx, rollout)
-    built = build_report(meta, events, _plan(ctx, meta))
+    built = operations.report(context(cli), rollout)
     render = {Format.md: report_view.to_markdown, Format.html: report_view.to_html,
               Format.json: report_view.to_json}[fmt]
     text = render(built)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import typer
@@ -19,50 +20,51 @@ def status(
 ) -> None:
     """Where a rollout stands. Exit 0 running or succeeded, 1 rolled back or failed,
     3 waiting on a person, 5 rollback incomplete."""
-    import time
+    import itertools
 
     from rollout_cli import operations
-    from rollout_cli.render.rollout_view import print_status
 
     ctx = context(cli, output)
-    if watch and output is Output.text and _watch_live(ctx, rollout):
-        return
-    last = None
-    while True:
-        report = operations.status(ctx, rollout)
-        # Here, not above: with no rollout to show, status ends without the engine.
-        from rollout_cli.engine.phases import TERMINAL
-
-        if not watch or report.state.seq != last:
-            print_status(report, time.time(), output.value)
-            last = report.state.seq
-        if not watch or report.state.phase in TERMINAL:
-            raise typer.Exit(report.exit_code)
-        time.sleep(1.0)
+    reports = operations.watch(ctx, rollout) if watch else iter([operations.status(ctx, rollout)])
+    first = next(reports)
+    reports = itertools.chain([first], reports)
+    if watch and output is Output.text and first.plan is not None and _on_terminal():
+        last = _live(reports)
+    else:
+        last = _printed(reports, output)
+    raise typer.Exit(last.exit_code)
 
 
-def _watch_live(ctx: Any, rollout: str | None) -> bool:
-    """`status --watch` on a terminal: the live view, redrawn every second until the end."""
+def _printed(reports: Iterator[Any], output: Output) -> Any:
+    """Print each report that differs from the one before (--watch); the last."""
     import time
 
-    from rollout_cli import operations
-    from rollout_cli.engine.phases import TERMINAL
+    from rollout_cli.render.rollout_view import print_status
+
+    shown = None
+    for report in reports:
+        if report.state.seq != shown:
+            print_status(report, time.time(), output.value)
+            shown = report.state.seq
+    return report
+
+
+def _on_terminal() -> bool:
     from rollout_cli.render.console import stdout
 
-    if not stdout().is_terminal:
-        return False
+    return stdout().is_terminal
+
+
+def _live(reports: Iterator[Any]) -> Any:
+    """`status --watch` on a terminal: the live view, redrawn on every report; the last."""
+    import time
+
     from rich.live import Live
 
+    from rollout_cli.render.console import stdout
     from rollout_cli.render.live_view import render
 
-    report = operations.status(ctx, rollout)
-    if report.plan is None:
-        return False
     with Live(console=stdout(), refresh_per_second=2) as live:
-        while True:
-            report = operations.status(ctx, rollout)
+        for report in reports:
             live.update(render(report.plan, report.state, report.recent, time.time()))
-            if report.state.phase in TERMINAL:
-                break
-            time.sleep(1.0)
-    raise typer.Exit(report.exit_code)
+    return report

@@ -45,10 +45,7 @@ def advance(
     moved the rollout on does nothing (exit 3).
     """
     from rollout_cli import operations
-    from rollout_cli.errors import UsageError
 
-    if force and not reason:
-        raise UsageError("--force needs --reason TEXT: it is recorded with who forced it")
     ctx = context(cli, output, lock_timeout)
     interruptible(ctx, lambda: operations.advance(ctx, rollout, force, reason, full, follow,
                                                   accept_plan_change, stage), output,
