@@ -5,7 +5,7 @@
     rollout.json                      metadata (atomic)
     journal.jsonl                     append-only events, one JSON object a line; the
                                       first is the rollout's `created` event
-    journal.jsonl.corrupt-<time>      a damaged tail moved aside by Journal.repair()
+    journal.jsonl.corrupt-<time>      a damaged tail moved aside by JournalFile.repair()
     snapshot.json                     folded state up to a seq (atomic)
     lock.json                         present while a command changes the rollout
     .lock.json.guard                  flock'd while a lock file is removed or taken over
