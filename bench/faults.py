@@ -331,7 +331,7 @@ def recover(app: SandboxApp, plan_path: Path) -> tuple[SandboxApp, str]:
     model.scenario = replace(model.scenario, faults=AdminFaults())
     healthy = SandboxApp(model)
     with tempfile.TemporaryDirectory() as state_dir:
-        ctx = Context(Path(state_dir), transport=SandboxTransport(healthy), env=dict(ENV),
+        ctx = Context.at(state_dir, transport=SandboxTransport(healthy), env=dict(ENV),
                       now=model.clock.now, sleep=model.clock.advance)
         result = rollback(ctx, None, plan_path, "the target recovered: finish the rollback")
     return healthy, result.state.phase

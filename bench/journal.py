@@ -15,7 +15,7 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-from rollout_cli.store import Journal
+from rollout_cli.store import JournalFile
 from rollout_cli.store.atomic import encode_json
 
 # A typical analysis event: a check's verdict with its numbers and reason.
@@ -30,7 +30,7 @@ SAMPLE = {
 
 
 def bench_appends(directory: Path, count: int) -> float:
-    journal = Journal(directory / "appends.jsonl")
+    journal = JournalFile(directory / "appends.jsonl")
     started = time.perf_counter()
     for n in range(count):
         journal.append(SAMPLE, time=1_700_000_000.0 + n)
@@ -74,7 +74,7 @@ def main() -> None:
         rate = bench_appends(directory, args.appends)
         print(f"append with fsync: {rate:,.0f} events/s over {args.appends} appends")
 
-        journal = Journal(directory / "journal.jsonl")
+        journal = JournalFile(directory / "journal.jsonl")
         write_journal(journal.path, args.events)
         size_mib = journal.path.stat().st_size / 2**20
         print(f"journal: {args.events} events, {size_mib:.1f} MiB")
@@ -84,7 +84,7 @@ def main() -> None:
             f"stream-read after snapshot at seq {tail_from}",
             *measured(lambda: sum(1 for _ in journal.events(after_seq=tail_from))),
         )
-        report("read_all into a list", *measured(lambda: len(journal.read_all())))
+        report("every event into a list", *measured(lambda: len(list(journal.events()))))
 
 
 if __name__ == "__main__":

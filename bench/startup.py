@@ -65,7 +65,8 @@ def environment(scratch: Path) -> dict[str, str]:
     """Byte code cached under ``scratch``: without it (PYTHONDONTWRITEBYTECODE) every run
     would compile the project's modules again, which no user's run does."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONDONTWRITEBYTECODE", "ROLLOUT_STATE_DIR", "ROLLOUT_DEBUG")}
+           if k not in ("PYTHONDONTWRITEBYTECODE", "ROLLOUT_STATE", "ROLLOUT_STATE_DIR",
+                        "ROLLOUT_DEBUG")}
     env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
     return env
 

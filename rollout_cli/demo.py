@@ -7,9 +7,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollout_cli.engine import Event, RolloutState
+
+if TYPE_CHECKING:
+    from rollout_cli.store.protocol import Store
 
 DEMO_PLAN = Path(__file__).resolve().parent.parent / "plans" / "brain-api-demo.yaml"
 TIME_SCALE = 600.0
@@ -48,12 +51,14 @@ class DemoResult:
 
 
 def run_demo(scenario: str = "healthy", seed: int = 0, plan: Path = DEMO_PLAN,
-             state_dir: Path | None = None, on_event: Any = None,
+             store: Store | None = None, on_event: Any = None,
              speed: float = 1.0) -> DemoResult:
     """``speed`` runs the tool's clock and the sandbox's that much faster together, so the
-    plan's seconds-long bakes pass in less real time and see the same simulated traffic."""
+    plan's seconds-long bakes pass in less real time and see the same simulated traffic.
+    The rollout is kept in ``store``, else in a temporary directory."""
     from rollout_cli import operations
     from rollout_cli.sandbox import create_sandbox, running_sandbox
+    from rollout_cli.store.location import open_store
 
     log = DemoLog()
 
@@ -70,7 +75,7 @@ def run_demo(scenario: str = "healthy", seed: int = 0, plan: Path = DEMO_PLAN,
     origin = time.time()
     with tempfile.TemporaryDirectory(prefix="rollout-demo-") as scratch, \
             running_sandbox(app) as sandbox:
-        ctx = operations.Context(state_dir or Path(scratch), on_event=sink,
+        ctx = operations.Context(store or open_store(scratch), on_event=sink,
                                  env={"BRAIN_API_URL": sandbox.url},
                                  now=lambda: origin + (time.time() - origin) * speed,
                                  sleep=lambda seconds: time.sleep(seconds / speed))

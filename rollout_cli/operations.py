@@ -22,16 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollout_cli.errors import LockedError, NotAtStage, StateError, UsageError
-from rollout_cli.store import RolloutDir, RolloutMeta, StateStore, plan_digest
 from rollout_cli.store.identity import who
-from rollout_cli.store.rollouts import START_LOCK_WAIT, PlanClaimed
+from rollout_cli.store.protocol import START_LOCK_WAIT, PlanClaimed, RolloutMeta, plan_digest
 
 if TYPE_CHECKING:
     from rollout_cli.engine import Decision, Finished, Policy, RolloutState, Wait
     from rollout_cli.engine.events import Event, Intent
     from rollout_cli.notify import Notifier
-    from rollout_cli.store import Repair
-    from rollout_cli.store.locks import Lock
+    from rollout_cli.store.protocol import Lock, Repair, Rollout, Store
 
     EventSink = Callable[[Event, RolloutState], None]
 
@@ -40,7 +38,7 @@ if TYPE_CHECKING:
 class Context:
     """Where state lives and how to reach the target; tests swap transport and clock."""
 
-    state_dir: Path
+    store: Store
     lock_timeout: float = 0.0
     transport: Any = None
     on_event: EventSink = lambda event, state: None
@@ -53,9 +51,12 @@ class Context:
     # What the operator must hear that has no other way out (the journal was busy).
     warn: Callable[[str], None] = lambda text: print(text, file=sys.stderr)
 
-    @property
-    def store(self) -> StateStore:
-        return StateStore(self.state_dir)
+    @classmethod
+    def at(cls, location: str | os.PathLike[str], **options: Any) -> Context:
+        """A context on the store at ``location`` (a state directory)."""
+        from rollout_cli.store.location import open_store
+
+        return cls(open_store(location), **options)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def _load(path: str | Path, ctx: Context):  # type: ignore[no-untyped-def]
     return load_plan(path, ctx.env)
 
 
-def _reconciler(ctx: Context, rollout: RolloutDir, loaded: Any, operation: str,
+def _reconciler(ctx: Context, rollout: Rollout, loaded: Any, operation: str,
                 policy: Policy | None = None):  # type: ignore[no-untyped-def]
     import time
 
@@ -193,8 +194,7 @@ def _claim_refusal(ctx: Context, plan_name: str) -> LockedError | None:
     meta = _active_of(ctx, plan_name)
     if meta is None:
         return None
-    lock = next((record for record in ctx.store.held_locks()
-                 if Path(str(record.get("path"))).parent.name == meta.id), None)
+    lock = ctx.store.open(meta.id).lock_holder()
     since = meta.created.isoformat().replace("+00:00", "Z")
     rows = [("Rollout", meta.id), ("Who", f"{meta.created_by} (started it)"),
             ("Since", since),
@@ -231,7 +231,7 @@ def _announce(reconciler: Any) -> None:
         reconciler.on_event(event, state)
 
 
-def find(ctx: Context, rollout_id: str | None, latest: bool = False) -> RolloutDir:
+def find(ctx: Context, rollout_id: str | None, latest: bool = False) -> Rollout:
     """The named rollout, or the only active one; with ``latest``, else the newest one."""
     store = ctx.store
     if rollout_id:
@@ -260,10 +260,11 @@ def _newest_ended(ctx: Context, known: list[str]) -> str:
     return f": the newest, {known[-1]}, has ended {state.phase} ({state.reason})"
 
 
-def _plan_for(ctx: Context, rollout: RolloutDir, state: RolloutState, plan_file: Path | None,
+def _plan_for(ctx: Context, rollout: Rollout, state: RolloutState, plan_file: Path | None,
               accept_change: bool) -> tuple[Any, Event | None]:
     """Load the rollout's plan; refuse a changed plan unless accepted (then say so)."""
     from rollout_cli.engine import events as ev
+
     path = plan_file or Path(rollout.meta.plan_path)
     if not path.exists():
         raise UsageError(f"the plan {path} of rollout {rollout.id} is gone; pass --plan PATH")
@@ -285,7 +286,7 @@ def _plan_for(ctx: Context, rollout: RolloutDir, state: RolloutState, plan_file:
     return _load(path, ctx), None
 
 
-def _state(ctx: Context, rollout: RolloutDir) -> RolloutState:
+def _state(ctx: Context, rollout: Rollout) -> RolloutState:
     from rollout_cli.store.loading import load_state
 
     return load_state(rollout)
@@ -366,6 +367,9 @@ def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | Non
     """Open the gate; with ``stage`` (a name or index) only if the rollout is at that stage."""
     from rollout_cli.engine import events as ev
     from rollout_cli.engine.phases import PAUSED, TERMINAL, WAITING_GATE
+
+    if force and not reason:
+        raise UsageError("--force needs --reason TEXT: it is recorded with who forced it")
 
     def events(state: RolloutState, loaded: Any) -> list[Event]:
         if stage is not None:
@@ -584,7 +588,7 @@ def rollback_preview(ctx: Context, rollout_id: str | None,
     from rollout_cli.engine import RolloutState
 
     if rollout_id or plan_path is None:
-        rollout: RolloutDir | None = find(ctx, rollout_id)
+        rollout: Rollout | None = find(ctx, rollout_id)
         plan_file = None
     else:
         active = _active_of(ctx, _load(plan_path, ctx).plan.name)
@@ -660,14 +664,37 @@ def status(ctx: Context, rollout_id: str | None, recent: int = 8) -> Status:
     for event in events_of(rollout.journal.events()):
         if isinstance(event, shown):
             tail.append(event)
-    plan = None
-    path = Path(rollout.meta.plan_path)
-    if path.exists():
-        try:
-            plan = _load(path, ctx).plan
-        except Exception:
-            plan = None
-    return Status(rollout.meta, state, list(tail), plan)
+    return Status(rollout.meta, state, list(tail), _plan_if_loads(ctx, rollout.meta))
+
+
+def watch(ctx: Context, rollout_id: str | None, every: float = 1.0) -> Iterator[Status]:
+    """The rollout's ``status``, again every ``every`` seconds, until it has ended (that
+    last status included)."""
+    import time
+
+    sleep = ctx.sleep or time.sleep
+    while True:
+        found = status(ctx, rollout_id)
+        yield found
+        # Here, not above: with no rollout to show, status ends without the engine.
+        from rollout_cli.engine.phases import TERMINAL
+
+        if found.state.phase in TERMINAL:
+            return
+        sleep(every)
+
+
+def _plan_if_loads(ctx: Context, meta: RolloutMeta) -> Any | None:
+    """The rollout's plan, if its file is still there and loads: it only adds what the
+    journal lacks (stage names, check thresholds), so a moved or broken plan must not
+    stop a look at what already happened."""
+    path = Path(meta.plan_path)
+    if not path.exists():
+        return None
+    try:
+        return _load(path, ctx).plan
+    except Exception:
+        return None
 
 
 def history(ctx: Context, rollout_id: str | None) -> tuple[RolloutMeta, Iterable[Event]]:
@@ -675,6 +702,17 @@ def history(ctx: Context, rollout_id: str | None) -> tuple[RolloutMeta, Iterable
 
     rollout = find(ctx, rollout_id, latest=True)
     return rollout.meta, events_of(rollout.journal.events())
+
+
+def report(ctx: Context, rollout_id: str | None) -> Any:
+    """A rollout's report (rollout_cli.report.Report), from its journal alone: nothing is
+    sent to the target. Without an id, the active or else the newest rollout."""
+    from rollout_cli.report import build_report
+    from rollout_cli.store.loading import events_of
+
+    rollout = find(ctx, rollout_id, latest=True)
+    return build_report(rollout.meta, events_of(rollout.journal.events()),
+                        _plan_if_loads(ctx, rollout.meta))
 
 
 def list_rollouts(ctx: Context) -> list[tuple[RolloutMeta, RolloutState | None]]:
@@ -692,7 +730,7 @@ def unlock(ctx: Context, lock_id: str) -> Any:
     return ctx.store.unlock(lock_id)
 
 
-def repair(ctx: Context, rollout_id: str | None) -> tuple[RolloutDir, Repair | None]:
+def repair(ctx: Context, rollout_id: str | None) -> tuple[Rollout, Repair | None]:
     """Move a rollout journal's cut-short last line to a side file, holding its lock; the
     repair is journaled. None when there was nothing to repair."""
     from rollout_cli.engine import events as ev

@@ -6,6 +6,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 MASK = "***"
 # Shorter values would mask innocent text ("1", "a"), so the redactor skips them; the plan
@@ -78,3 +79,25 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.data(v) for v in value]
         return value
+
+
+def redact_url(url: str, redactor: Redactor) -> str:
+    """The URL with userinfo and secret-looking query values masked, then redacted."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        # A bare user part is usually a token (https://TOKEN@host), so it goes too.
+        netloc = f"{user}:{MASK}@{host}" if has_password else f"{MASK}@{host}"
+    query = "&".join(_redact_query_pair(pair) for pair in parts.query.split("&"))
+    query = query if parts.query else ""
+    safe = urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return redactor.text(safe)
+
+
+def _redact_query_pair(pair: str) -> str:
+    name, has_value, value = pair.partition("=")
+    if has_value and value and is_secret_query_name(unquote_plus(name)):
+        return f"{name}={MASK}"
+    return pair

@@ -52,7 +52,7 @@ rollback:
 def imported(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
     """Run `rollout ARGS...` in a new interpreter: its exit code and the modules it loaded."""
     out = tmp_path / "modules.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("ROLLOUT_STATE_DIR", "NO_COLOR")}
+    env = {k: v for k, v in os.environ.items() if k not in ("ROLLOUT_STATE", "ROLLOUT_STATE_DIR", "NO_COLOR")}
     subprocess.run([sys.executable, "-c", PROBE, str(out), json.dumps(args)], cwd=tmp_path,
                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
                    timeout=120)
@@ -64,6 +64,14 @@ def loaded(modules: set[str], packages: tuple[str, ...]) -> list[str]:
     return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in packages))
 
 
+def command_modules(modules: set[str]) -> list[str]:
+    """The modules of rollout_cli.cli that hold commands (app's table names them)."""
+    from rollout_cli.cli.app import COMMANDS
+
+    homes = {f"rollout_cli.cli.{target.partition(':')[0]}" for target in COMMANDS.values()}
+    return sorted(modules & homes)
+
+
 @pytest.mark.parametrize("args", [("--help",), ("--version",)], ids=["help", "version"])
 def test_help_and_version_import_nothing_heavy(tmp_path: Path, args: tuple[str, ...]):
     code, modules = imported(tmp_path, *args)
@@ -71,6 +79,14 @@ def test_help_and_version_import_nothing_heavy(tmp_path: Path, args: tuple[str, 
     assert code == 0
     assert loaded(modules, NEVER_AT_START) == []
     assert loaded(modules, ("rollout_cli.plan", "rollout_cli.engine", "rollout_cli.store")) == []
+
+
+def test_version_builds_no_command_and_a_command_only_its_own(tmp_path: Path):
+    _, version = imported(tmp_path, "--version")
+    _, status = imported(tmp_path, "status", "--state-dir", str(tmp_path / "state"))
+
+    assert command_modules(version) == []
+    assert command_modules(status) == ["rollout_cli.cli.status_command"]
 
 
 def test_validate_imports_no_network_code(tmp_path: Path):
@@ -127,4 +143,4 @@ def test_simulate_imports_no_retry_threads_commands_or_store(tmp_path: Path):
     assert "rollout_cli.drivers.http" in modules   # the same driver as a real run
     assert loaded(modules, ("tenacity", "concurrent.futures", "rollout_cli.drivers.command",
                             "rollout_cli.store.journal", "rollout_cli.store.locks",
-                            "rollout_cli.store.rollouts", "rollout_cli.store.snapshot")) == []
+                            "rollout_cli.store.directory", "rollout_cli.store.snapshot")) == []

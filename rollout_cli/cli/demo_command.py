@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from rollout_cli.cli.plan_commands import OUTPUT, Output
+from rollout_cli.cli.options import OUTPUT, STATE_DIR, Output, state_flags
 
 
 def demo(
+    cli: typer.Context,
     scenario: str = typer.Option("healthy", "--scenario", "-s",
                                  help="healthy, degrade-at-50, memory-leak, error-spike, "
                                       "no-traffic, flaky-admin, slow-metrics, or a file."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the simulated traffic."),
     speed: float = typer.Option(1.0, "--speed",
                                 help="Run the demo this many times faster (2 halves it)."),
-    state_dir: Path | None = typer.Option(None, "--state-dir",
-                                          help="Keep the demo's state here (default: a "
-                                               "temporary directory)."),
+    state: str | None = typer.Option(None, "--state", metavar="LOCATION",
+                                     help="Keep the demo's state here (default: a temporary "
+                                          "directory)."),
+    state_dir: str | None = STATE_DIR,
     output: Output = OUTPUT,
 ) -> None:
     """Start the sandbox on a free loopback port and run plans/brain-api-demo.yaml against
@@ -31,6 +31,11 @@ def demo(
     from rollout_cli.render.console import stdout
     from rollout_cli.render.demo_view import print_demo
     from rollout_cli.render.rollout_view import EventPrinter
+    from rollout_cli.store.location import choose, open_store
+
+    # Only where the command line says: a demo never adds to the state of $ROLLOUT_STATE.
+    found = choose(state_flags(cli), env={})
+    store = open_store(*found) if found else None
 
     if output is Output.text and stdout().is_terminal:
         from rollout_cli.demo import DEMO_PLAN
@@ -38,13 +43,10 @@ def demo(
         from rollout_cli.render.live_view import LiveView
 
         with LiveView(load_plan(DEMO_PLAN, {}).plan, stdout()) as view:
-            result = run_demo(scenario, seed, state_dir=state_dir, on_event=view, speed=speed)
+            result = run_demo(scenario, seed, store=store, on_event=view, speed=speed)
     else:
         printer = EventPrinter(quiet=output is Output.json, jsonl=output is Output.jsonl)
-        result = run_demo(scenario, seed, state_dir=state_dir, on_event=printer, speed=speed)
+        result = run_demo(scenario, seed, store=store, on_event=printer, speed=speed)
     print_demo(result, output.value)
     raise typer.Exit(result.exit_code)
 
-
-def register(app: typer.Typer) -> None:
-    app.command()(demo)

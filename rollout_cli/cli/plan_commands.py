@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-
-class Output(StrEnum):
-    text = "text"
-    json = "json"
-    jsonl = "jsonl"
-
-
-OUTPUT = typer.Option(Output.text, "--output", "-o",
-                      help="text for people; json for machines; jsonl streams every event "
-                           "as one JSON line (run, start, resume, advance, status --watch, "
-                           "demo; elsewhere the same as json).")
+from rollout_cli.cli.options import OUTPUT, Output
 
 
 def validate(
@@ -75,8 +64,3 @@ def schema() -> None:
 
     typer.echo(json.dumps(plan_schema(), indent=2))
 
-
-def register(app: typer.Typer) -> None:
-    app.command()(validate)
-    app.command("plan")(plan)
-    app.command()(schema)

@@ -6,13 +6,15 @@ import sys
 
 import typer
 
-from rollout_cli.cli.rollout_commands import ROLLOUT, STATE_DIR
+from rollout_cli.cli.options import ROLLOUT, STATE, STATE_DIR, context
 
 
 def repair(
+    cli: typer.Context,
     rollout: str | None = ROLLOUT,
     yes: bool = typer.Option(False, "--yes", "-y",
                              help="Do not ask for confirmation (needed without a terminal)."),
+    state: str | None = STATE,
     state_dir: str | None = STATE_DIR,
 ) -> None:
     """Repair a rollout's journal whose last line a crash cut short.
@@ -24,7 +26,6 @@ def repair(
     """
     from rollout_cli import operations
     from rollout_cli.errors import UsageError
-    from rollout_cli.store import resolve_state_dir
 
     if not yes:
         if not sys.stdin.isatty():
@@ -32,16 +33,10 @@ def repair(
         target = rollout or "the active rollout"
         if not typer.confirm(f"Move the cut-short last line of {target}'s journal aside?"):
             raise typer.Exit(2)
-    found, done = operations.repair(operations.Context(resolve_state_dir(state_dir)), rollout)
+    found, done = operations.repair(context(cli), rollout)
     if done is None:
         typer.echo(f"nothing to repair: the journal of {found.id} ends with a whole event")
         return
-    typer.echo(f"moved line {done.line} of {found.journal.path} ({done.size} bytes) to "
+    typer.echo(f"moved line {done.line} of {done.journal} ({done.size} bytes) to "
                f"{done.side_file}; `rollout resume {found.id}` continues")
 
-
-def register(app: typer.Typer) -> None:
-    app.command()(repair)
-
-
-__all__ = ["register"]

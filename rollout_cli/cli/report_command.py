@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from rollout_cli.cli.rollout_commands import ROLLOUT, STATE_DIR
+from rollout_cli.cli.options import ROLLOUT, STATE, STATE_DIR, context
 
 
 class Format(StrEnum):
@@ -24,24 +23,12 @@ OUT = typer.Option(None, "--out", metavar="FILE", dir_okay=False,
                    help="Write the report here instead of standard output.")
 
 
-def _plan(ctx: Any, meta: Any) -> Any | None:
-    """The rollout's plan if it still loads: it only adds the checks' threshold text."""
-    path = Path(meta.plan_path)
-    if not path.exists():
-        return None
-    try:
-        from rollout_cli.plan import load_plan
-
-        return load_plan(path, ctx.env).plan
-    except Exception:
-        # A moved or broken plan must not stop a report of what already happened.
-        return None
-
-
 def report(
+    cli: typer.Context,
     rollout: str | None = ROLLOUT,
     fmt: Format = FORMAT,
     out: Path | None = OUT,
+    state: str | None = STATE,
     state_dir: str | None = STATE_DIR,
 ) -> None:
     """A rollout's report: stage timeline, every decision with its reason, the rollback
@@ -55,12 +42,8 @@ def report(
     """
     from rollout_cli import operations
     from rollout_cli.render import report_view
-    from rollout_cli.report import build_report
-    from rollout_cli.store import resolve_state_dir
 
-    ctx = operations.Context(resolve_state_dir(state_dir))
-    meta, events = operations.history(ctx, rollout)
-    built = build_report(meta, events, _plan(ctx, meta))
+    built = operations.report(context(cli), rollout)
     render = {Format.md: report_view.to_markdown, Format.html: report_view.to_html,
               Format.json: report_view.to_json}[fmt]
     text = render(built)
@@ -77,9 +60,3 @@ def report(
     typer.echo(f"wrote {out} ({fmt.value}, {len(built.stages)} stages, "
                f"{len(built.checks)} checks)", err=True)
 
-
-def register(app: typer.Typer) -> None:
-    app.command()(report)
-
-
-__all__ = ["register"]

@@ -4,27 +4,6 @@ from __future__ import annotations
 
 import typer
 
-_HELP = """Serve a simulated brain API (the seed guide's endpoints) over HTTP.
-
-The sandbox simulates user traffic split between the legacy and modern implementations
-by the live rollout percentage, and answers the guide's admin API: A/B testing, feature
-flags, dashboard metrics and alerts, memory stats, error analysis. Point a rollout plan's
-target at the printed URL to rehearse a rollout.
-
-Scenarios: healthy, degrade-at-50, error-spike, memory-leak, flaky-admin, slow-metrics,
-no-traffic, or a YAML scenario file (see docs/sandbox.md).
-
-Time runs --time-scale times faster than real time: with 120, one real minute is two
-simulated hours, so metric windows like window=5m are simulated minutes.
-
-Also served: GET /metrics (Prometheus), GET /api/admin/_sandbox/calls (every admin call
-received) and GET /api/admin/_sandbox/state (the model's state). Ctrl-C stops it.
-"""
-
-
-def register(app: typer.Typer) -> None:
-    app.command("sandbox", help=_HELP, no_args_is_help=False)(sandbox)
-
 
 def sandbox(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
@@ -46,6 +25,22 @@ def sandbox(
     ),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request to stderr."),
 ) -> None:
+    """Serve a simulated brain API (the seed guide's endpoints) over HTTP.
+
+    The sandbox simulates user traffic split between the legacy and modern implementations
+    by the live rollout percentage, and answers the guide's admin API: A/B testing, feature
+    flags, dashboard metrics and alerts, memory stats, error analysis. Point a rollout plan's
+    target at the printed URL to rehearse a rollout.
+
+    Scenarios: healthy, degrade-at-50, error-spike, memory-leak, flaky-admin, slow-metrics,
+    no-traffic, or a YAML scenario file (see docs/sandbox.md).
+
+    Time runs --time-scale times faster than real time: with 120, one real minute is two
+    simulated hours, so metric windows like window=5m are simulated minutes.
+
+    Also served: GET /metrics (Prometheus), GET /api/admin/_sandbox/calls (every admin call
+    received) and GET /api/admin/_sandbox/state (the model's state). Ctrl-C stops it.
+    """
     import signal
 
     from rollout_cli.errors import UsageError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from rollout_cli.cli.plan_commands import OUTPUT, Output
+from rollout_cli.cli.options import OUTPUT, Output
 
 
 def simulate(
@@ -29,6 +29,3 @@ def simulate(
     print_simulation(result, output.value)
     raise typer.Exit(result.exit_code)
 
-
-def register(app: typer.Typer) -> None:
-    app.command()(simulate)

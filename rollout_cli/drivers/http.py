@@ -51,13 +51,19 @@ from functools import lru_cache
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 import httpx
 
 from rollout_cli import __version__
 from rollout_cli.drivers.request import NO_RETRY, HttpRequest, RetryPolicy
-from rollout_cli.redact import MASK, Redactor, is_secret_name, is_secret_query_name, may_name_secret
+from rollout_cli.redact import (
+    Redactor,
+    is_secret_name,
+    is_secret_query_name,
+    may_name_secret,
+    redact_url,
+)
 
 if TYPE_CHECKING:  # both are imported where first needed: most runs never retry or fan out
     from concurrent.futures import ThreadPoolExecutor
@@ -481,25 +487,3 @@ def _url_secrets(url: str) -> list[str]:
         if value and is_secret_query_name(unquote_plus(name)):
             secrets.extend({value, unquote_plus(value)})
     return secrets
-
-
-def redact_url(url: str, redactor: Redactor) -> str:
-    """The URL with userinfo and secret-looking query values masked, then redacted."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        user, has_password, _ = userinfo.partition(":")
-        # A bare user part is usually a token (https://TOKEN@host), so it goes too.
-        netloc = f"{user}:{MASK}@{host}" if has_password else f"{MASK}@{host}"
-    query = "&".join(_redact_query_pair(pair) for pair in parts.query.split("&"))
-    query = query if parts.query else ""
-    safe = urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    return redactor.text(safe)
-
-
-def _redact_query_pair(pair: str) -> str:
-    name, has_value, value = pair.partition("=")
-    if has_value and value and is_secret_query_name(unquote_plus(name)):
-        return f"{name}={MASK}"
-    return pair

@@ -38,7 +38,7 @@ from rollout_cli.store.identity import who
 from rollout_cli.store.loading import load_state
 
 if TYPE_CHECKING:  # a simulation keeps its rollout in memory and never needs the store
-    from rollout_cli.store import RolloutDir, StateStore
+    from rollout_cli.store.protocol import Rollout, Store
 
 SNAPSHOT_EVERY = 200
 MAX_NAP = 1.0
@@ -53,8 +53,8 @@ EventSink = Callable[[Event, RolloutState], None]
 
 @dataclass
 class Reconciler:
-    store: StateStore
-    rollout: RolloutDir
+    store: Store
+    rollout: Rollout
     executor: Executor
     policy: Policy = field(default_factory=Policy)
     clock: ProcessClock | VirtualClock = field(default_factory=ProcessClock)

@@ -1,13 +1,16 @@
-"""A rollout kept in memory, for `rollout simulate`: the journal is not written or held.
+"""A rollout kept in memory, for `rollout simulate`: the part of the Store protocol
+(rollout_cli.store.protocol) that the Reconciler uses, and no more.
 
-It offers what the Reconciler uses of a RolloutDir and a StateStore; events go to the
-event sink as they happen and are then forgotten, so a simulated week stays small.
+Its journal numbers events and hands them back, then forgets them: they go to the event
+sink as they happen, so a simulated week stays small (keeping them would grow by about
+25 MB a simulated day of 10-second rounds). One process drives it, so its lock is never
+contended and there is nothing to claim.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,19 +25,12 @@ class MemoryJournal:
     def __init__(self) -> None:
         self.seq = 0
 
-    def append(self, event: dict[str, Any], *, time: float) -> dict[str, Any]:
+    def append(self, event: Mapping[str, Any], *, time: float) -> dict[str, Any]:
         self.seq += 1
         return {"seq": self.seq, "time": time, **event}
 
     def events(self, after_seq: int = 0) -> Iterator[dict[str, Any]]:
         return iter(())
-
-
-@dataclass(frozen=True)
-class _Saved:
-    snapshot: None = None
-    tail_events: tuple[()] = ()
-    warnings: tuple[()] = ()
 
 
 @dataclass
@@ -46,12 +42,11 @@ class MemoryRollout:
     def id(self) -> str:
         return self.meta.id
 
-    @contextmanager
-    def lock(self, operation: str, **_: Any) -> Iterator[None]:
-        yield None
+    def lock(self, operation: str, **_: Any) -> AbstractContextManager[None]:
+        return nullcontext()
 
-    def load(self) -> _Saved:
-        return _Saved()
+    def load_snapshot(self) -> None:
+        return None
 
     def save_snapshot(self, state: Any, seq: int) -> None:
         return None
@@ -59,4 +54,4 @@ class MemoryRollout:
 
 class MemoryStore:
     def release_active(self, plan_name: str, rollout_id: str) -> bool:
-        return True
+        return False

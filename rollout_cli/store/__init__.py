@@ -1,14 +1,15 @@
-"""Rollout state on disk: an append-only journal, snapshots, metadata and locks.
+"""Rollout state: the Store protocol, its records, and the stores that implement it.
 
-    store = StateStore(resolve_state_dir(flag))
+    store = open_store(location)        # --state LOCATION: a directory today
     rollout = store.start(RolloutMeta.for_plan(plan.name, plan_path, now))
-    with store.lock(rollout.id, "advance"):
+    with rollout.lock("advance"):
         rollout.journal.append({"type": "stage-started", "stage": "canary-10"}, time=now)
-        saved = rollout.load()          # snapshot + tail_events for the engine to fold
+        snapshot = rollout.load_snapshot()      # then journal.events(after_seq=snapshot.seq)
         rollout.save_snapshot(state, seq)
 
-Errors are StateError (JournalCorrupt, SnapshotUnreadable, and StateWriteError when the
-disk refuses a write) and LockedError; an OSError never escapes a public call.
+``protocol`` says what every store does; ``directory`` is the embedded default. Errors
+are StateError (PlanClaimed, JournalCorrupt, and StateWriteError when a write is refused)
+and LockedError; an OSError never escapes a public call.
 """
 
 from __future__ import annotations
@@ -17,29 +18,38 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rollout_cli.store.journal import Event, Journal, JournalCorrupt, Repair
-    from rollout_cli.store.locks import Lock, LockRecord, is_stale, lock_info
-    from rollout_cli.store.paths import STATE_DIR_ENV, resolve_state_dir
-    from rollout_cli.store.rollouts import (
-        RolloutDir,
+    from rollout_cli.store.directory import DirectoryStore, RolloutDir
+    from rollout_cli.store.journal import JournalCorrupt, JournalFile
+    from rollout_cli.store.location import open_store
+    from rollout_cli.store.locks import LockFile, is_stale, lock_info
+    from rollout_cli.store.protocol import (
+        Event,
+        Journal,
+        Lock,
+        LockRecord,
+        PlanClaimed,
+        Repair,
+        Rollout,
         RolloutMeta,
-        SavedState,
-        StateStore,
+        Snapshot,
+        Store,
         new_rollout_id,
         plan_digest,
     )
-    from rollout_cli.store.snapshot import Snapshot, SnapshotUnreadable
+    from rollout_cli.store.snapshot import SnapshotUnreadable
 
 # Each name is imported from its module on first use (PEP 562): importing a submodule such
 # as rollout_cli.store.loading runs this file, and a simulation, which keeps its rollout
 # in memory, should not pay for the journal, locks and snapshots it never touches.
 _HOME = {
-    "Event": "journal", "Journal": "journal", "JournalCorrupt": "journal", "Repair": "journal",
-    "Lock": "locks", "LockRecord": "locks", "is_stale": "locks", "lock_info": "locks",
-    "STATE_DIR_ENV": "paths", "resolve_state_dir": "paths",
-    "RolloutDir": "rollouts", "RolloutMeta": "rollouts", "SavedState": "rollouts",
-    "StateStore": "rollouts", "new_rollout_id": "rollouts", "plan_digest": "rollouts",
-    "Snapshot": "snapshot", "SnapshotUnreadable": "snapshot",
+    **dict.fromkeys(("Event", "Journal", "Lock", "LockRecord", "PlanClaimed", "Repair",
+                     "Rollout", "RolloutMeta", "Snapshot", "Store", "new_rollout_id",
+                     "plan_digest"), "protocol"),
+    "DirectoryStore": "directory", "RolloutDir": "directory",
+    "JournalCorrupt": "journal", "JournalFile": "journal",
+    "LockFile": "locks", "is_stale": "locks", "lock_info": "locks",
+    "open_store": "location",
+    "SnapshotUnreadable": "snapshot",
 }
 
 
@@ -57,22 +67,25 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "STATE_DIR_ENV",
+    "DirectoryStore",
     "Event",
     "Journal",
     "JournalCorrupt",
+    "JournalFile",
     "Lock",
+    "LockFile",
     "LockRecord",
+    "PlanClaimed",
     "Repair",
+    "Rollout",
     "RolloutDir",
     "RolloutMeta",
-    "SavedState",
     "Snapshot",
     "SnapshotUnreadable",
-    "StateStore",
+    "Store",
     "is_stale",
     "lock_info",
     "new_rollout_id",
+    "open_store",
     "plan_digest",
-    "resolve_state_dir",
 ]

@@ -13,7 +13,6 @@ import json
 import math
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,8 +27,7 @@ from rollout_cli.store.atomic import (
     state_write,
     write_fully,
 )
-
-Event = dict[str, Any]
+from rollout_cli.store.protocol import Event, Repair
 
 # The CLI command that calls Journal.repair(); named here so every hint agrees.
 REPAIR_COMMAND = "rollout repair {rollout_id}"
@@ -56,21 +54,14 @@ class JournalCorrupt(StateError):
         super().__init__(f"journal {path} line {line} {reason}; {hint}")
 
 
-@dataclass(frozen=True)
-class Repair:
-    """What ``Journal.repair`` moved aside: the damaged last line, kept in ``side_file``."""
-
-    line: int
-    side_file: Path
-    size: int
-
-
 class _BadLine(Exception):
     def __init__(self, reason: str):
         self.reason = reason
 
 
-class Journal:
+class JournalFile:
+    """The journal in one file, ``path``: line N holds the event with seq N."""
+
     def __init__(self, path: Path):
         self.path = path
 
@@ -114,10 +105,6 @@ class Journal:
                 return
             with file:
                 yield from self._events(file, after_seq)
-
-    def read_all(self) -> list[Event]:
-        """Every event in memory at once; prefer ``events`` for long journals."""
-        return list(self.events())
 
     def repair(self, now: datetime | None = None) -> Repair | None:
         """Move a damaged last line to a ``.corrupt-<time>`` side file; None if all is well.
@@ -189,7 +176,7 @@ class Journal:
             file.truncate(good_end)
             file.flush()
             os.fsync(file.fileno())
-        return Repair(line=line_no, side_file=side_file, size=len(tail))
+        return Repair(line=line_no, side_file=side_file, size=len(tail), journal=self.path)
 
     def _save_side_file(self, tail: bytes, now: datetime) -> Path:
         stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")

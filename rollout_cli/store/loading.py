@@ -10,7 +10,7 @@ from rollout_cli.engine.events import Event, from_json
 from rollout_cli.engine.state import RolloutState, apply, fold
 
 if TYPE_CHECKING:
-    from rollout_cli.store.rollouts import RolloutDir
+    from rollout_cli.store.protocol import Rollout
 
 
 def events_of(records: Iterable[Mapping[str, Any]]) -> Iterator[Event]:
@@ -18,7 +18,7 @@ def events_of(records: Iterable[Mapping[str, Any]]) -> Iterator[Event]:
     return (from_json(record) for record in records)
 
 
-def load_state(rollout: RolloutDir, known: RolloutState | None = None,
+def load_state(rollout: Rollout, known: RolloutState | None = None,
                news: Callable[[Event, RolloutState], None] | None = None) -> RolloutState:
     """A rollout's state: the snapshot plus the journal after it, or ``known`` plus what
     was journaled since (each told to ``news`` with the state it leads to)."""
@@ -29,8 +29,9 @@ def load_state(rollout: RolloutDir, known: RolloutState | None = None,
             if news is not None:
                 news(event, state)
         return state
-    saved = rollout.load()
-    state = RolloutState(id=rollout.meta.id, plan=rollout.meta.plan_name)
-    if saved.snapshot is not None:
-        state = RolloutState.from_json(dict(saved.snapshot.state))
-    return fold(state, events_of(saved.tail_events))
+    snapshot = rollout.load_snapshot()
+    if snapshot is None:
+        state, after = RolloutState(id=rollout.meta.id, plan=rollout.meta.plan_name), 0
+    else:
+        state, after = RolloutState.from_json(dict(snapshot.state)), snapshot.seq
+    return fold(state, events_of(rollout.journal.events(after_seq=after)))

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from rollout_cli import __version__
 from rollout_cli.errors import LockedError
@@ -43,15 +42,14 @@ from rollout_cli.store.identity import (
     process_start,
     who,
 )
-
-LockRecord = dict[str, Any]
+from rollout_cli.store.protocol import LockRecord
 
 POLL_INTERVAL = 0.25
 UNLOCK_COMMAND = "rollout unlock {lock_id}"
 
 
-class Lock:
-    """The lock on one rollout or plan, acquired on ``with`` and released on exit.
+class LockFile:
+    """The lock on one rollout or plan, a file: acquired on ``with``, released on exit.
 
     ``timeout`` > 0 polls until the deadline; ``sleep`` and ``monotonic`` are the clock,
     injectable so a test can wait without waiting. ``on_takeover`` is called with the
@@ -130,7 +128,7 @@ class Lock:
         # None when force-unlocked, maybe re-taken since: no longer ours to remove.
         remove_lock(self.path, ours)
 
-    def __enter__(self) -> Lock:
+    def __enter__(self) -> LockFile:
         self.acquire()
         return self
 

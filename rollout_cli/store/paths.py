@@ -1,11 +1,11 @@
 """Where rollout state lives on disk.
 
-<root>/                               default ./.rollout, or --state-dir, or $ROLLOUT_STATE_DIR
+<root>/                               --state DIR (see location.py), default ./.rollout
   rollouts/<rollout-id>/              published by renaming a complete .creating-<id>-<hex>/
     rollout.json                      metadata (atomic)
     journal.jsonl                     append-only events, one JSON object a line; the
                                       first is the rollout's `created` event
-    journal.jsonl.corrupt-<time>      a damaged tail moved aside by Journal.repair()
+    journal.jsonl.corrupt-<time>      a damaged tail moved aside by JournalFile.repair()
     snapshot.json                     folded state up to a seq (atomic)
     lock.json                         present while a command changes the rollout
     .lock.json.guard                  flock'd while a lock file is removed or taken over
@@ -17,15 +17,9 @@
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
-from pathlib import Path
 
 from rollout_cli.errors import StateError
-
-STATE_DIR_ENV = "ROLLOUT_STATE_DIR"
-DEFAULT_STATE_DIR = ".rollout"
 
 ROLLOUTS_DIR = "rollouts"
 ACTIVE_DIR = "active"
@@ -37,16 +31,6 @@ LOCK_FILE = "lock.json"
 
 # Plan names and rollout ids become file names: nothing that could climb out of the root.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
-def resolve_state_dir(
-    flag: str | None, env: Mapping[str, str] | None = None, cwd: Path | None = None
-) -> Path:
-    """The state root: ``--state-dir`` flag, else $ROLLOUT_STATE_DIR, else ./.rollout."""
-    environ = os.environ if env is None else env
-    chosen = flag or environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR
-    path = Path(chosen).expanduser()
-    return path if path.is_absolute() else (cwd or Path.cwd()) / path
 
 
 def check_name(kind: str, name: str) -> str:

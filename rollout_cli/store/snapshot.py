@@ -1,32 +1,24 @@
 """The snapshot: the engine's folded state up to a journal seq, replaced atomically.
 
 A snapshot only saves replay time; the journal stays the record. So an unreadable
-snapshot is a warning and a full replay, never a failure.
+snapshot is read as none (a full replay), never a failure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rollout_cli.errors import StateError
 from rollout_cli.store.atomic import encode_json, read_json_object, state_write, write_atomic
+from rollout_cli.store.protocol import Snapshot
 
 SNAPSHOT_FORMAT = 1
 
 
 class SnapshotUnreadable(StateError):
     """``snapshot.json`` exists but does not hold a snapshot this version can use."""
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The engine's state after folding every journal event up to and including ``seq``."""
-
-    seq: int
-    state: dict[str, Any]
 
 
 def save_snapshot(path: Path, state: Mapping[str, Any], seq: int) -> None:

@@ -116,7 +116,7 @@ def roll_back(app: SandboxApp, state_dir: Path, plan: Path = faults.REAL_PLAN,
               script: dict[str, list[str]] | None = None) -> tuple[Result, faults.Recorder]:
     """`rollout rollback --plan PLAN` against ``app``, with ``script``'s faults."""
     recorder = faults.Recorder(app)
-    ctx = Context(state_dir, transport=ScriptedFaults(app, script or {}), env={},
+    ctx = Context.at(state_dir, transport=ScriptedFaults(app, script or {}), env={},
                   now=app.clock.now, sleep=app.clock.advance, on_event=recorder)
     return rollback(ctx, None, plan, "fault injection"), recorder
 

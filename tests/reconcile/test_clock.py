@@ -131,7 +131,7 @@ def test_a_resume_behind_the_journal_notes_it_and_does_not_count_the_gap(tmp_pat
     plan = tmp_path / "clocked.yaml"
     plan.write_text(PLAN)
     machine = Machine()
-    ctx = Context(tmp_path / "state", transport=httpx.MockTransport(healthy), env={},
+    ctx = Context.at(tmp_path / "state", transport=httpx.MockTransport(healthy), env={},
                   now=machine.wall, monotonic=machine.monotonic, sleep=machine.sleep)
     started = start(ctx, plan, follow=False)
     last = started.state.updated

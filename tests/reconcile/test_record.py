@@ -71,9 +71,9 @@ def test_an_illegal_event_is_refused_before_it_is_journaled():
 def test_a_follower_is_shown_what_another_process_journaled(tmp_path):
     """Catching up shows an operator's events (through ``on_news``), not as its own."""
     from rollout_cli.engine.events import GateApproved, Note
-    from rollout_cli.store import RolloutMeta, StateStore
+    from rollout_cli.store import DirectoryStore, RolloutMeta
 
-    store = StateStore(tmp_path)
+    store = DirectoryStore(tmp_path)
     rollout = store.start(RolloutMeta.for_plan("plan", _plan_file(tmp_path), _now()), time=1.0)
     shown: list[Any] = []
     follower = Reconciler(store, rollout, None, clock=ProcessClock(lambda: 1000.0),  # type: ignore[arg-type]

@@ -30,7 +30,7 @@ import httpx
 import pytest
 
 from rollout_cli.sandbox import create_sandbox, running_sandbox
-from rollout_cli.store import StateStore
+from rollout_cli.store import Store, open_store
 from tests.conftest import PLANS, CliResult
 from tests.rollouts import killpoints
 from tests.rollouts.forked import Zygote
@@ -51,7 +51,8 @@ EMERGENCY_SEQUENCE = [
 
 # Environment that must not leak from the developer's shell into a rollout under test;
 # what a test sets afterwards (BRAIN_API_URL, ...) reaches in-process and child commands.
-_SCRUBBED_ENV = ("BRAIN_API_URL", "BRAIN_API_TOKEN", "SLACK_WEBHOOK_URL", "ROLLOUT_STATE_DIR",
+_SCRUBBED_ENV = ("BRAIN_API_URL", "BRAIN_API_TOKEN", "SLACK_WEBHOOK_URL", "ROLLOUT_STATE",
+                 "ROLLOUT_STATE_DIR",
                  "PROM_URL", *killpoints.ENV)
 
 # --- fast plans ------------------------------------------------------------------------
@@ -314,13 +315,18 @@ class Operator:
                 timeout: float = 60.0) -> CliResult:
         return self.finish(self.spawn(*args, env=env), timeout)
 
+    @property
+    def store(self) -> Store:
+        """The store the commands share, for a test to look into or act on directly."""
+        return open_store(self.state_dir)
+
     def status(self) -> dict[str, Any]:
         """`rollout status --output json` of the active (or else the newest) rollout."""
         return dict(json.loads(self("status", "--output", "json").out))
 
     def events(self, rollout_id: str | None = None) -> list[dict[str, Any]]:
         """The journal of the rollout (default: the only one), through the store API."""
-        store = StateStore(self.state_dir)
+        store = self.store
         if rollout_id is None:
             metas = store.list()
             assert len(metas) == 1, f"expected one rollout, found {[m.id for m in metas]}"
@@ -328,7 +334,7 @@ class Operator:
         return list(store.open(rollout_id).journal.events())
 
     def rollout_ids(self) -> list[str]:
-        return [meta.id for meta in StateStore(self.state_dir).list()]
+        return [meta.id for meta in self.store.list()]
 
 
 @pytest.fixture

@@ -91,7 +91,9 @@ class Zygote:
 # (httpx imports its transport and rich its emoji table only when first used).
 PRELOAD = ("rich.console", "rich._emoji_codes", "httpx", "httpcore", "h11", "anyio", "certifi",
            "encodings.idna",
-           "rollout_cli.cli.app", "rollout_cli.cli.rollout_commands", "rollout_cli.drivers.http",
+           "rollout_cli.cli.app", "rollout_cli.cli.start_commands", "rollout_cli.cli.steer_commands",
+           "rollout_cli.cli.rollback_command", "rollout_cli.cli.status_command",
+           "rollout_cli.drivers.http",
            "rollout_cli.operations", "rollout_cli.plan.loader", "rollout_cli.reconcile.executor",
            "rollout_cli.reconcile.loop", "rollout_cli.render.rollout_view",
            "tests.rollouts.killpoints")

@@ -62,7 +62,7 @@ def install(kill_after: int | None, kind: str | None = None, log: str | None = N
     (or, for ``tear_append``, halfway through the line of that journal append)."""
     import rollout_cli.store.atomic as atomic
     import rollout_cli.store.journal as journal
-    from rollout_cli.store.journal import Journal
+    from rollout_cli.store.journal import JournalFile
 
     if tear_append is not None:
         journal._write_durably = _tearing(journal._write_durably, tear_append)
@@ -89,7 +89,7 @@ def install(kill_after: int | None, kind: str | None = None, log: str | None = N
 
         return write
 
-    Journal.append = wrap(JOURNAL_APPEND, Journal.append)  # type: ignore[method-assign]
+    JournalFile.append = wrap(JOURNAL_APPEND, JournalFile.append)  # type: ignore[method-assign]
     for write_kind, name in PRIMITIVES.items():
         _rebind(getattr(atomic, name), wrap(write_kind, getattr(atomic, name)))
 
@@ -109,9 +109,9 @@ def _tearing(write_line: Callable[..., Any], at: int) -> Callable[..., Any]:
 
 def _rebind(original: Callable[..., Any], replacement: Callable[..., Any]) -> None:
     """Replace ``original`` wherever a rollout module bound it (``from atomic import ...``)."""
+    import rollout_cli.store.directory
     import rollout_cli.store.journal
     import rollout_cli.store.locks
-    import rollout_cli.store.rollouts
     import rollout_cli.store.snapshot  # noqa: F401  (each binds primitives by name)
 
     for name, module in list(sys.modules.items()):

@@ -40,7 +40,7 @@ from typing import Any
 import pytest
 
 from rollout_cli.sandbox import create_sandbox, running_sandbox
-from rollout_cli.store import StateStore, is_stale
+from rollout_cli.store import is_stale
 from tests.conftest import CliResult
 from tests.rollouts import killpoints
 from tests.rollouts.conftest import (
@@ -95,7 +95,7 @@ def recover(operator: Operator, target: Target, plan: Path, rounds: int = 6) -> 
 def left_behind(operator: Operator) -> list[str]:
     """What a finished rollout should not leave: a lock that is not stale (the next command
     takes a stale one over), a claim, a temp or staging file."""
-    store = StateStore(operator.state_dir)
+    store = operator.store
     found = [f"lock {record['id']}" for record in store.held_locks() if not is_stale(record)]
     found += [f"claim of {meta.id}" for meta in store.find_active()]
     found += [str(path.relative_to(operator.state_dir))

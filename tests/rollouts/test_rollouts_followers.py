@@ -22,7 +22,6 @@ import pytest
 from rollout_cli import operations
 from rollout_cli.errors import LockedError
 from rollout_cli.reconcile import loop
-from rollout_cli.store import StateStore
 from tests.rollouts.conftest import EMERGENCY_SEQUENCE, Operator, Target, derive_plan, read_until
 
 WAITING = r"waiting for the lock of rollout \S+: held by (\w+) \(pid (\d+)"
@@ -94,7 +93,7 @@ def test_a_ci_follower_waits_out_an_operators_pause_and_ends_paused(
     read_until(follower, r'"type": "stage-baking"', timeout=60)      # validate (0s)
     read_until(follower, r'"name": "canary-25"', timeout=60)         # baking for an hour
     # The operator's pause holds the rollout's lock while the follower ticks.
-    with StateStore(operator.state_dir).lock(rollout_id, "pause", timeout=30):
+    with operator.store.open(rollout_id).lock("pause", timeout=30):
         waiting = read_until(follower, WAITING, timeout=30, stream="stderr")
     paused = operator("pause", "--reason", "checking a dashboard", "--lock-timeout", "30s")
     followed = operator.finish(follower)
@@ -116,7 +115,7 @@ def test_a_follower_waits_a_bounded_time_for_a_live_holder_and_takes_over_a_stal
     monkeypatch.setattr(loop, "FOLLOWER_LOCK_WAIT", 120.0)  # half an hour: 7200 polls, 6 s
     assert operator("start", str(fast_plan)).code == 3           # at canary-10's gate
     [rollout_id] = operator.rollout_ids()
-    lock = StateStore(operator.state_dir).lock(rollout_id, "advance")
+    lock = operator.store.open(rollout_id).lock("advance")
     clock = {"now": 2_000_000_000.0}
     naps: list[float] = []
     told: list[tuple[str, dict]] = []
@@ -132,14 +131,14 @@ def test_a_follower_waits_a_bounded_time_for_a_live_holder_and_takes_over_a_stal
                 record = json.loads(lock.path.read_text())
                 lock.path.write_text(json.dumps({**record, "pid": _dead_pid()}))
 
-    ctx = operations.Context(operator.state_dir, now=lambda: clock["now"], sleep=sleep,
+    ctx = operations.Context(operator.store, now=lambda: clock["now"], sleep=sleep,
                              on_lock_wait=lambda subject, record: told.append((subject, record)))
     try:
         with pytest.raises(LockedError if holder == "live" else Stopped) as refused:
             operations.resume(ctx, None, follow=True)
     finally:
         if holder == "live":
-            StateStore(operator.state_dir).unlock(str(lock.id))
+            operator.store.unlock(str(lock.id))
 
     if holder == "live":
         assert [subject for subject, _ in told] == [f"rollout {rollout_id}"]

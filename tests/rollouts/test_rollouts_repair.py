@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rollout_cli.store import StateStore
 from tests.rollouts import killpoints
 from tests.rollouts.conftest import Operator, Target
 
@@ -123,7 +122,7 @@ def test_repair_waits_for_no_one_holding_the_lock(operator: Operator, target: Ta
                                                  fast_plan: Path):
     journal = torn_run(operator, fast_plan)
     damaged = journal.read_bytes()
-    rollout = StateStore(operator.state_dir).open(journal.parent.name)
+    rollout = operator.store.open(journal.parent.name)
 
     # Another command (alive: this very process) holds the rollout's lock.
     with rollout.lock("advance", journal_takeover=False) as held:

@@ -248,9 +248,7 @@ def _interrupted_rollback(operator: Operator, target: Target, plan: Path) -> str
     what `rollout run` leaves when SIGKILLed there, journaled through the store's API."""
     assert operator("start", str(plan)).code == 3
     rollout_id = operator.rollout_ids()[0]
-    from rollout_cli.store import StateStore
-
-    journal = StateStore(operator.state_dir).open(rollout_id).journal
+    journal = operator.store.open(rollout_id).journal
     now = operator.events()[-1]["time"]
     journal.append({"type": "rollback-started", "who": "analysis",
                     "reason": "stage analysis: failed (1) > failure_limit (0): boom"}, time=now)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rollout_cli.store import RolloutDir, RolloutMeta, StateStore
+from rollout_cli.store import DirectoryStore, RolloutDir, RolloutMeta
 
 NOW = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 
@@ -30,12 +30,12 @@ def make_meta(tmp_path: Path) -> MakeMeta:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> StateStore:
-    return StateStore(tmp_path / "state")
+def store(tmp_path: Path) -> DirectoryStore:
+    return DirectoryStore(tmp_path / "state")
 
 
 @pytest.fixture
-def rollout_dir(store: StateStore, make_meta: MakeMeta) -> RolloutDir:
+def rollout_dir(store: DirectoryStore, make_meta: MakeMeta) -> RolloutDir:
     return store.create(make_meta())
 
 

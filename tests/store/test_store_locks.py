@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from rollout_cli.errors import EXIT_LOCKED, LockedError, StateError
-from rollout_cli.store import RolloutDir, StateStore
+from rollout_cli.errors import EXIT_LOCKED, LockedError
+from rollout_cli.store import DirectoryStore, RolloutDir
 from rollout_cli.store.identity import boot_id, process_start, who
 from rollout_cli.store.locks import POLL_INTERVAL
 
@@ -37,7 +37,7 @@ class FakeClock:
 
 
 def _hold_lock(root: str, rollout_id: str, held: Event, release: Event) -> None:
-    with StateStore(Path(root)).lock(rollout_id, "advance"):
+    with DirectoryStore(Path(root)).open(rollout_id).lock("advance"):
         held.set()
         release.wait(timeout=60)
 
@@ -64,8 +64,8 @@ def _plant_lock(rollout_dir: RolloutDir, **fields: object) -> dict[str, object]:
     return record
 
 
-def test_lock_record_names_its_holder(store: StateStore, rollout_dir: RolloutDir) -> None:
-    with store.lock(rollout_dir.id, "advance") as lock:
+def test_lock_record_names_its_holder(rollout_dir: RolloutDir) -> None:
+    with rollout_dir.lock("advance") as lock:
         record = json.loads((rollout_dir.path / "lock.json").read_text())
         assert record == lock.record
         assert uuid.UUID(record["id"])
@@ -79,7 +79,7 @@ def test_lock_record_names_its_holder(store: StateStore, rollout_dir: RolloutDir
 
 
 def test_a_lock_held_by_another_process_is_refused_with_its_record(
-    store: StateStore, rollout_dir: RolloutDir, processes: ForkContext
+    store: DirectoryStore, rollout_dir: RolloutDir, processes: ForkContext
 ) -> None:
     held, release = processes.Event(), processes.Event()
     holder = processes.Process(
@@ -89,7 +89,7 @@ def test_a_lock_held_by_another_process_is_refused_with_its_record(
     try:
         assert held.wait(timeout=60)
         with pytest.raises(LockedError) as caught:
-            store.lock(rollout_dir.id, "rollback").acquire()
+            rollout_dir.lock("rollback").acquire()
     finally:
         release.set()
         holder.join()
@@ -108,25 +108,18 @@ def test_a_lock_held_by_another_process_is_refused_with_its_record(
     assert "rollout unlock" not in message
     assert "STALE" not in message
 
-    with store.lock(rollout_dir.id, "rollback"):  # the holder is gone and released it
+    with rollout_dir.lock("rollback"):  # the holder is gone and released it
         pass
 
 
-def test_a_lock_is_not_reentrant_within_one_process(
-    store: StateStore, rollout_dir: RolloutDir
-) -> None:
-    with store.lock(rollout_dir.id, "advance"), pytest.raises(LockedError):
-        store.lock(rollout_dir.id, "status").acquire()
-
-
 def test_a_dead_holders_lock_on_this_host_is_taken_over_and_journaled(
-    store: StateStore, rollout_dir: RolloutDir
+    rollout_dir: RolloutDir
 ) -> None:
     dead = _dead_pid()
     planted = _plant_lock(rollout_dir, pid=dead)
     before = rollout_dir.journal.last_seq()
 
-    with store.lock(rollout_dir.id, "resume") as lock:
+    with rollout_dir.lock("resume") as lock:
         held = json.loads((rollout_dir.path / "lock.json").read_text())
         assert held == lock.record
         assert (held["pid"], held["operation"]) == (os.getpid(), "resume")
@@ -146,27 +139,27 @@ def test_a_dead_holders_lock_on_this_host_is_taken_over_and_journaled(
     {"boot_id": "an-earlier-boot"},     # the host rebooted since
 ])
 def test_a_lock_whose_pid_now_names_another_process_is_taken_over(
-    store: StateStore, rollout_dir: RolloutDir, holder: dict[str, object]
+    rollout_dir: RolloutDir, holder: dict[str, object]
 ) -> None:
     # As a restarted container's pid 1 finds the lock its predecessor, also pid 1, left.
     planted = _plant_lock(rollout_dir, pid=os.getpid(), **holder)
 
-    with store.lock(rollout_dir.id, "resume") as lock:
+    with rollout_dir.lock("resume") as lock:
         assert lock.took_over == planted
 
 
 def test_a_lock_record_tells_its_process_from_a_later_one_with_the_same_pid(
-    store: StateStore, rollout_dir: RolloutDir
+    rollout_dir: RolloutDir
 ) -> None:
-    with store.lock(rollout_dir.id, "advance") as lock:
+    with rollout_dir.lock("advance") as lock:
         assert lock.record is not None
         assert lock.record["pid_start"] == process_start(os.getpid()) is not None
         assert lock.record["boot_id"] == boot_id() is not None
         with pytest.raises(LockedError, match="locked by another command"):
-            store.lock(rollout_dir.id, "resume").acquire()
+            rollout_dir.lock("resume").acquire()
 
 
-def test_a_stale_plan_lock_is_taken_over(store: StateStore) -> None:
+def test_a_stale_plan_lock_is_taken_over(store: DirectoryStore) -> None:
     with store.lock_plan("brain-api", "start") as first:
         record = dict(first.record or {}, pid=_dead_pid())
     lock_file = store.root / "plan-locks" / "brain-api.json"
@@ -178,7 +171,7 @@ def test_a_stale_plan_lock_is_taken_over(store: StateStore) -> None:
 
 
 def _contend(root: str, rollout_id: str, start: Barrier, tried: Barrier, results: Queue) -> None:
-    lock = StateStore(Path(root)).lock(rollout_id, "resume")
+    lock = DirectoryStore(Path(root)).open(rollout_id).lock("resume")
     start.wait(timeout=60)
     try:
         lock.acquire()
@@ -193,7 +186,7 @@ def _contend(root: str, rollout_id: str, start: Barrier, tried: Barrier, results
 
 
 def test_processes_that_see_the_same_stale_lock_take_it_over_once(
-    store: StateStore, rollout_dir: RolloutDir, processes: ForkContext
+    store: DirectoryStore, rollout_dir: RolloutDir, processes: ForkContext
 ) -> None:
     contenders = 4
     for _ in range(8):
@@ -219,13 +212,11 @@ def test_processes_that_see_the_same_stale_lock_take_it_over_once(
     assert len(notes) == 8
 
 
-def test_a_holder_on_another_host_is_never_taken_over(
-    store: StateStore, rollout_dir: RolloutDir
-) -> None:
+def test_a_holder_on_another_host_is_never_taken_over(rollout_dir: RolloutDir) -> None:
     planted = _plant_lock(rollout_dir, pid=_dead_pid(), who="bob@ci-runner-7")
 
     with pytest.raises(LockedError) as caught:
-        store.lock(rollout_dir.id, "advance").acquire()
+        rollout_dir.lock("advance").acquire()
     message = str(caught.value)
     assert message.startswith(
         f"rollout {rollout_dir.id} is locked by a command on another host (ci-runner-7)."
@@ -235,50 +226,19 @@ def test_a_holder_on_another_host_is_never_taken_over(
     assert json.loads((rollout_dir.path / "lock.json").read_text()) == planted
 
 
-def test_unlock_by_id_releases_the_lock(store: StateStore, rollout_dir: RolloutDir) -> None:
+def test_unlock_by_id_releases_the_lock(store: DirectoryStore, rollout_dir: RolloutDir) -> None:
     planted = _plant_lock(rollout_dir, pid=_dead_pid())
 
     assert store.unlock(str(planted["id"])) == planted
     assert not (rollout_dir.path / "lock.json").exists()
-    with store.lock(rollout_dir.id, "advance"):
+    with rollout_dir.lock("advance"):
         pass
 
 
-def test_unlock_of_an_unknown_id_names_the_held_locks(
-    store: StateStore, rollout_dir: RolloutDir
-) -> None:
-    with pytest.raises(StateError, match=r"no lock with id 'nope' .*; no locks are held"):
-        store.unlock("nope")
-    planted = _plant_lock(rollout_dir)
-    with pytest.raises(StateError, match=f"held locks: {planted['id']}"):
-        store.unlock("nope")
-
-
-def test_releasing_does_not_remove_a_lock_someone_else_took_since(
-    store: StateStore, rollout_dir: RolloutDir
-) -> None:
-    first = store.lock(rollout_dir.id, "advance")
-    first.acquire()
-    assert first.id is not None
-    store.unlock(first.id)  # an operator force-unlocked it...
-    second = store.lock(rollout_dir.id, "rollback")
-    second.acquire()  # ...and another command took it
-
-    first.release()
-
-    assert json.loads((rollout_dir.path / "lock.json").read_text())["id"] == second.id
-    second.release()
-    assert not (rollout_dir.path / "lock.json").exists()
-
-
-def test_timeout_retries_until_the_deadline_then_gives_up(
-    store: StateStore, rollout_dir: RolloutDir
-) -> None:
+def test_timeout_retries_until_the_deadline_then_gives_up(rollout_dir: RolloutDir) -> None:
     clock = FakeClock()
     _plant_lock(rollout_dir)
-    lock = store.lock(
-        rollout_dir.id, "advance", timeout=1.0, sleep=clock.sleep, monotonic=clock.monotonic
-    )
+    lock = rollout_dir.lock("advance", timeout=1.0, sleep=clock.sleep, monotonic=clock.monotonic)
 
     with pytest.raises(LockedError, match=r"locked by another command \(gave up after 1s\)"):
         lock.acquire()
@@ -287,7 +247,7 @@ def test_timeout_retries_until_the_deadline_then_gives_up(
 
 
 def test_timeout_acquires_once_the_holder_releases(
-    store: StateStore, rollout_dir: RolloutDir
+    store: DirectoryStore, rollout_dir: RolloutDir
 ) -> None:
     clock = FakeClock()
     planted = _plant_lock(rollout_dir)
@@ -297,52 +257,25 @@ def test_timeout_acquires_once_the_holder_releases(
         if len(clock.sleeps) == 2:
             store.unlock(str(planted["id"]))
 
-    lock = store.lock(
-        rollout_dir.id,
-        "advance",
-        timeout=30.0,
-        sleep=sleep_then_holder_finishes,
-        monotonic=clock.monotonic,
-    )
+    lock = rollout_dir.lock("advance", timeout=30.0, sleep=sleep_then_holder_finishes,
+                            monotonic=clock.monotonic)
     with lock:
         assert json.loads((rollout_dir.path / "lock.json").read_text())["id"] == lock.id
     assert len(clock.sleeps) == 2
 
 
-def test_no_timeout_means_no_sleeping(store: StateStore, rollout_dir: RolloutDir) -> None:
+def test_no_timeout_means_no_sleeping(rollout_dir: RolloutDir) -> None:
     clock = FakeClock()
     _plant_lock(rollout_dir)
 
     with pytest.raises(LockedError):
-        store.lock(
-            rollout_dir.id, "advance", sleep=clock.sleep, monotonic=clock.monotonic
-        ).acquire()
+        rollout_dir.lock("advance", sleep=clock.sleep, monotonic=clock.monotonic).acquire()
     assert clock.sleeps == []
 
 
-def test_an_unreadable_lock_record_is_reported_not_stolen(
-    store: StateStore, rollout_dir: RolloutDir
-) -> None:
+def test_an_unreadable_lock_record_is_reported_not_stolen(rollout_dir: RolloutDir) -> None:
     (rollout_dir.path / "lock.json").write_text("{")
 
     with pytest.raises(LockedError, match=r"record is unreadable .*delete that file by hand"):
-        store.lock(rollout_dir.id, "advance").acquire()
+        rollout_dir.lock("advance").acquire()
     assert (rollout_dir.path / "lock.json").read_text() == "{"
-
-
-def test_plan_locks_exclude_each_other_and_unlock_by_id(store: StateStore) -> None:
-    with store.lock_plan("brain-api", "rollback") as first:
-        with pytest.raises(LockedError, match="plan brain-api is locked") as caught:
-            store.lock_plan("brain-api", "rollback").acquire()
-        assert caught.value.record["id"] == first.id
-        with store.lock_plan("other-plan", "rollback"):
-            pass
-        assert first.id is not None
-        store.unlock(first.id)
-    with store.lock_plan("brain-api", "rollback"):
-        pass
-
-
-def test_locking_an_unknown_rollout_is_a_state_error(store: StateStore) -> None:
-    with pytest.raises(StateError, match="no rollout 'ghost'"):
-        store.lock("ghost", "advance")

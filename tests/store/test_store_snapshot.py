@@ -91,37 +91,23 @@ def test_snapshot_plus_tail_equals_replaying_the_whole_journal(rollout_dir: Roll
     covered = list(rollout_dir.journal.events())[:3]
     rollout_dir.save_snapshot(fold({}, covered), seq=3)
 
-    saved = rollout_dir.load()
+    snapshot = rollout_dir.load_snapshot()
 
-    assert saved.snapshot is not None and saved.snapshot.seq == 3
-    assert saved.warnings == []
-    tail = list(saved.tail_events)
+    assert snapshot is not None and snapshot.seq == 3
+    tail = list(rollout_dir.journal.events(after_seq=snapshot.seq))
     assert [event["seq"] for event in tail] == [4, 5, 6, 7]  # seq 1 is the created event
-    assert fold(saved.snapshot.state, tail) == fold({}, rollout_dir.journal.events())
-    assert fold(saved.snapshot.state, tail) == {"stage": "canary-50", "measured": [0, 1, 2]}
+    assert fold(snapshot.state, tail) == fold({}, rollout_dir.journal.events())
+    assert fold(snapshot.state, tail) == {"stage": "canary-50", "measured": [0, 1, 2]}
 
 
-def test_without_a_snapshot_the_whole_journal_is_replayed(rollout_dir: RolloutDir) -> None:
+def test_an_unreadable_snapshot_reads_as_none_so_the_whole_journal_is_replayed(
+    rollout_dir: RolloutDir
+) -> None:
     journal_stages(rollout_dir)
-
-    saved = rollout_dir.load()
-
-    assert saved.snapshot is None
-    assert saved.warnings == []
-    assert [event["seq"] for event in saved.tail_events] == [1, 2, 3, 4, 5, 6, 7]
-
-
-def test_an_unreadable_snapshot_is_a_warning_and_a_full_replay(rollout_dir: RolloutDir) -> None:
-    journal_stages(rollout_dir)
+    assert rollout_dir.load_snapshot() is None
     (rollout_dir.path / "snapshot.json").write_bytes(b"\0\0\0\0")
 
-    saved = rollout_dir.load()
-
-    assert saved.snapshot is None
-    assert len(saved.warnings) == 1
-    assert str(rollout_dir.path / "snapshot.json") in saved.warnings[0]
-    assert "replaying the whole journal" in saved.warnings[0]
-    assert fold({}, saved.tail_events) == {"stage": "canary-50", "measured": [0, 1, 2]}
+    assert rollout_dir.load_snapshot() is None
 
 
 def test_a_snapshot_ahead_of_its_journal_is_an_error(rollout_dir: RolloutDir) -> None:
@@ -129,7 +115,7 @@ def test_a_snapshot_ahead_of_its_journal_is_an_error(rollout_dir: RolloutDir) ->
     rollout_dir.save_snapshot({"stage": "full"}, seq=40)
 
     with pytest.raises(StateError, match="ends at seq 7 but the snapshot covers seq 40"):
-        list(rollout_dir.load().tail_events)
+        list(rollout_dir.journal.events(after_seq=rollout_dir.load_snapshot().seq))
 
 
 def test_snapshot_file_holds_the_state_and_the_seq_it_covers(rollout_dir: RolloutDir) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from rollout_cli.errors import EXIT_STATE_WRITE, StateError, StateWriteError
-from rollout_cli.store import RolloutDir, StateStore
+from rollout_cli.store import DirectoryStore, RolloutDir
 from rollout_cli.store.atomic import create_exclusive, write_atomic
 
 BIG = {"padding": "x" * 4096}
@@ -121,15 +121,14 @@ def test_a_file_the_disk_refuses_leaves_no_temp_file_and_no_file(
 
 
 def test_a_claim_or_lock_the_disk_refuses_is_a_state_write_error(
-    store: StateStore, make_meta: Callable[..., Any], processes: ForkContext
+    store: DirectoryStore, make_meta: Callable[..., Any], processes: ForkContext
 ) -> None:
     meta = make_meta()
     rollout = store.create(meta)
 
-    claimed = in_child(processes, lambda: store.claim_active("brain-api", rollout.id),
-                       enospc=True)
-    locked = in_child(processes, lambda: store.lock(rollout.id, "advance").acquire(),
-                      enospc=True)
+    # The claim a start takes (under the plan's lock, which the disk would refuse first).
+    claimed = in_child(processes, lambda: store._claim("brain-api", rollout.id), enospc=True)
+    locked = in_child(processes, lambda: rollout.lock("advance").acquire(), enospc=True)
 
     assert claimed[:2] == ("StateWriteError", 6)
     assert f"could not claim {store.root / 'active' / 'brain-api'}" in claimed[2]
@@ -140,7 +139,7 @@ def test_a_claim_or_lock_the_disk_refuses_is_a_state_write_error(
 
 
 def test_a_rollout_the_disk_refuses_is_not_created(
-    store: StateStore, make_meta: Callable[..., Any], processes: ForkContext
+    store: DirectoryStore, make_meta: Callable[..., Any], processes: ForkContext
 ) -> None:
     outcome = in_child(processes, lambda: store.start(make_meta()), enospc=True)
 

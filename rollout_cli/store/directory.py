@@ -1,16 +1,18 @@
-"""The state store: rollouts by id, their metadata, and the one-active-rollout-per-plan rule."""
+"""The directory store: every rollout under one directory (see ``paths`` for the layout).
+
+The embedded default behind ``--state DIR``. A rollout appears whole or not at all (it is
+assembled in a hidden directory, then renamed into place), a journal line is fsync'd
+before ``append`` returns, and locks are files created exclusively.
+"""
 
 from __future__ import annotations
 
 import builtins
 import contextlib
-import hashlib
 import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,8 @@ from rollout_cli.store.atomic import (
     state_write,
     write_atomic,
 )
-from rollout_cli.store.identity import who
-from rollout_cli.store.journal import Event, Journal
-from rollout_cli.store.locks import Lock, LockRecord, remove_lock, takeover_note
+from rollout_cli.store.journal import JournalFile
+from rollout_cli.store.locks import LockFile, remove_lock, takeover_note
 from rollout_cli.store.paths import (
     ACTIVE_DIR,
     JOURNAL_FILE,
@@ -42,93 +43,20 @@ from rollout_cli.store.paths import (
     check_name,
     is_safe_name,
 )
-from rollout_cli.store.snapshot import Snapshot, SnapshotUnreadable, load_snapshot, save_snapshot
+from rollout_cli.store.protocol import (
+    START_LOCK_WAIT,
+    LockRecord,
+    PlanClaimed,
+    RolloutMeta,
+    Snapshot,
+    created_event,
+)
+from rollout_cli.store.snapshot import SnapshotUnreadable, load_snapshot, save_snapshot
 
 _SHOWN_IDS = 10
 # A rollout is assembled in a hidden directory, then renamed into place.
 _STAGING = ".creating-"
 _ABANDONED = ".abandoned-"
-# How long `start` waits for another start of the same plan to finish creating its
-# rollout (which holds the plan's lock for a few milliseconds).
-START_LOCK_WAIT = 10.0
-
-
-
-class PlanClaimed(StateError):
-    """A plan already has an active rollout, ``holder``: only one may be active."""
-
-    def __init__(self, message: str, holder: str | None):
-        super().__init__(message)
-        self.holder = holder
-
-def new_rollout_id(plan_name: str, now: datetime) -> str:
-    """``<plan-name>-<yyyymmdd-hhmmss>-<4 hex>``: sorts by time within a plan, easy to type."""
-    check_name("plan name", plan_name)
-    if now.tzinfo is not None:
-        now = now.astimezone(UTC)  # ids made on different machines must sort together
-    return f"{plan_name}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-
-
-def plan_digest(path: Path) -> str:
-    """The sha256 of the plan file's bytes, in hex: which plan a rollout ran."""
-    with state_io(f"read plan file {path}"), path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
-
-
-@dataclass(frozen=True)
-class RolloutMeta:
-    id: str
-    plan_name: str
-    plan_path: str
-    plan_digest: str
-    created: datetime
-    created_by: str
-
-    @classmethod
-    def for_plan(cls, plan_name: str, plan_path: Path, now: datetime) -> RolloutMeta:
-        """The metadata of a new rollout of the plan in ``plan_path``, started ``now``."""
-        return cls(
-            id=new_rollout_id(plan_name, now),
-            plan_name=plan_name,
-            plan_path=str(plan_path.resolve()),
-            plan_digest=plan_digest(plan_path),
-            created=now if now.tzinfo else now.replace(tzinfo=UTC),
-            created_by=who(),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "plan_name": self.plan_name,
-            "plan_path": self.plan_path,
-            "plan_digest": self.plan_digest,
-            "created": self.created.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "created_by": self.created_by,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any], source: Path) -> RolloutMeta:
-        fields = ("id", "plan_name", "plan_path", "plan_digest", "created", "created_by")
-        missing = [name for name in fields if not isinstance(data.get(name), str)]
-        if missing:
-            raise StateError(f"rollout metadata {source} lacks {', '.join(missing)}")
-        try:
-            created = datetime.fromisoformat(data["created"])
-        except ValueError as exc:
-            raise StateError(f"rollout metadata {source} has a bad 'created': {exc}") from exc
-        return cls(**{**{name: data[name] for name in fields}, "created": created})
-
-
-@dataclass
-class SavedState:
-    """What the engine folds into the current state: the snapshot, then the later events.
-
-    ``tail_events`` streams from disk; it raises JournalCorrupt where a line is damaged.
-    """
-
-    snapshot: Snapshot | None
-    tail_events: Iterator[Event]
-    warnings: list[str]
 
 
 class RolloutDir:
@@ -137,7 +65,7 @@ class RolloutDir:
     def __init__(self, path: Path):
         self.path = path
         self.id = path.name
-        self.journal = Journal(path / JOURNAL_FILE)
+        self.journal = JournalFile(path / JOURNAL_FILE)
 
     @property
     def meta(self) -> RolloutMeta:
@@ -147,29 +75,25 @@ class RolloutDir:
         """Save the engine's state after folding every event up to ``seq``."""
         save_snapshot(self.path / SNAPSHOT_FILE, state, seq)
 
-    def load(self) -> SavedState:
-        """The snapshot (if usable) and a stream of the journal events after it."""
-        warnings: list[str] = []
+    def load_snapshot(self) -> Snapshot | None:
+        """The snapshot, if there is a usable one: a damaged one means a full replay."""
         try:
-            snapshot = load_snapshot(self.path / SNAPSHOT_FILE)
-        except SnapshotUnreadable as exc:
-            snapshot = None
-            warnings.append(f"{exc}; replaying the whole journal instead")
-        after = snapshot.seq if snapshot else 0
-        return SavedState(snapshot, self.journal.events(after_seq=after), warnings)
+            return load_snapshot(self.path / SNAPSHOT_FILE)
+        except SnapshotUnreadable:
+            return None
 
     def lock(
         self,
         operation: str,
         *,
         timeout: float = 0.0,
+        journal_takeover: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
-        journal_takeover: bool = True,
-    ) -> Lock:
+    ) -> LockFile:
         """The rollout's lock; taking over a stale one is journaled as a note, unless
         ``journal_takeover`` is False (``repair``: the journal cannot take a line yet)."""
-        return Lock(
+        return LockFile(
             self.path / LOCK_FILE,
             f"rollout {self.id}",
             operation,
@@ -183,9 +107,12 @@ class RolloutDir:
         """Journal that the stale lock ``stale`` was taken over (hold the lock)."""
         self.journal.append({"type": "note", "text": takeover_note(stale)}, time=time.time())
 
+    def lock_holder(self) -> LockRecord | None:
+        return _read_lock(self.path / LOCK_FILE)
 
-class StateStore:
-    """Every rollout under one state root (see ``paths`` for the layout)."""
+
+class DirectoryStore:
+    """Every rollout under one directory, ``root`` (see ``paths`` for the layout)."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -214,7 +141,7 @@ class StateStore:
             staging.mkdir(mode=DIR_MODE)
             try:
                 write_atomic(staging / META_FILE, encode_json(meta.to_json()))
-                journal = Journal(staging / JOURNAL_FILE)
+                journal = JournalFile(staging / JOURNAL_FILE)
                 journal.append(created_event(meta, details), time=at)
                 for note in notes:
                     journal.append({"type": "note", "text": note}, time=at)
@@ -271,13 +198,6 @@ class StateStore:
         """Every rollout's metadata, oldest first."""
         metas = [_read_meta(self._rollouts / rollout_id / META_FILE) for rollout_id in self._ids()]
         return sorted(metas, key=lambda meta: (meta.created, meta.id))
-
-    def claim_active(self, plan_name: str, rollout_id: str) -> None:
-        """Make ``rollout_id`` the plan's active rollout; StateError naming the one that is."""
-        check_name("plan name", plan_name)
-        if rollout_id not in self._ids():
-            raise StateError(f"no rollout {rollout_id!r} under {self.root} to make active")
-        self._claim(plan_name, rollout_id)
 
     def _claim(self, plan_name: str, rollout_id: str) -> None:
         claim = self._active / plan_name
@@ -349,19 +269,6 @@ class StateStore:
             active.append(_read_meta(meta_file))
         return active
 
-    def lock(
-        self,
-        rollout_id: str,
-        operation: str,
-        *,
-        timeout: float = 0.0,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> Lock:
-        """The lock of a rollout, to use as ``with store.lock(id, "advance"):``."""
-        rollout = self.open(rollout_id)
-        return rollout.lock(operation, timeout=timeout, sleep=sleep, monotonic=monotonic)
-
     def lock_plan(
         self,
         plan_name: str,
@@ -370,13 +277,13 @@ class StateStore:
         timeout: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
-    ) -> Lock:
+    ) -> LockFile:
         """The lock of a plan: held while a rollout of it is created (``start``), and for
         commands that act without a rollout."""
         check_name("plan name", plan_name)
         with state_write(f"create {self._plan_locks}"):
             ensure_dir(self._plan_locks)
-        return Lock(
+        return LockFile(
             self._plan_locks / f"{plan_name}.json",
             f"plan {plan_name}",
             operation,
@@ -387,22 +294,14 @@ class StateStore:
 
     def held_locks(self) -> builtins.list[LockRecord]:
         """The record of every lock held under the root, unreadable ones left out."""
-        records = []
-        for lock_file in self._lock_files():
-            try:
-                records.append(read_json_object(lock_file))
-            except (OSError, ValueError):
-                continue
-        return records
+        return [record for lock_file in self._lock_files()
+                if (record := _read_lock(lock_file)) is not None]
 
     def unlock(self, lock_id: str) -> LockRecord:
         """Release the lock with this id, whoever holds it; returns its record."""
         for lock_file in self._lock_files():
-            try:
-                record = read_json_object(lock_file)
-            except (OSError, ValueError):
-                continue
-            if record.get("id") == lock_id and remove_lock(lock_file, lock_id) is not None:
+            record = _read_lock(lock_file)
+            if record and record.get("id") == lock_id and remove_lock(lock_file, lock_id):
                 return record
         held = [str(record.get("id")) for record in self.held_locks()]
         known = f"held locks: {_some(held)}" if held else "no locks are held"
@@ -426,18 +325,6 @@ class StateStore:
         yield from (entry for entry in _entries(self._plan_locks) if entry.suffix == ".json")
 
 
-def created_event(meta: RolloutMeta, details: Mapping[str, Any] | None = None) -> Event:
-    """A rollout's first journal event: who created it from which plan."""
-    return {
-        "type": "created",
-        "plan": meta.plan_name,
-        "plan_file": meta.plan_path,
-        "plan_digest": meta.plan_digest,
-        "who": meta.created_by,
-        **(details or {}),
-    }
-
-
 def _entries(directory: Path) -> list[Path]:
     """The directory's entries, sorted, without hidden ones (temp files of atomic writes)."""
     with state_io(f"list {directory}"):
@@ -455,6 +342,14 @@ def _read_meta(path: Path) -> RolloutMeta:
     except (OSError, ValueError) as exc:
         raise StateError(f"rollout metadata {path} is unreadable: {exc}") from exc
     return RolloutMeta.from_json(data, path)
+
+
+def _read_lock(lock_file: Path) -> LockRecord | None:
+    """The record in ``lock_file``; None when it is gone or unreadable."""
+    try:
+        return read_json_object(lock_file)
+    except (OSError, ValueError):
+        return None
 
 
 def _read_claim(claim: Path) -> str | None:

@@ -1,0 +1,340 @@
+"""What every store must do (rollout_cli/store/protocol.py), run against each of them.
+
+A new store adds itself to STORES: a function of pytest's tmp_path and request that
+returns a fresh, empty store. Tests here use the protocol only; what is particular to one
+store (files, modes, processes, stale locks) is tested beside it (test_store_locks.py and
+the others in this directory for the directory store).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from rollout_cli.errors import LockedError, StateError
+from rollout_cli.store import PlanClaimed, RolloutMeta, Store, open_store
+from rollout_cli.store.identity import who
+
+NOW = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
+
+STORES: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
+    "directory": lambda tmp_path, request: open_store(tmp_path / "state"),
+}
+
+MakeMeta = Callable[..., RolloutMeta]
+
+
+@pytest.fixture(params=list(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    return STORES[request.param](tmp_path, request)
+
+
+@pytest.fixture
+def meta(tmp_path: Path) -> MakeMeta:
+    """A new rollout's metadata: of ``plan``, created ``minutes`` after NOW."""
+
+    def make(plan: str = "brain-api", minutes: int = 0) -> RolloutMeta:
+        plan_file = tmp_path / f"{plan}.yaml"
+        plan_file.write_text(f"version: 1\nname: {plan}\n")
+        return RolloutMeta.for_plan(plan, plan_file, NOW + timedelta(minutes=minutes))
+
+    return make
+
+
+# --- rollouts -------------------------------------------------------------------------
+
+def test_a_rollout_is_created_with_its_metadata_and_its_created_event(
+    store: Store, meta: MakeMeta
+) -> None:
+    made = meta()
+
+    rollout = store.create(made, time=1234.5, details={"plan_file": "plans/x.yaml"})
+
+    assert rollout.id == made.id
+    assert store.open(made.id).meta == made
+    assert list(rollout.journal.events()) == [{
+        "seq": 1, "time": 1234.5, "type": "created", "plan": "brain-api",
+        "plan_file": "plans/x.yaml", "plan_digest": made.plan_digest, "who": made.created_by,
+    }]
+    later = store.create(meta("other"))
+    assert next(later.journal.events())["time"] == NOW.timestamp()  # default: meta.created
+
+
+def test_creating_an_existing_id_is_refused(store: Store, meta: MakeMeta) -> None:
+    made = meta()
+    store.create(made)
+
+    with pytest.raises(StateError, match=f"rollout {made.id} already exists"):
+        store.create(made)
+    assert [m.id for m in store.list()] == [made.id]
+
+
+def test_open_takes_an_id_or_a_unique_prefix(store: Store, meta: MakeMeta) -> None:
+    brain = store.create(meta("brain-api"))
+    search = store.create(meta("search-api"))
+
+    assert store.open(brain.id).id == brain.id
+    assert store.open("search").id == search.id
+    assert store.open("brain-api-2024").id == brain.id
+
+
+def test_an_ambiguous_prefix_names_the_candidates(store: Store, meta: MakeMeta) -> None:
+    first = store.create(meta())
+    second = store.create(meta(minutes=60))
+
+    with pytest.raises(StateError, match="'brain' is ambiguous") as caught:
+        store.open("brain")
+    assert first.id in str(caught.value) and second.id in str(caught.value)
+
+
+def test_an_unknown_id_names_the_known_ones(store: Store, meta: MakeMeta) -> None:
+    with pytest.raises(StateError, match=r"no rollout 'brain'.*there are no rollouts yet"):
+        store.open("brain")
+    known = store.create(meta())
+
+    with pytest.raises(StateError, match=f"no rollout 'search'.*known rollouts: {known.id}"):
+        store.open("search")
+    with pytest.raises(StateError, match="no rollout ''"):
+        store.open("")
+
+
+def test_list_is_oldest_first(store: Store, meta: MakeMeta) -> None:
+    assert store.list() == []
+    late = store.create(meta("a-plan", minutes=60 * 24))
+    early = store.create(meta("z-plan"))
+    also_early = store.create(meta("b-plan"))
+
+    assert [m.id for m in store.list()] == [
+        *sorted([early.id, also_early.id]), late.id]  # same time: by id
+
+
+# --- journal --------------------------------------------------------------------------
+
+def test_appends_are_numbered_in_order_and_read_back_as_stored(
+    store: Store, meta: MakeMeta
+) -> None:
+    rollout = store.create(meta(), time=10.0)
+    journal = rollout.journal
+
+    stored = [
+        journal.append({"type": "stage-started", "stage": 0}, time=11.5),
+        journal.append({"type": "measured", "values": {"rate": 0.97}}, time=12),
+        journal.append({"type": "note", "text": "line\nbreak"}, time=12),
+    ]
+
+    assert stored[0] == {"seq": 2, "time": 11.5, "type": "stage-started", "stage": 0}
+    assert [event["seq"] for event in stored] == [2, 3, 4]
+    assert list(journal.events())[1:] == stored
+    assert list(store.open(rollout.id).journal.events())[1:] == stored  # as others read it
+
+
+def test_events_after_a_seq_are_the_ones_that_follow_it(store: Store, meta: MakeMeta) -> None:
+    journal = store.create(meta()).journal
+    for n in (2, 3, 4):
+        journal.append({"type": "ok", "n": n}, time=float(n))
+
+    assert [event["seq"] for event in journal.events(after_seq=2)] == [3, 4]
+    assert list(journal.events(after_seq=4)) == []
+    with pytest.raises(StateError, match="ends at seq 4 but the snapshot covers seq 7"):
+        list(journal.events(after_seq=7))
+
+
+@pytest.mark.parametrize(("event", "time", "complaint"), [
+    ({"stage": "x"}, 1.0, "needs a non-empty string 'type'"),
+    ({"type": "x", "seq": 9}, 1.0, "which the journal assigns"),
+    ({"type": "x", "time": 2.0}, 1.0, "which the journal assigns"),
+    ({"type": "x"}, "now", "finite number for time"),
+    ({"type": "x"}, float("inf"), "finite number for time"),
+    ({"type": "x", "rate": float("nan")}, 1.0, "cannot be journaled as JSON"),
+    ({"type": "x", "when": datetime.now(UTC)}, 1.0, "cannot be journaled as JSON"),
+])
+def test_an_event_that_cannot_be_journaled_is_refused_and_nothing_stored(
+    store: Store, meta: MakeMeta, event: dict[str, object], time: float, complaint: str
+) -> None:
+    journal = store.create(meta()).journal
+
+    with pytest.raises(ValueError, match=complaint):
+        journal.append(event, time=time)
+    assert [e["seq"] for e in journal.events()] == [1]
+    assert journal.append({"type": "note"}, time=2.0)["seq"] == 2
+
+
+def test_a_sound_journal_needs_no_repair(store: Store, meta: MakeMeta) -> None:
+    rollout = store.create(meta())
+
+    assert rollout.journal.repair() is None
+    assert [e["type"] for e in rollout.journal.events()] == ["created"]
+
+
+# --- snapshots ------------------------------------------------------------------------
+
+def test_a_snapshot_round_trips_and_the_last_one_wins(store: Store, meta: MakeMeta) -> None:
+    rollout = store.create(meta())
+    assert rollout.load_snapshot() is None
+
+    rollout.save_snapshot({"stage": 1, "captures": {"test_id": "t1"}}, seq=1)
+    rollout.save_snapshot({"stage": 2}, seq=1)
+
+    snapshot = store.open(rollout.id).load_snapshot()
+    assert snapshot is not None
+    assert (snapshot.seq, snapshot.state) == (1, {"stage": 2})
+
+
+def test_a_state_that_is_not_json_is_refused_and_the_old_snapshot_kept(
+    store: Store, meta: MakeMeta
+) -> None:
+    rollout = store.create(meta())
+    rollout.save_snapshot({"stage": 1}, seq=1)
+
+    with pytest.raises(ValueError, match="cannot be saved as JSON"):
+        rollout.save_snapshot({"when": datetime.now()}, seq=1)
+    snapshot = rollout.load_snapshot()
+    assert snapshot is not None and snapshot.state == {"stage": 1}
+
+
+# --- locks ----------------------------------------------------------------------------
+
+def test_a_lock_names_its_holder_and_a_second_one_is_refused_with_that_record(
+    store: Store, meta: MakeMeta
+) -> None:
+    rollout = store.create(meta())
+    assert rollout.lock_holder() is None
+
+    with rollout.lock("advance") as held:
+        record = held.record
+        assert record is not None and held.id == record["id"]
+        assert {"id", "path", "operation", "who", "pid", "version", "created"} <= set(record)
+        assert (record["operation"], record["who"], record["pid"]) == (
+            "advance", who(), os.getpid())
+        assert rollout.lock_holder() == record
+        with pytest.raises(LockedError) as refused:
+            store.open(rollout.id).lock("rollback").acquire()
+
+    assert refused.value.exit_code == 4
+    assert refused.value.record == record
+    message = str(refused.value)
+    assert message.startswith(f"rollout {rollout.id} is locked by another command.")
+    assert f"ID:        {record['id']}" in message and "Operation: advance" in message
+
+
+def test_a_lock_is_released_on_exit_even_by_an_error(store: Store, meta: MakeMeta) -> None:
+    rollout = store.create(meta())
+
+    with pytest.raises(RuntimeError), rollout.lock("advance"):
+        raise RuntimeError("the command failed")
+
+    assert rollout.lock_holder() is None
+    assert store.held_locks() == []
+    with rollout.lock("resume") as again:
+        assert again.record is not None
+
+
+def test_held_locks_are_every_rollout_and_plan_lock(store: Store, meta: MakeMeta) -> None:
+    rollout = store.create(meta())
+
+    with rollout.lock("advance") as of_rollout, store.lock_plan("search-api", "rollback") as of_plan:
+        assert sorted(record["id"] for record in store.held_locks()) == sorted(
+            [of_rollout.id, of_plan.id])
+    assert store.held_locks() == []
+
+
+def test_unlock_by_id_frees_the_lock_and_the_old_holder_leaves_the_new_one_alone(
+    store: Store, meta: MakeMeta
+) -> None:
+    rollout = store.create(meta())
+    first = rollout.lock("advance")
+    record = first.acquire()
+
+    assert store.unlock(record["id"]) == record        # an operator force-unlocked it...
+    second = rollout.lock("rollback")
+    second.acquire()                                   # ...and another command took it
+    first.release()
+
+    assert rollout.lock_holder() == second.record
+    second.release()
+    assert rollout.lock_holder() is None
+
+
+def test_unlock_of_an_unknown_id_names_the_held_locks(store: Store, meta: MakeMeta) -> None:
+    with pytest.raises(StateError, match=r"no lock with id 'nope'.*; no locks are held"):
+        store.unlock("nope")
+    with store.lock_plan("brain-api", "rollback") as held, pytest.raises(
+            StateError, match=f"held locks: {held.id}"):
+        store.unlock("nope")
+
+
+def test_plan_locks_exclude_each_other_only(store: Store) -> None:
+    with store.lock_plan("brain-api", "rollback") as first:
+        with pytest.raises(LockedError, match="plan brain-api is locked") as refused:
+            store.lock_plan("brain-api", "start").acquire()
+        assert refused.value.record["id"] == first.id
+        with store.lock_plan("other-plan", "rollback"):
+            pass
+        assert first.id is not None
+        store.unlock(first.id)
+    with store.lock_plan("brain-api", "rollback"):
+        pass
+
+
+def test_a_takeover_note_says_whose_stale_lock_was_taken(store: Store, meta: MakeMeta) -> None:
+    rollout = store.create(meta())
+    stale = {"id": "1f0c", "who": "bob@ci-7", "pid": 42, "operation": "resume",
+             "created": "2024-05-01T10:00:00Z"}
+
+    with rollout.lock("resume", journal_takeover=False):
+        rollout.note_takeover(stale)
+
+    assert list(rollout.journal.events())[-1]["text"] == (
+        "took over the stale lock 1f0c of bob@ci-7 pid 42 (resume, created 2024-05-01T10:00:00Z)")
+
+
+# --- claims: one active rollout per plan ---------------------------------------------
+
+def test_a_start_claims_its_plan_and_a_second_start_is_refused_with_nothing_made(
+    store: Store, meta: MakeMeta
+) -> None:
+    first = store.start(meta())
+    search = store.start(meta("search-api"))
+    store.create(meta("idle-plan"))                   # created, not started: claims nothing
+
+    with pytest.raises(PlanClaimed, match=f"already has an active rollout, {first.id}") as refused:
+        store.start(meta(minutes=1))
+
+    assert refused.value.holder == first.id
+    assert [m.id for m in store.find_active()] == [first.id, search.id]
+    assert sorted(m.plan_name for m in store.list()) == ["brain-api", "idle-plan", "search-api"]
+    assert store.held_locks() == []                   # the plan's lock was let go
+
+
+def test_only_the_holder_releases_a_claim(store: Store, meta: MakeMeta) -> None:
+    first = store.start(meta())
+    second = meta(minutes=60)
+
+    assert store.release_active("brain-api", second.id) is False
+    assert [m.id for m in store.find_active()] == [first.id]
+    assert store.release_active("brain-api", first.id) is True
+    assert store.release_active("brain-api", first.id) is False
+    assert store.find_active() == []
+    assert store.start(second).id == second.id
+    assert [m.id for m in store.find_active()] == [second.id]
+
+
+def test_a_start_releases_the_claim_of_a_rollout_that_ended(store: Store, meta: MakeMeta) -> None:
+    first = store.start(meta())
+
+    second = store.start(meta(minutes=60), finished=lambda rollout: rollout.id == first.id)
+
+    assert [m.id for m in store.find_active()] == [second.id]
+    assert list(second.journal.events())[-1]["text"] == (
+        f"released the claim of rollout {first.id}, which had ended without releasing it")
+
+
+def test_a_start_waits_for_the_plans_lock_then_gives_up(store: Store, meta: MakeMeta) -> None:
+    with store.lock_plan("brain-api", "rollback"), pytest.raises(
+            LockedError, match="plan brain-api is locked"):
+        store.start(meta(), timeout=0.0)
+    assert store.list() == [] and store.find_active() == []
