@@ -77,11 +77,18 @@ class Created(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class StageStarted(Event):
-    TYPE = "stage-started"
-    ALWAYS = ("stage", "name", "percentage")
+class AtStage(Event):
+    """An event about one stage, named as the plan named it when it happened."""
+
+    ALWAYS = ("stage", "name")
     stage: int
     name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageStarted(AtStage):
+    TYPE = "stage-started"
+    ALWAYS = ("stage", "name", "percentage")
     percentage: float | None = None
 
 
@@ -94,19 +101,13 @@ class StageBaking(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class StageCompleted(Event):
+class StageCompleted(AtStage):
     TYPE = "stage-completed"
-    ALWAYS = ("stage", "name")
-    stage: int
-    name: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class GateWaiting(Event):
+class GateWaiting(AtStage):
     TYPE = "gate-waiting"
-    ALWAYS = ("stage", "name")
-    stage: int
-    name: str
 
 
 @dataclass(frozen=True, kw_only=True)

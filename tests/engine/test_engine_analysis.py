@@ -6,20 +6,15 @@ from __future__ import annotations
 import pytest
 
 from rollout_cli.engine import (
-    Measure,
     Policy,
-    Record,
     RolloutState,
-    Wait,
-    apply,
-    decide,
-    from_json,
 )
 from rollout_cli.engine.analysis import Run, assess
 from rollout_cli.engine.checks import Sample
 from rollout_cli.engine.measurements import Measurements
 from rollout_cli.plan import load_text
 from rollout_cli.plan.models import Analysis
+from tests.engine.world import World
 
 PLAN = """\
 version: 1
@@ -149,40 +144,11 @@ class Target:
 
 
 def replay(target: Target, until: float = 10_000, policy: Policy = Policy(auto_approve=True)):
-    state = RolloutState(id="r", plan="judged")
-    now = 0.0
-    log = []
-
-    def record(event):
-        nonlocal state
-        typed = from_json(event) if isinstance(event, dict) else event
-        stored = typed.stamped(state.seq + 1, now)
-        state = apply(state, stored)
-        log.append(stored.to_record())
-
-    record({"type": "created"})
-    while now <= until:
-        decision = decide(plan, state, now, policy)
-        if isinstance(decision, Record):
-            record(decision.event)
-        elif isinstance(decision, Measure):
-            values = target.values(now)
-            record({"type": "measured", "values": {m: values.get(m) for m in decision.metrics},
-                    "keep": decision.keep})
-        elif isinstance(decision, Wait):
-            if decision.until is None:
-                break
-            now = decision.until
-        elif hasattr(decision, "call_id"):
-            record({"type": "intent", "call_id": decision.call_id, "kind": decision.kind,
-                    "stage": decision.stage, "step": decision.step, "line": decision.call_id,
-                    "idempotent": True})
-            record({"type": "outcome", "call_id": decision.call_id, "ok": True,
-                    "percentage": plan.stages[decision.stage].percentage
-                    if decision.stage is not None else None})
-        else:
-            break
-    return state, log
+    world = World(plan, answers=target.values, policy=policy, now=0.0,
+                  state=RolloutState(id="r", plan="judged"))
+    world.record({"type": "created"})
+    world.run(until)
+    return world.state, world.events
 
 
 def test_healthy_target_is_promoted_after_each_bake():

@@ -3,17 +3,12 @@ decisions out. Each test replays the rollout the way the reconcile loop would.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 
 from rollout_cli.engine import (
     Call,
-    Event,
     Finished,
     Policy,
-    Record,
     RolloutState,
     Wait,
     apply,
@@ -21,6 +16,7 @@ from rollout_cli.engine import (
     from_json,
 )
 from rollout_cli.plan import load_text
+from tests.engine.world import World
 
 PLAN = """\
 version: 1
@@ -42,51 +38,9 @@ rollback:
 """
 
 
-@dataclass
-class Replay:
-    """A reconcile loop without I/O: Calls succeed unless told otherwise."""
-
-    plan: Any
-    policy: Policy = field(default_factory=Policy)
-    now: float = 1000.0
-    state: RolloutState = field(default_factory=lambda: RolloutState(id="r1", plan="tiny"))
-    log: list[str] = field(default_factory=list)
-    failing: set[str] = field(default_factory=set)
-    traffic_at: float | None = None   # what traffic calls leave it at; default: the stage's
-
-    def record(self, event: Event | dict[str, Any]) -> None:
-        """Journal ``event`` (typed, or as the journal spells it) at ``now``."""
-        if isinstance(event, dict):
-            event = from_json(event)
-        self.state = apply(self.state, event.stamped(self.state.seq + 1, self.now))
-
-    def until_wait(self, limit: int = 200) -> Wait | Finished:
-        for _ in range(limit):
-            decision = decide(self.plan, self.state, self.now, self.policy)
-            if isinstance(decision, Record):
-                self.log.append(decision.event.TYPE)
-                self.record(decision.event)
-            elif isinstance(decision, Call):
-                self.log.append(decision.call_id)
-                self.record({"type": "intent", "call_id": decision.call_id,
-                             "kind": decision.kind, "stage": decision.stage,
-                             "step": decision.step, "line": decision.call_id,
-                             "idempotent": decision.kind != "step" or decision.step != 0})
-                ok = decision.call_id not in self.failing
-                percentage = self.traffic_at
-                if percentage is None and decision.kind == "traffic":
-                    percentage = self.plan.stages[decision.stage].percentage
-                self.record({"type": "outcome", "call_id": decision.call_id, "ok": ok,
-                             "error": None if ok else "boom", "captures": {"test_id": "t-1"},
-                             "percentage": percentage})
-            else:
-                return decision
-        raise AssertionError("no wait within the limit")
-
-
 @pytest.fixture
-def replay() -> Replay:
-    replay = Replay(load_text(PLAN, "tiny.yaml", {}).plan)
+def replay() -> World:
+    replay = World(load_text(PLAN, "tiny.yaml", {}).plan)
     replay.record({"type": "created", "plan_digest": "d"})
     return replay
 
@@ -258,7 +212,7 @@ def test_state_round_trips_through_json(replay):
 
 
 def test_step_failure_without_rollback_steps_fails_the_rollout():
-    replay = Replay(load_text(PLAN.split("rollback:")[0], "t.yaml", {}).plan)
+    replay = World(load_text(PLAN.split("rollback:")[0], "t.yaml", {}).plan)
     replay.record({"type": "created"})
     replay.failing = {"step:0:0"}
 
@@ -288,7 +242,7 @@ GUARDED = PLAN.replace("      - request: GET /health\n",
 
 
 def test_a_failed_step_with_on_failure_abort_fails_without_the_rollback():
-    replay = Replay(load_text(GUARDED, "tiny.yaml", {}).plan, failing={"step:0:1"})
+    replay = World(load_text(GUARDED, "tiny.yaml", {}).plan, failing={"step:0:1"})
     replay.record({"type": "created", "plan_digest": "d"})
 
     end = replay.until_wait()
