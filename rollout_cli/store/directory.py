@@ -31,10 +31,12 @@ from rollout_cli.store.atomic import (
     write_atomic,
 )
 from rollout_cli.store.journal import JournalFile
+from rollout_cli.store.lease import Driver, Lease, next_lease, released
 from rollout_cli.store.locks import LockFile, remove_lock, takeover_note
 from rollout_cli.store.paths import (
     ACTIVE_DIR,
     JOURNAL_FILE,
+    LEASE_FILE,
     LOCK_FILE,
     META_FILE,
     PLAN_LOCKS_DIR,
@@ -109,6 +111,33 @@ class RolloutDir:
 
     def lock_holder(self) -> LockRecord | None:
         return _read_lock(self.path / LOCK_FILE)
+
+    def lease(self) -> Lease | None:
+        path = self.path / LEASE_FILE
+        try:
+            return Lease.from_json(read_json_object(path))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StateError(f"lease {path} is damaged ({exc}): remove it to let a"
+                             " driver take the rollout") from exc
+
+    def take_lease(self, driver: Driver, *, ttl: float, now: float) -> Lease | None:
+        path = self.path / LEASE_FILE
+        with state_write(f"take lease {path}"), guarded(path):
+            lease = next_lease(self.lease(), driver, ttl, now)
+            if lease is not None:
+                write_atomic(path, encode_json(lease.to_json()))
+            return lease
+
+    def release_lease(self, driver: Driver) -> bool:
+        path = self.path / LEASE_FILE
+        with state_write(f"release lease {path}"), guarded(path):
+            lease = self.lease()
+            if lease is None or lease.driver.id != driver.id or not lease.expires:
+                return False
+            write_atomic(path, encode_json(released(lease).to_json()))
+            return True
 
 
 class DirectoryStore:

@@ -8,6 +8,7 @@
     journal.jsonl.corrupt-<time>      a damaged tail moved aside by JournalFile.repair()
     snapshot.json                     folded state up to a seq (atomic)
     lock.json                         present while a command changes the rollout
+    lease.json                        who drives it, until when (lease.py)
     .lock.json.guard                  flock'd while a lock file is removed or taken over
   rollouts/.abandoned-<rollout-id>/   an older version's rollout that never got an event
   active/<plan-name>                  the id of the plan's running rollout
@@ -28,6 +29,7 @@ META_FILE = "rollout.json"
 JOURNAL_FILE = "journal.jsonl"
 SNAPSHOT_FILE = "snapshot.json"
 LOCK_FILE = "lock.json"
+LEASE_FILE = "lease.json"
 
 # Plan names and rollout ids become file names: nothing that could climb out of the root.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

@@ -4,7 +4,8 @@
                claims and locks; every lock held
      └ Rollout one rollout: its metadata, journal, snapshot and lock
         ├ Journal   append-only events numbered by seq, read back after a seq
-        └ Lock      held on ``with``, refused with the holder's record (LockedError)
+        ├ Lock      held on ``with``, refused with the holder's record (LockedError)
+        └ Lease     who drives it (an agent, a follower), renewed while it works
 
 The records they speak are here too, so that a store is written against this module
 alone. ``tests/store/test_store_contract.py`` is what an implementation must pass; the
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 from rollout_cli.errors import StateError
 from rollout_cli.store.atomic import state_io
 from rollout_cli.store.identity import who
+from rollout_cli.store.lease import Driver, Lease
 from rollout_cli.store.paths import check_name
 
 Event = dict[str, Any]
@@ -216,6 +218,22 @@ class Rollout(Protocol):
     def load_snapshot(self) -> Snapshot | None:
         """The last snapshot saved; None when there is none or it cannot be used (it only
         saves replay time: the journal is the record)."""
+        ...
+
+    def lease(self) -> Lease | None:
+        """Who drives the rollout (``lease.py``): the last lease taken, live, expired or
+        released (expired at once); None when none was ever taken."""
+        ...
+
+    def take_lease(self, driver: Driver, *, ttl: float, now: float) -> Lease | None:
+        """Take the lease for ``driver`` until ``now + ttl``, or renew it if ``driver``
+        holds it (``lease.next_lease``, applied atomically); None, nothing changed, while
+        another driver's lease is live."""
+        ...
+
+    def release_lease(self, driver: Driver) -> bool:
+        """End ``driver``'s lease so another may drive at once (``lease.released``: the
+        token stays); False if it held none."""
         ...
 
 

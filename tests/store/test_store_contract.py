@@ -18,6 +18,7 @@ import pytest
 from rollout_cli.errors import LockedError, StateError
 from rollout_cli.store import PlanClaimed, RolloutMeta, Store, open_store
 from rollout_cli.store.identity import who
+from rollout_cli.store.lease import Driver, Lease
 
 NOW = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 
@@ -338,3 +339,49 @@ def test_a_start_waits_for_the_plans_lock_then_gives_up(store: Store, meta: Make
             LockedError, match="plan brain-api is locked"):
         store.start(meta(), timeout=0.0)
     assert store.list() == [] and store.find_active() == []
+
+
+# --- leases ---------------------------------------------------------------------------
+
+def test_a_lease_is_taken_renewed_and_refused_to_another_while_live(
+    store: Store, meta: MakeMeta
+) -> None:
+    rollout = store.create(meta())
+    agent, other = Driver.here("agent a"), Driver.here("agent b")
+    assert rollout.lease() is None
+
+    taken = rollout.take_lease(agent, ttl=15, now=1000.0)
+    renewed = rollout.take_lease(agent, ttl=15, now=1010.0)
+    refused = rollout.take_lease(other, ttl=15, now=1024.9)
+
+    assert taken == Lease(agent, 1, 1015.0)
+    assert renewed == Lease(agent, 1, 1025.0)  # a renewal keeps the token
+    assert refused is None
+    assert store.open(rollout.id).lease() == renewed
+
+
+def test_an_expired_lease_passes_to_another_driver_with_a_higher_token(
+    store: Store, meta: MakeMeta
+) -> None:
+    rollout = store.create(meta())
+    dead, taker = Driver.here("agent a"), Driver.here("agent b")
+    rollout.take_lease(dead, ttl=15, now=1000.0)
+
+    taken = rollout.take_lease(taker, ttl=15, now=1015.0)
+
+    assert taken == Lease(taker, 2, 1030.0)
+    assert rollout.take_lease(dead, ttl=15, now=1016.0) is None  # replaced: it must stop
+
+
+def test_only_the_holder_releases_a_lease_and_then_anyone_may_take_it(
+    store: Store, meta: MakeMeta
+) -> None:
+    rollout = store.create(meta())
+    agent, other = Driver.here("agent a"), Driver.here("agent b")
+    rollout.take_lease(agent, ttl=15, now=1000.0)
+
+    assert rollout.release_lease(other) is False
+    assert rollout.release_lease(agent) is True
+    assert rollout.release_lease(agent) is False
+    assert not rollout.lease().live(1001.0)
+    assert rollout.take_lease(other, ttl=15, now=1001.0) == Lease(other, 2, 1016.0)
