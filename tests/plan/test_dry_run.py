@@ -156,3 +156,23 @@ def test_unknown_flag_is_a_usage_error(rollout):
     result = rollout("plan", BRAIN, "--output", "yaml")
 
     assert result.code == 2
+
+
+def test_shipped_plans_pass_the_ci_example_strictly(rollout, monkeypatch):
+    # examples/github-actions.yml runs `rollout validate --strict` on them, with no Slack.
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+
+    result = rollout("validate", "--strict", BRAIN, str(PLANS / "brain-api-demo.yaml"))
+
+    assert result.code == 0, result.out + result.err
+    assert "warning" not in result.out
+
+
+def test_an_empty_webhook_without_a_default_is_still_a_warning(rollout, tmp_path: Path):
+    plan = tmp_path / "p.yaml"
+    plan.write_text(BASE + "notify:\n  - webhook: ''\n")
+    off = tmp_path / "off.yaml"
+    off.write_text(BASE + "notify:\n  - webhook: ${NOT_SET_ANYWHERE:-}\n")
+
+    assert "notify webhook is empty" in rollout("validate", "--strict", str(plan)).out
+    assert rollout("validate", "--strict", str(off)).code == 0
