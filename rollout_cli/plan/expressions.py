@@ -44,6 +44,12 @@ class Threshold:
     def holds(self, observed: float) -> bool:
         return _OPERATORS[self.op](observed, self.value)
 
+    @property
+    def unit(self) -> str:
+        """The unit written: "%", "/s" ... "/d", or "" for a plain number."""
+        match = _GRAMMAR.fullmatch(self.text)
+        return (match["unit"] or "") if match else ""
+
     def __str__(self) -> str:
         return self.text
 
@@ -69,6 +75,13 @@ def parse_threshold(text: object) -> Threshold:
     if unit:
         return Threshold(match["op"], number * _PER_HOUR[unit], "slope", text.strip())
     return Threshold(match["op"], number, "absolute", text.strip())
+
+
+def slope_text(per_hour: float, *thresholds: Threshold | None) -> str:
+    """A slope in the unit its thresholds are written in (``+0.03/s`` next to ``<= 4/s``),
+    per hour when none is a slope."""
+    unit = next((t.unit for t in thresholds if t is not None and t.kind == "slope"), "/h")
+    return f"{per_hour / _PER_HOUR[unit]:+.4g}{unit}"
 
 
 def describe_bands(passing: Threshold | None, failing: Threshold | None) -> str:

@@ -141,7 +141,7 @@ def test_a_stage_is_judged_only_on_measurements_taken_after_it_began():
 
     simulate(BRAIN, "degrade-at-50", seed=0, env=ENV, on_event=collect)
 
-    assert "1 samples in 10m, needs 2" in rounds[0]["latency-vs-legacy"]
+    assert "1 sample in 10m, needs 2" in rounds[0]["latency-vs-legacy"]
     assert "(2 samples)" in rounds[1]["latency-vs-legacy"]
 
 
