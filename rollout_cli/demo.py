@@ -47,6 +47,7 @@ class DemoResult:
     seconds: float
     log: DemoLog
     exit_code: int
+    state: RolloutState | None = None
 
 
 def run_demo(store: Store, scenario: str = "healthy", seed: int = 0, plan: Path = DEMO_PLAN,
@@ -82,4 +83,4 @@ def run_demo(store: Store, scenario: str = "healthy", seed: int = 0, plan: Path 
     state = result.state
     return DemoResult(result.rollout_id, scenario, state.phase,
                       state.reason or state.pause_reason, sandbox.url, seconds, log,
-                      result.exit_code)
+                      result.exit_code, state)

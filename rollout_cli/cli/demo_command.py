@@ -42,8 +42,8 @@ def demo(
         from rollout_cli.plan import load_plan
         from rollout_cli.render.live_view import LiveView
 
-        with LiveView(load_plan(DEMO_PLAN, {}).plan, stdout()) as view:
-            result = run_demo(store, scenario, seed, on_event=view, speed=speed)
+        view = LiveView(load_plan(DEMO_PLAN, {}).plan, stdout())
+        result = view.run(lambda: run_demo(store, scenario, seed, on_event=view, speed=speed))
     else:
         printer = EventPrinter(quiet=output is Output.json, jsonl=output is Output.jsonl)
         result = run_demo(store, scenario, seed, on_event=printer, speed=speed)

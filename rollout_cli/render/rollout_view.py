@@ -7,6 +7,7 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from rollout_cli.engine.phases import TERMINAL
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.render.checks_view import checks_data, checks_lines, runs_data
 from rollout_cli.render.console import stderr, stdout
@@ -224,13 +225,21 @@ def status_dict(status: Any, now: float) -> dict[str, Any]:
     stage = plan.stages[state.stage] if plan and state.stage < len(plan.stages) else None
     if stage is not None and stage.name != name:
         stage = None   # the plan file changed under the rollout: show only what it ran
+    ended = state.phase in TERMINAL
+    if ended:
+        now = state.updated          # a finished rollout's clocks stop where it ended
     bake_left = None
-    if stage and stage.bake and state.baking_since is not None:
+    if stage and stage.bake and state.baking_since is not None and not ended:
         bake_left = max(0.0, stage.bake.min - state.baked_at(now))
+    rolled_back = state.phase in ("rolled-back", "rollback-failed")
     return {
         "rollout": status.meta.id, "plan": status.meta.plan_name, "phase": state.phase,
         "stage": name, "stage_index": state.stage,
-        "stages": len(plan.stages) if plan else None, "percentage": state.percentage,
+        "stages": len(plan.stages) if plan else None,
+        # After a rollback the traffic is whatever the rollback calls made it, not the
+        # stage's percentage: that one is kept as the percentage rolled back from.
+        "percentage": None if rolled_back else state.percentage,
+        "rolled_back_from": state.percentage if rolled_back else None,
         "time_in_stage": (now - state.stage_started_at) if state.stage_started_at else None,
         "bake_left": bake_left, "gate": stage.gate if stage else None,
         "gate_approved": state.gate_approved, "pause_reason": state.pause_reason,
@@ -257,6 +266,8 @@ def print_status(status: Any, now: float, output: str) -> None:
              f"phase     {data['phase']}"]
     if data["stage"]:
         pct = "-" if data["percentage"] is None else f"{data['percentage']:g}%"
+        if data["rolled_back_from"] is not None:
+            pct = f"rolled back from {data['rolled_back_from']:g}%"
         lines.append(f"stage     {data['stage']} ({data['stage_index'] + 1}/{data['stages']}),"
                      f" traffic {pct}, gate {data['gate']}"
                      + (" (approved)" if data["gate_approved"] else ""))

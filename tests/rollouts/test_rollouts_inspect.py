@@ -100,3 +100,24 @@ def test_a_lock_from_another_host_waits_for_unlock(operator: Operator, target: T
     finished = operator("resume", "--follow", "--auto-approve", "--accept-plan-change")
     assert finished.code == 0, finished.out + finished.err
     assert operator.status()["phase"] == "succeeded"
+
+
+def test_status_of_a_finished_rollout_stops_its_clocks_and_claims_no_traffic(
+        operator: Operator, target: Target, fast_plan: Path):
+    assert operator("start", str(fast_plan)).code == 3
+    waiting = operator.status()
+    assert (waiting["stage"], waiting["percentage"], waiting["bake_left"]) == (
+        "canary-10", 10, 0)
+    assert operator("rollback", "--yes", "--reason", "drill").code == 1
+    journal = operator.events()
+    [started] = [e["time"] for e in journal if e["type"] == "stage-started"
+                 and e["name"] == "canary-10"]
+
+    ended = operator.status()
+    text = operator("status").out
+
+    assert ended["time_in_stage"] == journal[-1]["time"] - started
+    assert ended["bake_left"] is None
+    assert (ended["percentage"], ended["rolled_back_from"]) == (None, 10)
+    assert "traffic rolled back from 10%" in text
+    assert "bake left" not in text
