@@ -95,7 +95,7 @@ def test_rounds_that_repeat_at_a_gate_collapse_into_one_decision():
     assert (repeated.kind, repeated.repeats, repeated.time, repeated.last) == (
         "analysis", 20, 10.0, 29.0)
     assert "0.91" in repeated.reason and paused.kind == "paused"
-    assert "| analysis ×20 (until 1970-01-01 00:00:29 UTC) |" in to_markdown(report)
+    assert "| analysis ×20 (until 1970-01-01 00:00:29 UTC) |" in to_markdown(report)  # noqa: RUF001
 
 
 def test_every_chart_draws_its_thresholds_in_their_unit_with_a_time_axis():
