@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rollout_cli.engine import events as ev
+from rollout_cli.words import gist
 
 if TYPE_CHECKING:
     from rollout_cli.engine.analysis import Run
@@ -189,7 +190,7 @@ class _Builder:
         reason = _analysis_reason(event.scope, phase, run)
         previous = self.report.decisions[-1] if self.report.decisions else None
         if previous is not None and previous.kind == "analysis" and \
-                _gist(previous.reason) == _gist(reason):
+                gist(previous.reason) == gist(reason):
             previous.repeats += 1
             previous.reason, previous.last = reason, event.time
             return
@@ -288,14 +289,6 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
-
-
-_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?%?")
-
-
-def _gist(reason: str) -> str:
-    """A round's reason without its numbers: rounds that differ only in them repeat."""
-    return _NUMBER.sub("#", reason).replace("samples", "sample")
 
 
 def _analysis_reason(scope: str, phase: str, run: Run) -> str:

@@ -11,6 +11,7 @@ from rollout_cli.engine.phases import TERMINAL
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.render.checks_view import checks_data, checks_lines, runs_data
 from rollout_cli.render.console import stderr, stdout
+from rollout_cli.words import gist
 
 if TYPE_CHECKING:
     # The engine (and through it the plan's models) only once a rollout is shown:
@@ -89,13 +90,20 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def _analysis(event: Any) -> str:
+def _analysis(event: Any, dry_shown: dict[str, str] | None = None) -> str:
+    """The round and every check that did not pass. Dry-run checks show every time, or,
+    given ``dry_shown`` (each one's verdict last shown), only when their verdict changed."""
     run = event.run
     lines = [f"  {event.scope} analysis #{run.rounds}: {run.phase or 'no checks'}"]
     for verdict in run.verdicts:
-        if verdict["phase"] != "pass" or verdict.get("dry_run"):
-            lines.append(f"    {verdict['reason']}" + (" (dry run)" if verdict["dry_run"]
-                                                         else ""))
+        if verdict.get("dry_run"):
+            if dry_shown is not None:
+                if dry_shown.get(verdict["check"]) == verdict["phase"]:
+                    continue
+                dry_shown[verdict["check"]] = verdict["phase"]
+            lines.append(f"    {verdict['reason']} (dry run)")
+        elif verdict["phase"] != "pass":
+            lines.append(f"    {verdict['reason']}")
     return "\n".join(lines)
 
 
@@ -118,13 +126,41 @@ class EventPrinter:
     def __init__(self, quiet: bool = False, jsonl: bool = False):
         self.console = stderr() if quiet or jsonl else stdout()
         self.jsonl = jsonl
+        # Analysis rounds that say what the last one of their scope said, numbers aside,
+        # are counted, not printed; dry-run checks show when their verdict changes.
+        self.dry_shown: dict[str, str] = {}
+        self.last_round: dict[str, str] = {}
+        self.repeats: dict[str, tuple[int, float]] = {}
 
     def __call__(self, event: Event, state: RolloutState) -> None:
         if self.jsonl:
             json_line(event.to_record())
         if event.TYPE == "measured" and not getattr(event, "errors", None):
             return
-        self.console.print(f"{_clock(event.time)}  {describe_event(event)}", markup=False)
+        if event.TYPE == "analysis":
+            scope = event.scope   # type: ignore[attr-defined]
+            text = _analysis(event, self.dry_shown)
+            said = gist(text.partition(":")[2])
+            if self.last_round.get(scope) == said and "(dry run)" not in text:
+                count, _ = self.repeats.get(scope, (0, event.time))
+                self.repeats[scope] = (count + 1, event.time)
+                return
+            self._repeated()
+            self.last_round[scope] = gist("\n".join(
+                line for line in text.splitlines() if "(dry run)" not in line
+            ).partition(":")[2])
+        else:
+            self._repeated()
+            if event.TYPE == "analysis-started":   # a new stage's rounds start afresh
+                self.last_round.pop(event.scope, None)   # type: ignore[attr-defined]
+            text = describe_event(event)
+        self.console.print(f"{_clock(event.time)}  {text}", markup=False)
+
+    def _repeated(self) -> None:
+        for scope, (count, until) in sorted(self.repeats.items()):
+            self.console.print(f"{_clock(until)}    {scope} analysis: the same ×{count}",  # noqa: RUF001
+                               markup=False)
+        self.repeats.clear()
 
 
 def print_lock_wait(subject: str, holder: dict[str, Any]) -> None:
