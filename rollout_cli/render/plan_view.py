@@ -65,6 +65,19 @@ def dry_run_text(dry: DryRun) -> None:
             console.print(f"  [{phase}]", markup=False)
         console.print(_call_text(number, call), markup=False)
 
+    console.print("\nMetrics:", markup=False)
+    for metric in dry.metrics:
+        unit = f" (in {metric.unit})" if metric.unit else ""
+        console.print(f"  {metric.name}{unit}: {metric.query}", markup=False)
+
+    console.print("\nAnalysis:", markup=False)
+    for analysis in dry.analyses:
+        console.print(f"  {', '.join(analysis.scope)}: every "
+                      f"{format_duration(analysis.interval)}, the first measurement "
+                      f"{format_duration(analysis.initial_delay)} after the traffic change; "
+                      f"checks {', '.join(analysis.checks) or 'none'}\n"
+                      f"       {analysis.limits}; {analysis.actions}", markup=False)
+
     console.print("\nChecks:", markup=False)
     for check in dry.checks:
         flag = "\n       dry run: shown, never acts" if check.dry_run else ""
