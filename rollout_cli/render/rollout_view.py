@@ -211,7 +211,8 @@ def result_dict(result: Any, resume: str = "") -> dict[str, Any]:
     """An operation's result (operations.Result) for --output json and jsonl. ``resume``:
     the options that continue an interrupted command (`--follow`, `--auto-approve`)."""
     state: RolloutState = result.state
-    return {"rollout": result.rollout_id or None, "phase": state.phase, "stage": state.stage,
+    return {"rollout": result.rollout_id or None, "phase": state.phase,
+            "stage": stage_name(result.plan, state), "stage_index": state.stage,
             "percentage": state.percentage, "reason": state.reason,
             "pause_reason": state.pause_reason,
             "uncertain": state.uncertain.line if state.uncertain else None,
