@@ -48,7 +48,8 @@ class Frame:
                        for part in fixed)
         room = max(0, height - used) if height else len(self.events)
         shown = self.events[-room:] if room else []
-        yield Panel(Group(*fixed[:3], _events(shown), nxt),
+        parts = [*fixed[:3], *([_events(shown)] if shown else []), nxt]
+        yield Panel(Group(*parts),
                     title=f"rollout {state.id}  ·  {state.phase}", title_align="left")
 
 
@@ -163,19 +164,22 @@ def _next(hint: str) -> Any:
     """The next command on a line of its own, never cut: it is what the operator copies."""
     from rich.text import Text
 
+    # Wrapped and folded whatever the console says: it soft-wraps (console.py), which
+    # would cut this line at the edge.
     head, tick, rest = hint.partition("`")
     if not tick:
-        return Text(f"next: {hint}")
-    return Text(f"next: {head.rstrip()}\n  " + rest.replace("`", ""))
+        return Text(f"next: {hint}", no_wrap=False, overflow="fold")
+    return Text(f"next: {head.rstrip()}\n  " + rest.replace("`", ""), no_wrap=False,
+                overflow="fold")
 
 
 def _events(events: list[Event]) -> Any:
     from rich.text import Text
 
-    text = Text(no_wrap=True, overflow="ellipsis", end="")
-    for event in events:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for index, event in enumerate(events):
         line = describe_event(event).strip().splitlines()[0]
-        text.append(f"{_clock(event.time)}  {line}\n", style="dim")
+        text.append(("\n" if index else "") + f"{_clock(event.time)}  {line}", style="dim")
     return text
 
 

@@ -4,6 +4,8 @@ whole next command; the thresholds and the sparklines give way first."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from rich.console import Console
 
@@ -52,10 +54,11 @@ def _events() -> list:
             for i in range(12)] + [GateWaiting(stage=4, name="canary-25", time=120.0, seq=40)]
 
 
-def _frame(width: int, height: int, phase: str = "waiting-gate") -> list[str]:
+def _frame(width: int, height: int, phase: str = "waiting-gate", **changes) -> list[str]:
+    # Soft-wrapping, as the tool's own console (render/console.py) is.
     console = Console(record=True, width=width, height=height, force_terminal=False,
-                      color_system=None)
-    console.print(render(PLAN, _state(phase), _events(), now=102.0))
+                      color_system=None, soft_wrap=True)
+    console.print(render(PLAN, replace(_state(phase), **changes), _events(), now=102.0))
     return console.export_text().splitlines()
 
 
@@ -122,3 +125,15 @@ def test_the_last_frame_shows_how_the_rollout_ended_even_when_another_process_en
 
     last = console.export_text().split("╭─")[-1]
     assert "rolled-back" in last and "waiting-gate" not in last
+
+
+def test_a_long_reason_in_the_next_line_wraps_whole_within_the_height():
+    reason = ("stage analysis: failed (1) > failure_limit (0): latency-vs-legacy: mean over 1s "
+              "(1 sample) = 8820 vs baseline legacy_p95_ms 7000 (+26.0%); pass needs <= +0%, "
+              "fail at > +20% -> fail")
+    lines = _frame(80, 24, phase="rolled-back", reason=reason)
+
+    assert len(lines) == 24
+    nxt = " ".join(line.strip("│ ") for line in lines[lines.index(next(
+        line for line in lines if "next:" in line)):-1])
+    assert nxt == f"next: rolled back: {reason}"
