@@ -7,7 +7,6 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from rollout_cli.engine.phases import TERMINAL
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.render.checks_view import checks_data, checks_lines, runs_data
 from rollout_cli.render.console import stderr, stdout
@@ -262,6 +261,8 @@ def status_dict(status: Any, now: float) -> dict[str, Any]:
     stage = plan.stages[state.stage] if plan and state.stage < len(plan.stages) else None
     if stage is not None and stage.name != name:
         stage = None   # the plan file changed under the rollout: show only what it ran
+    from rollout_cli.engine.phases import TERMINAL  # here: `status` of nothing needs none
+
     ended = state.phase in TERMINAL
     if ended:
         now = state.updated          # a finished rollout's clocks stop where it ended
