@@ -23,14 +23,15 @@ def sparkline(values: list[float | None]) -> str:
 def value_text(check: Any, value: float | None) -> str:
     """A verdict's value as its thresholds read: a slope in their unit (``+0.5/s``), a
     baseline check's difference in percent (``+40.3%``), else the number."""
+    from rollout_cli.plan.expressions import display_unit
+
     if value is None:
         return "-"
-    if check is not None and check.trend:
-        from rollout_cli.plan.expressions import slope_text
-
-        return slope_text(value, check.pass_, check.fail)
-    if check is not None and check.baseline:
-        return f"{value * 100:+.1f}%"
+    factor, suffix = display_unit(check.pass_, check.fail) if check is not None else (1.0, "")
+    if suffix == "%":
+        return f"{value * factor:+.1f}%"
+    if suffix:
+        return f"{value * factor:+.4g}{suffix}"
     return f"{value:.4g}"
 
 

@@ -234,21 +234,16 @@ def _thresholds(series: Series) -> list[tuple[str, float]]:
 
 def _unit(series: Series) -> tuple[float, str]:
     """How values show: the factor from the judged value and the suffix of the thresholds'
-    unit (``%`` for a baseline check's ratio, ``/s`` for a slope kept per hour)."""
-    from rollout_cli.plan.expressions import _PER_HOUR, parse_threshold
+    unit (``%`` for a baseline check's ratio, ``/s`` for a slope judged per hour)."""
+    from rollout_cli.plan.expressions import display_unit, parse_threshold
 
+    thresholds = []
     for text in (series.pass_text, series.fail_text):
         try:
-            threshold = parse_threshold(text) if text else None
+            thresholds.append(parse_threshold(text) if text else None)
         except ValueError:
             continue
-        if threshold is None:
-            continue
-        if threshold.kind == "relative":
-            return 100.0, "%"
-        if threshold.kind == "slope":
-            return 1 / _PER_HOUR[threshold.unit], threshold.unit
-    return 1.0, ""
+    return display_unit(*thresholds)
 
 
 def _segments(points: list[tuple[float, float | None]]) -> list[list[tuple[float, float]]]:
