@@ -731,7 +731,7 @@ def unlock(ctx: Context, lock_id: str) -> Any:
     named by a unique prefix); a prefix of several is a UsageError naming them."""
     held = [str(record.get("id")) for record in ctx.store.held_locks()]
     if lock_id not in held:
-        matching = [found for found in held if lock_id and found.startswith(lock_id)]
+        matching = sorted(found for found in held if lock_id and found.startswith(lock_id))
         if len(matching) > 1:
             raise UsageError(f"{lock_id!r} begins {len(matching)} lock ids: "
                              f"{', '.join(matching)}; give more of it")

@@ -121,3 +121,25 @@ def test_status_of_a_finished_rollout_stops_its_clocks_and_claims_no_traffic(
     assert (ended["percentage"], ended["rolled_back_from"]) == (None, 10)
     assert "traffic rolled back from 10%" in text
     assert "bake left" not in text
+
+
+def test_unlock_by_a_prefix_of_several_locks_names_them_and_releases_none(
+        operator: Operator, target: Target, fast_plan: Path):
+    assert operator("start", str(fast_plan)).code == 3
+    [rollout_id] = operator.rollout_ids()
+    operator.store.open(rollout_id).lock("advance").acquire()
+    operator.store.lock_plan("another-plan", "rollback").acquire()
+    # Left by processes on another host, with ids that happen to begin alike.
+    files = sorted(operator.state_dir.rglob("*.json"), key=str)
+    files = [f for f in files if json.loads(f.read_text()).get("pid")]
+    held = ["feed0001-0000-4000-8000-000000000001", "feed0002-0000-4000-8000-000000000002"]
+    for lock_file, lock_id in zip(files, held, strict=True):
+        lock_file.write_text(json.dumps({**json.loads(lock_file.read_text()), "id": lock_id}))
+
+    refused = operator("unlock", "feed")
+    released = operator("unlock", "feed0002")
+
+    assert refused.code == 2
+    assert f"'feed' begins 2 lock ids: {held[0]}, {held[1]}; give more of it" in refused.err
+    assert released.code == 0 and released.out.startswith(f"released lock {held[1]}")
+    assert [record["id"] for record in operator.store.held_locks()] == [held[0]]
