@@ -4,6 +4,7 @@ whole next command; the thresholds and the sparklines give way first."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -11,7 +12,16 @@ from rich.console import Console
 
 from rollout_cli.engine import RolloutState
 from rollout_cli.engine.analysis import Run
-from rollout_cli.engine.events import AnalysisStarted, GateWaiting, StageBaking, StageStarted
+from rollout_cli.engine.events import (
+    AnalysisStarted,
+    GateApproved,
+    GateWaiting,
+    Intent,
+    Outcome,
+    StageBaking,
+    StageCompleted,
+    StageStarted,
+)
 from rollout_cli.plan import load_plan
 from rollout_cli.render.live_view import render
 from tests.conftest import PLANS
@@ -47,11 +57,30 @@ def _state(phase: str) -> RolloutState:
                         bake_clock=100.0, percentage=25.0, analyses=analyses, history=history)
 
 
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch):
+    """Event times print in local time: UTC here, so frames are the same on every machine."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 def _events() -> list:
-    return [StageStarted(stage=4, name="canary-25", percentage=25.0, time=99.0 + i, seq=9 + i)
-            if i % 3 == 0 else (StageBaking(stage=4, since=99.0, time=99.0 + i, seq=9 + i) if i % 3 == 1
-                                else AnalysisStarted(scope="stage", started=99.0, next_due=100.0, time=99.0 + i, seq=9 + i))
-            for i in range(12)] + [GateWaiting(stage=4, name="canary-25", time=120.0, seq=40)]
+    """What the journal holds from canary-10's gate to canary-25's, oldest first."""
+    url = "http://127.0.0.1:8080/api/admin/ab-testing/update"
+    made = [GateApproved(stage=3, name="canary-10", who="ann", time=80.0),
+            StageCompleted(stage=3, name="canary-10", time=80.5),
+            StageStarted(stage=4, name="canary-25", percentage=25.0, time=81.0),
+            Intent(call_id="traffic:4", kind="traffic", stage=4, line=f"POST {url}",
+                   time=81.1),
+            Outcome(call_id="traffic:4", ok=True, status=200, attempts=1, elapsed=0.004,
+                    percentage=25.0, time=81.2),
+            StageBaking(stage=4, since=81.2, time=81.3),
+            AnalysisStarted(scope="stage", started=81.3, next_due=81.8, time=81.3),
+            GateWaiting(stage=4, name="canary-25", time=90.0)]
+    return [replace(event, seq=seq) for seq, event in enumerate(made, 20)]
 
 
 def _frame(width: int, height: int, phase: str = "waiting-gate", **changes) -> list[str]:
@@ -93,12 +122,12 @@ def test_the_ladder_keeps_the_current_stage_and_counts_the_others():
 
 
 def test_a_short_terminal_drops_old_events_not_the_next_command():
-    short = _frame(80, 24)
+    short = _frame(80, 20)
     tall = _frame(80, 40)
 
-    assert len(short) == 24 and len(tall) < 40
-    assert sum("stage canary-25" in line for line in tall) > sum(
-        "stage canary-25" in line for line in short)
+    assert len(short) == 20 and len(tall) < 40
+    assert any("gate approved by ann" in line for line in tall)
+    assert not any("gate approved by ann" in line for line in short)
     assert short[-2].startswith(f"│   rollout advance {ROLLOUT}")
 
 
@@ -137,3 +166,11 @@ def test_a_long_reason_in_the_next_line_wraps_whole_within_the_height():
     nxt = " ".join(line.strip("│ ") for line in lines[lines.index(next(
         line for line in lines if "next:" in line)):-1])
     assert nxt == f"next: rolled back: {reason}"
+
+
+def test_the_readme_shows_the_80_column_frame_as_rendered():
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+
+    assert "```text\n" + "\n".join(_frame(80, 24)) + "\n```" in readme
