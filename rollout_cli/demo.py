@@ -3,7 +3,6 @@ real HTTP, and a summary of what happened and why."""
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from rollout_cli.engine import Event, RolloutState
 if TYPE_CHECKING:
     from rollout_cli.store.protocol import Store
 
-DEMO_PLAN = Path(__file__).resolve().parent.parent / "plans" / "brain-api-demo.yaml"
+DEMO_PLAN = Path(__file__).resolve().parent / "plans" / "brain-api-demo.yaml"
 TIME_SCALE = 600.0
 
 
@@ -48,17 +47,17 @@ class DemoResult:
     seconds: float
     log: DemoLog
     exit_code: int
+    state: RolloutState | None = None
 
 
-def run_demo(scenario: str = "healthy", seed: int = 0, plan: Path = DEMO_PLAN,
-             store: Store | None = None, on_event: Any = None,
+def run_demo(store: Store, scenario: str = "healthy", seed: int = 0, plan: Path = DEMO_PLAN,
+             on_event: Any = None,
              speed: float = 1.0) -> DemoResult:
     """``speed`` runs the tool's clock and the sandbox's that much faster together, so the
     plan's seconds-long bakes pass in less real time and see the same simulated traffic.
-    The rollout is kept in ``store``, else in a temporary directory."""
+    The rollout is kept in ``store``, where `rollout report` and `history` find it."""
     from rollout_cli import operations
     from rollout_cli.sandbox import create_sandbox, running_sandbox
-    from rollout_cli.store.location import open_store
 
     log = DemoLog()
 
@@ -73,9 +72,8 @@ def run_demo(scenario: str = "healthy", seed: int = 0, plan: Path = DEMO_PLAN,
         raise UsageError(f"--speed must be positive, got {speed:g}")
     app = create_sandbox(scenario, seed=seed, time_scale=TIME_SCALE * speed, max_real_delay=0.5)
     origin = time.time()
-    with tempfile.TemporaryDirectory(prefix="rollout-demo-") as scratch, \
-            running_sandbox(app) as sandbox:
-        ctx = operations.Context(store or open_store(scratch), on_event=sink,
+    with running_sandbox(app) as sandbox:
+        ctx = operations.Context(store, on_event=sink,
                                  env={"BRAIN_API_URL": sandbox.url},
                                  now=lambda: origin + (time.time() - origin) * speed,
                                  sleep=lambda seconds: time.sleep(seconds / speed))
@@ -85,4 +83,4 @@ def run_demo(scenario: str = "healthy", seed: int = 0, plan: Path = DEMO_PLAN,
     state = result.state
     return DemoResult(result.rollout_id, scenario, state.phase,
                       state.reason or state.pause_reason, sandbox.url, seconds, log,
-                      result.exit_code)
+                      result.exit_code, state)

@@ -727,6 +727,15 @@ def list_rollouts(ctx: Context) -> list[tuple[RolloutMeta, RolloutState | None]]
 
 
 def unlock(ctx: Context, lock_id: str) -> Any:
+    """Release the lock with this id, or the one whose id starts with it (as a rollout is
+    named by a unique prefix); a prefix of several is a UsageError naming them."""
+    held = [str(record.get("id")) for record in ctx.store.held_locks()]
+    if lock_id not in held:
+        matching = sorted(found for found in held if lock_id and found.startswith(lock_id))
+        if len(matching) > 1:
+            raise UsageError(f"{lock_id!r} begins {len(matching)} lock ids: "
+                             f"{', '.join(matching)}; give more of it")
+        lock_id = matching[0] if matching else lock_id
     return ctx.store.unlock(lock_id)
 
 

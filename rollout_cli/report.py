@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rollout_cli.engine import events as ev
+from rollout_cli.words import gist
 
 if TYPE_CHECKING:
     from rollout_cli.engine.analysis import Run
@@ -53,6 +54,10 @@ class Decision:
     who: str | None = None
     forced: bool = False
     auto: bool = False
+    repeats: int = 1
+    """Rounds in a row that said the same (numbers aside); ``reason`` is the last one's."""
+    last: float | None = None
+    """The time of the last of those repeats."""
 
 
 @dataclass
@@ -182,8 +187,15 @@ class _Builder:
         if self.analysis_decisions >= MAX_ANALYSIS_DECISIONS:
             self.report.omitted_decisions += 1
             return
+        reason = _analysis_reason(event.scope, phase, run)
+        previous = self.report.decisions[-1] if self.report.decisions else None
+        if previous is not None and previous.kind == "analysis" and \
+                gist(previous.reason) == gist(reason):
+            previous.repeats += 1
+            previous.reason, previous.last = reason, event.time
+            return
         self.analysis_decisions += 1
-        self.decide(event, state, "analysis", _analysis_reason(event.scope, phase, run))
+        self.decide(event, state, "analysis", reason)
 
     def series(self, check: str, scope: str, verdict: Mapping[str, Any]) -> Series:
         found = self.report.checks.get(check)
@@ -285,7 +297,7 @@ def _analysis_reason(scope: str, phase: str, run: Run) -> str:
         return run.message if run.message.startswith(scope) else \
             f"{scope} analysis {phase}: {run.message}"
     reasons = [str(v.get("reason")) for v in run.verdicts if v.get("phase") != "pass"]
-    return f"{scope} analysis round {run.rounds} {phase}: " + "; ".join(reasons)
+    return f"{scope} analysis {phase}: " + "; ".join(reasons)
 
 
 def build_report(meta: Any, events: Iterable[Event], plan: Any | None = None) -> Report:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rollout_cli.cli.options import OUTPUT, STATE_DIR, Output, state_flags
+from rollout_cli.cli.options import OUTPUT, STATE_DIR, Output, state_flags, state_store
 
 
 def demo(
@@ -16,8 +16,8 @@ def demo(
     speed: float = typer.Option(1.0, "--speed",
                                 help="Run the demo this many times faster (2 halves it)."),
     state: str | None = typer.Option(None, "--state", metavar="LOCATION",
-                                     help="Keep the demo's state here (default: a temporary "
-                                          "directory)."),
+                                     help="Where rollout state lives [default: $ROLLOUT_STATE, "
+                                          "else ./.rollout]."),
     state_dir: str | None = STATE_DIR,
     output: Output = OUTPUT,
 ) -> None:
@@ -31,22 +31,24 @@ def demo(
     from rollout_cli.render.console import stdout
     from rollout_cli.render.demo_view import print_demo
     from rollout_cli.render.rollout_view import EventPrinter
-    from rollout_cli.store.location import choose, open_store
+    from rollout_cli.store.location import choose
 
-    # Only where the command line says: a demo never adds to the state of $ROLLOUT_STATE.
-    found = choose(state_flags(cli), env={})
-    store = open_store(*found) if found else None
+    # The normal state location, so that `rollout report` and `history` find the demo.
+    found = choose(state_flags(cli))
+    store = state_store(cli)
 
     if output is Output.text and stdout().is_terminal:
         from rollout_cli.demo import DEMO_PLAN
         from rollout_cli.plan import load_plan
         from rollout_cli.render.live_view import LiveView
 
-        with LiveView(load_plan(DEMO_PLAN, {}).plan, stdout()) as view:
-            result = run_demo(scenario, seed, store=store, on_event=view, speed=speed)
+        view = LiveView(load_plan(DEMO_PLAN, {}).plan, stdout())
+        result = view.run(lambda: run_demo(store, scenario, seed, on_event=view, speed=speed))
     else:
         printer = EventPrinter(quiet=output is Output.json, jsonl=output is Output.jsonl)
-        result = run_demo(scenario, seed, store=store, on_event=printer, speed=speed)
-    print_demo(result, output.value)
+        result = run_demo(store, scenario, seed, on_event=printer, speed=speed)
+    # The commands the summary ends with name the location only when a flag gave it.
+    print_demo(result, output.value,
+               state=found[0] if found and found[1].startswith("--") else None)
     raise typer.Exit(result.exit_code)
 

@@ -16,7 +16,8 @@ class Format(StrEnum):
     json = "json"
 
 
-FORMAT = typer.Option(Format.md, "--format", metavar="md|html|json",
+# --output as on every other command; --format is its older name.
+FORMAT = typer.Option(Format.md, "--output", "-o", "--format", metavar="md|html|json",
                       help="md for a README or ticket; html for one self-contained page with "
                            "a chart per check; json for machines.")
 OUT = typer.Option(None, "--out", metavar="FILE", dir_okay=False,
@@ -38,7 +39,7 @@ def report(
     finished and rolled-back rollouts alike; without ROLLOUT, the active or newest one.
     The HTML is one file with inline CSS and SVG charts: no scripts, fonts or network.
 
-    Example: rollout report --format html --out report.html
+    Example: rollout report --output html --out report.html
     """
     from rollout_cli import operations
     from rollout_cli.render import report_view

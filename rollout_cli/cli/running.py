@@ -25,8 +25,7 @@ def live(ctx: Any, plan: Path, output: Output, run: Any) -> Any:
     ctx.on_event = view
 
     def watched() -> Any:
-        with view:
-            return run()
+        return view.run(run)
 
     return watched
 

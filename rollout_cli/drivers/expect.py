@@ -109,6 +109,21 @@ def preview(value: Any) -> str:
     return text[: VALUE_PREVIEW_LIMIT - 1] + "…"
 
 
+BODY_EXCERPT_LIMIT = 300
+
+
+def body_excerpt(doc: Any, text: str, redactor: Any) -> str:
+    """The start of an answer's body for a failure's message: its JSON compact with
+    secret-named keys and known secrets masked, else its text on one line; cut short."""
+    if doc is not None:
+        shown = json.dumps(redactor.data(doc), ensure_ascii=False, default=str)
+    else:
+        shown = redactor.text(" ".join(text.split()))
+    if len(shown) <= BODY_EXCERPT_LIMIT:
+        return shown
+    return shown[: BODY_EXCERPT_LIMIT - 1] + "…"
+
+
 def _is_true(value: Any) -> bool:
     # Equality checks on purpose: in JMESPath 0 is true and False == 0 must not leak in.
     return not (value is None or value is False or value in ("", [], {}))

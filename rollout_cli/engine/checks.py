@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rollout_cli.plan.durations import format_duration
+from rollout_cli.plan.expressions import slope_text
 from rollout_cli.plan.models import Check
+from rollout_cli.words import counted
 
 PASS, INCONCLUSIVE, ERROR, FAIL = "pass", "inconclusive", "error", "fail"
 IGNORED = "ignored"
@@ -60,15 +62,16 @@ def evaluate(name: str, check: Check, samples: Sequence[Sample], now: float,
     values = [s.value for s in recent if s.error is None and s.value is not None]
     where = f" in {format_duration(span)}" if span else ""
     if not values:
-        return _no_data(check, verdict, f"no data ({len(recent)} answers{where} had no value)")
+        return _no_data(check, verdict,
+                        f"no data ({counted(len(recent), 'answer')}{where} had no value)")
     if len(values) < check.min_samples:
-        return verdict(INCONCLUSIVE, f"{len(values)} samples{where}, needs "
+        return verdict(INCONCLUSIVE, f"{counted(len(values), 'sample')}{where}, needs "
                        f"{check.min_samples}", warming=True)
     if check.trend:
-        return _judge(check, verdict, *_trend(recent, check.trend))
+        return _judge(check, verdict, *_trend(recent, check))
     observed, label = _aggregate(check, values)
     if check.window:
-        label += f" ({len(values)} samples)"
+        label += f" ({counted(len(values), 'sample')})"
     if check.baseline is None:
         return _judge(check, verdict, observed, label)
     base_recent = [s for s in baseline if s.time >= start and s.error is None
@@ -119,8 +122,8 @@ def _percentile(values: Sequence[float], p: int) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def _trend(samples: Sequence[Sample], window: float) -> tuple[float, str]:
-    """Least-squares slope of value over time, per hour."""
+def _trend(samples: Sequence[Sample], check: Check) -> tuple[float, str]:
+    """Least-squares slope of value over time, per hour (shown in the thresholds' unit)."""
     points = [(s.time, s.value) for s in samples if s.value is not None and s.error is None]
     n = len(points)
     mean_t = math.fsum(t for t, _ in points) / n
@@ -129,8 +132,8 @@ def _trend(samples: Sequence[Sample], window: float) -> tuple[float, str]:
     slope = 0.0 if spread == 0 else math.fsum(
         (t - mean_t) * (v - mean_v) for t, v in points) / spread
     per_hour = slope * 3600
-    return per_hour, f"slope over {format_duration(window)} ({n} samples) = " \
-                      f"{per_hour:+.4g}/h"
+    return per_hour, f"slope over {format_duration(check.trend or 0)} ({counted(n, 'sample')}) = " \
+                      f"{slope_text(per_hour, check.pass_, check.fail)}"
 
 
 def _judge(check: Check, verdict, observed: float, label: str, shown: bool = True  # type: ignore[no-untyped-def]

@@ -51,6 +51,24 @@ class PlannedCheck:
 
 
 @dataclass(frozen=True)
+class PlannedMetric:
+    name: str
+    provider: str       # its plan key: http, prometheus
+    query: str          # the request or the PromQL, as written (secrets masked)
+    unit: str | None
+
+
+@dataclass(frozen=True)
+class PlannedAnalysis:
+    scope: list[str]    # the stages that run it ("background" for the plan-wide one)
+    interval: float
+    initial_delay: float
+    checks: list[str]
+    limits: str         # "failure_limit 0, inconclusive_limit 2, consecutive_error_limit 4"
+    actions: str        # "on_failure rollback, on_inconclusive pause, on_error pause"
+
+
+@dataclass(frozen=True)
 class DryRun:
     plan: str
     file: str
@@ -61,6 +79,8 @@ class DryRun:
     rollback: list[PlannedCall]
     total_earliest: float
     total_latest: float
+    metrics: list[PlannedMetric] = field(default_factory=list)
+    analyses: list[PlannedAnalysis] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,15 +99,38 @@ def build(loaded: LoadedPlan) -> DryRun:
         plan=plan.name, file=loaded.file, target=redact.text(plan.target.base_url),
         timeline=timeline, calls=calls, checks=_checks(plan), rollback=rollback,
         total_earliest=timeline[-1].end_earliest, total_latest=timeline[-1].end_latest,
+        metrics=[PlannedMetric(name, metric.provider.key,
+                               redact.text(metric.provider.describe(metric)), metric.unit)
+                 for name, metric in plan.metrics.items()],
+        analyses=_analyses(plan),
     )
+
+
+def _analyses(plan: Plan) -> list[PlannedAnalysis]:
+    """Each distinct analysis with the stages that run it, in the order they first do."""
+    found: dict[Any, list[str]] = {}
+    for stage in plan.stages:
+        analysis = plan.analysis_for(stage)
+        if analysis is not None:
+            found.setdefault(analysis, []).append(stage.name)
+    if plan.background_analysis is not None:
+        found.setdefault(plan.background_analysis, []).append("background")
+    return [PlannedAnalysis(
+        scope, a.interval, a.initial_delay, list(a.checks),
+        f"failure_limit {a.failure_limit}, inconclusive_limit {a.inconclusive_limit}, "
+        f"consecutive_error_limit {a.consecutive_error_limit}",
+        f"on_failure {a.on_failure}, on_inconclusive {a.on_inconclusive}, "
+        f"on_error {a.on_error}") for a, scope in found.items()]
 
 
 def _stage_calls(plan: Plan, stage: Stage, variables: dict[str, Any], redact) -> list[PlannedCall]:  # type: ignore[no-untyped-def]
     calls = [_call(plan, stage.name, step, variables, redact) for step in stage.steps]
     if stage.percentage is not None and plan.traffic is not None:
         traffic = _call(plan, stage.name, plan.traffic, variables, redact)
-        calls.append(PlannedCall(**{**asdict(traffic), "kind": "traffic",
-                                    "label": f"set traffic to {stage.percentage:g}%"}))
+        label = f"set traffic to {stage.percentage:g}%"
+        if plan.traffic.name:
+            label = f"{plan.traffic.name}: {label}"
+        calls.append(PlannedCall(**{**asdict(traffic), "kind": "traffic", "label": label}))
     return calls
 
 

@@ -27,7 +27,8 @@ _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, "==": operator.eq,
     "!=": operator.ne, ">": operator.gt, "<": operator.lt,
 }
-_PER_HOUR = {"/s": 3600.0, "/m": 60.0, "/h": 1.0, "/d": 1 / 24}
+# Slope units, per hour: what a slope threshold is kept in, and charts show it by.
+PER_HOUR = {"/s": 3600.0, "/m": 60.0, "/h": 1.0, "/d": 1 / 24}
 
 Kind = Literal["absolute", "relative", "slope"]
 
@@ -43,6 +44,12 @@ class Threshold:
 
     def holds(self, observed: float) -> bool:
         return _OPERATORS[self.op](observed, self.value)
+
+    @property
+    def unit(self) -> str:
+        """The unit written: "%", "/s" ... "/d", or "" for a plain number."""
+        match = _GRAMMAR.fullmatch(self.text)
+        return (match["unit"] or "") if match else ""
 
     def __str__(self) -> str:
         return self.text
@@ -67,8 +74,29 @@ def parse_threshold(text: object) -> Threshold:
     if unit == "%":
         return Threshold(match["op"], number / 100.0, "relative", text.strip())
     if unit:
-        return Threshold(match["op"], number * _PER_HOUR[unit], "slope", text.strip())
+        return Threshold(match["op"], number * PER_HOUR[unit], "slope", text.strip())
     return Threshold(match["op"], number, "absolute", text.strip())
+
+
+def display_unit(*thresholds: Threshold | None) -> tuple[float, str]:
+    """How a judged value reads beside these thresholds, as (factor, suffix): a ratio to a
+    baseline in percent (100, "%"), a slope (judged per hour) in the unit its thresholds
+    are written in (1/3600, "/s"), anything else as it is (1, "")."""
+    for threshold in thresholds:
+        if threshold is not None and threshold.kind == "relative":
+            return 100.0, "%"
+        if threshold is not None and threshold.kind == "slope":
+            return 1 / PER_HOUR[threshold.unit], threshold.unit
+    return 1.0, ""
+
+
+def slope_text(per_hour: float, *thresholds: Threshold | None) -> str:
+    """A slope in the unit its thresholds are written in (``+0.03/s`` next to ``<= 4/s``),
+    per hour when none is a slope."""
+    factor, unit = display_unit(*thresholds)
+    if unit in ("", "%"):
+        factor, unit = 1.0, "/h"
+    return f"{per_hour * factor:+.4g}{unit}"
 
 
 def describe_bands(passing: Threshold | None, failing: Threshold | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,10 +33,23 @@ def lint(loaded: LoadedPlan) -> list[Problem]:
     found.extend(_rollback_captures(plan, warn))
     found.extend(_late_aborts(plan, warn))
     for index, notify in enumerate(plan.notify):
-        if not notify.webhook:
+        if not notify.webhook and not _off_by_default(loaded, index):
             found.append(warn(("notify", index, "webhook"),
-                              "notify webhook is empty; these notifications are off"))
+                              "notify webhook is empty; these notifications are off",
+                              "write ${VARIABLE:-} to make them off unless it is set"))
     return sorted(found)
+
+
+_EMPTY_DEFAULT = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-\}")
+
+
+def _off_by_default(loaded: LoadedPlan, index: int) -> bool:
+    """A webhook written ``${VAR:-}`` is empty on purpose: off unless VAR is set."""
+    from rollout_cli.plan.yaml_source import read_document
+
+    data, _ = read_document(loaded.raw, loaded.file)
+    written = data["notify"][index].get("webhook")
+    return isinstance(written, str) and _EMPTY_DEFAULT.fullmatch(written.strip()) is not None
 
 
 def _too_many(analysis: Analysis) -> str:

@@ -48,7 +48,8 @@ def load_plan(path: str | os.PathLike[str], env: Mapping[str, str] | None = None
 
 
 def load_text(raw: bytes | str, file: str, env: Mapping[str, str]) -> LoadedPlan:
-    data, positions = read_document(raw, file)
+    read: list[Problem] = []     # a duplicate key does not stop the rest being checked
+    data, positions = read_document(raw, file, read)
     if not isinstance(data, dict):
         raise PlanError([positions.problem((), "a plan is a mapping of keys",
                                            "start with `version: 1` and `name: ...`")])
@@ -56,7 +57,7 @@ def load_text(raw: bytes | str, file: str, env: Mapping[str, str]) -> LoadedPlan
         if isinstance(data.get("secrets"), list) else set()
     job = interpolate(data, positions, env, secret_names)
     resolved: dict[str, Any] = job.data  # type: ignore[attr-defined]
-    problems = list(job.problems)
+    problems = [*read, *job.problems]
     plan: Plan | None = None
     try:
         plan = parse(Plan, resolved)

@@ -410,8 +410,9 @@ def _threshold_fits(value: Threshold, check: dict[str, Any]) -> None:
         if value.kind != "relative":
             raise ValueError(f"{value.text!r}: a baseline check compares in %, like '> +20%'")
     elif value.kind == "relative":
+        ratio = f"{value.op} {value.value:g}"
         raise ValueError(f"{value.text!r} is relative (%), but the check has no "
-                         f"`baseline:`; write 0.95 for 95%")
+                         f"`baseline:`; for a ratio write {ratio!r}")
     elif value.kind == "slope":
         raise ValueError(f"{value.text!r} is a slope, but the check has no `trend:` window")
 

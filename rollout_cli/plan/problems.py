@@ -22,7 +22,30 @@ def _got(value: Any) -> str:
 
 
 def to_problems(issues: list[Issue], positions: Positions) -> list[Problem]:
-    return [_problem(issue, positions) for issue in issues]
+    """One problem per issue, except that the keys missing from one mapping are one
+    problem naming them all (they share its place, where one would hide the others)."""
+    missing: dict[tuple[Any, ...], list[Issue]] = {}
+    problems = []
+    for issue in issues:
+        if issue.kind == "missing" and missing.setdefault(issue.loc[:-1], []):
+            missing[issue.loc[:-1]].append(issue)
+            continue
+        if issue.kind == "missing":
+            missing[issue.loc[:-1]].append(issue)
+        problems.append(issue)
+    return [_missing(missing[issue.loc[:-1]], positions) if issue.kind == "missing"
+            else _problem(issue, positions) for issue in problems]
+
+
+def _missing(issues: list[Issue], positions: Positions) -> Problem:
+    if len(issues) == 1:
+        return _problem(issues[0], positions)
+    path = issues[0].loc
+    parent = ".".join(str(p) for p in path[:-1]) or "plan"
+    names = ", ".join(repr(str(issue.loc[-1])) for issue in issues)
+    hint = "start the plan with `version: 1`" if ("version",) in [i.loc for i in issues] \
+        else None
+    return positions.problem(path, f"{parent}: missing required keys {names}", hint)
 
 
 def _problem(issue: Issue, positions: Positions) -> Problem:
@@ -31,7 +54,8 @@ def _problem(issue: Issue, positions: Positions) -> Problem:
     if issue.kind == "unknown":
         key = str(path[-1])
         hint = suggest(key, issue.allowed) or "allowed here: " + ", ".join(issue.allowed)
-        return positions.problem(path, issue.message, hint, key=True)
+        parent = ".".join(str(p) for p in path[:-1]) or "plan"
+        return positions.problem(path, f"{parent}: {issue.message}", hint, key=True)
     if issue.kind == "missing":
         parent = ".".join(str(p) for p in path[:-1]) or "plan"
         hint = "start the plan with `version: 1`" if path == ("version",) else None

@@ -30,15 +30,16 @@ def validate_file(path: Path) -> ValidationReport:
     from rollout_cli.plan.durations import format_duration
     from rollout_cli.plan.lint import lint
     from rollout_cli.plan.loader import load_plan
+    from rollout_cli.words import counted
 
     try:
         loaded = load_plan(path)
     except PlanError as exc:
         return ValidationReport(str(path), exc.problems, None)
     dry = build(loaded)
-    stages = len(loaded.plan.stages)
-    summary = (f"{stages} stage{'s' if stages != 1 else ''}, bake "
-               f"{format_duration(dry.total_earliest)}..{format_duration(dry.total_latest)}")
+    low, high = format_duration(dry.total_earliest), format_duration(dry.total_latest)
+    summary = (f"{counted(len(loaded.plan.stages), 'stage')}, bake "
+               + (low if low == high else f"{low}..{high}"))
     return ValidationReport(str(path), lint(loaded), summary)
 
 

@@ -167,8 +167,12 @@ def _compose(text: str, file: str) -> list[yaml.Node]:
         raise PlanError([Problem(file, 1, 1, "document is nested too deeply")]) from None
 
 
-def read_document(text: str | bytes, file: str) -> tuple[Any, Positions]:
-    """Parse one YAML document into plain data plus positions; raise PlanError on any problem."""
+def read_document(text: str | bytes, file: str, problems: list[Problem] | None = None
+                  ) -> tuple[Any, Positions]:
+    """Parse one YAML document into plain data plus positions; raise PlanError on any
+    problem, except that, given ``problems``, those after which the document still reads
+    (a duplicate key, whose first value is kept; a tag) are added there, so the caller
+    can report them with everything else at once."""
     size = len(text.encode() if isinstance(text, str) else text)
     if size > MAX_FILE_BYTES:
         raise PlanError([Problem(file, 1, 1, f"plan file is larger than {MAX_FILE_BYTES} bytes, "
@@ -192,6 +196,8 @@ def read_document(text: str | bytes, file: str) -> tuple[Any, Positions]:
                                  f"{MAX_NODES} values", _BILLION_LAUGHS)]) from None
     except RecursionError:
         raise PlanError([Problem(file, 1, 1, "document is nested too deeply")]) from None
-    if builder.problems:
+    if builder.problems and problems is None:
         raise PlanError(builder.problems)
+    if problems is not None:
+        problems.extend(builder.problems)
     return data, builder.positions

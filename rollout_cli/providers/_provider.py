@@ -49,6 +49,11 @@ class Provider:
         (the one that gives its URL); None: the provider's key itself."""
         return None
 
+    def describe(self, metric: Metric) -> str:
+        """What the metric asks, for `rollout plan`: the request or the query as written
+        (templates unfilled). Model side: no httpx."""
+        return self.key
+
     def requests(self, plan: Plan, metric: Metric, variables: Mapping[str, Any],
                  now: float) -> tuple[HttpRequest, ...]:
         """What to send for one measurement at ``now``; raises templates.MissingVariable."""

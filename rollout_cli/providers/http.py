@@ -70,6 +70,10 @@ class HttpProvider(Provider):
     def request_key(self, metric: Metric) -> str:
         return "get" if metric.query.get is not None else "post"
 
+    def describe(self, metric: Metric) -> str:
+        query: HttpQuery = metric.query
+        return f"{query.method} {query.path}, select {metric.beside('select')}"
+
     def requests(self, plan: Plan, metric: Metric, variables: Mapping[str, Any],
                  now: float) -> tuple[HttpRequest, ...]:
         """The plan's target, the query's path, headers and body."""

@@ -46,6 +46,14 @@ class PrometheusProvider(Provider):
     def request_key(self, metric: Metric) -> str:
         return "url"
 
+    def describe(self, metric: Metric) -> str:
+        prom: PrometheusQuery = metric.query
+        from rollout_cli.plan.durations import format_duration
+
+        ranged = f" (range {format_duration(prom.range)}" + (
+            f", step {format_duration(prom.step)})" if prom.step else ")") if prom.range else ""
+        return f"PromQL at {prom.url}{ranged}: {prom.query}"
+
     def requests(self, plan: Plan, metric: Metric, variables: Mapping[str, Any],
                  now: float) -> tuple[HttpRequest, ...]:
         """An instant query at ``now``; with ``range:``, a range query ending at ``now``."""

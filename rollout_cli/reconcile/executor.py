@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from rollout_cli.drivers.expect import capture, check_condition, check_status
+from rollout_cli.drivers.expect import body_excerpt, capture, check_condition, check_status
 from rollout_cli.drivers.http import HttpDriver, HttpOutcome
 from rollout_cli.drivers.metrics import MetricFetcher
 from rollout_cli.drivers.request import policy_of, request_of
@@ -126,6 +126,9 @@ class Executor:
             captured, errors = capture(outcome.json, dict(step.capture))
             problem = "; ".join(errors) or None
         if problem is not None:
+            body = body_excerpt(outcome.json, outcome.text, self.redactor)
+            if body:   # what the target said, so the failure explains itself
+                problem += f"; the answer was: {body}"
             return {**result, "ok": False, "error": self.redactor.text(problem)}
         return {**result, "ok": True, "captures": self.redactor.data(captured)}
 

@@ -20,6 +20,21 @@ def sparkline(values: list[float | None]) -> str:
                    for v in values)
 
 
+def value_text(check: Any, value: float | None) -> str:
+    """A verdict's value as its thresholds read: a slope in their unit (``+0.5/s``), a
+    baseline check's difference in percent (``+40.3%``), else the number."""
+    from rollout_cli.plan.expressions import display_unit
+
+    if value is None:
+        return "-"
+    factor, suffix = display_unit(check.pass_, check.fail) if check is not None else (1.0, "")
+    if suffix == "%":
+        return f"{value * factor:+.1f}%"
+    if suffix:
+        return f"{value * factor:+.4g}{suffix}"
+    return f"{value:.4g}"
+
+
 def checks_data(state: RolloutState, plan: Any) -> list[dict[str, Any]]:
     """One row per judged check, newest verdict first in mind of the operator."""
     from rollout_cli.plan.dryrun import describe_check
@@ -32,6 +47,7 @@ def checks_data(state: RolloutState, plan: Any) -> list[dict[str, Any]]:
             check = plan.checks.get(name) if plan is not None else None
             rows.append({
                 "scope": scope, "check": name, "value": verdict["value"],
+                "shown": value_text(check, verdict["value"]),
                 "verdict": verdict["phase"], "dry_run": verdict["dry_run"],
                 "rule": describe_check(check) if check is not None else None,
                 "reason": verdict["reason"],
@@ -57,7 +73,7 @@ def checks_lines(state: RolloutState, plan: Any) -> list[str]:
                      f"consecutive errors {counters['consecutive_errors']}"
                      + (", passing" if counters["passed"] else ""))
     for row in checks_data(state, plan):
-        value = "-" if row["value"] is None else f"{row['value']:.4g}"
+        value = row["shown"]
         flag = " (dry run)" if row["dry_run"] else ""
         lines.append(f"  {row['check']:<20} {row['verdict']:<12} {value:>10}  "
                      f"{sparkline(row['history']):<30} {row['rule'] or ''}{flag}")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 from rollout_cli.demo import DemoResult
 from rollout_cli.render.console import stdout
 
 
-def print_demo(result: DemoResult, output: str) -> None:
+def print_demo(result: DemoResult, output: str, state: str | None = None) -> None:
+    """``state`` is the location a flag named, repeated in the commands the summary ends
+    with (a location from the environment or the default needs no flag)."""
     if output in ("json", "jsonl"):
         print(json.dumps({**({"type": "summary"} if output == "jsonl" else {}),
             "rollout": result.rollout_id, "scenario": result.scenario, "phase": result.phase,
@@ -31,3 +34,8 @@ def print_demo(result: DemoResult, output: str) -> None:
     if result.scenario == "healthy":
         console.print("\nNext: `rollout demo --scenario degrade-at-50` shows an automatic "
                       "rollback.", markup=False)
+    where = f" --state {shlex.quote(state)}" if state else ""
+    console.print("\nSee it again:", markup=False)
+    console.print(f"  rollout report {result.rollout_id}{where} --output html --out report.html",
+                  markup=False)
+    console.print(f"  rollout history {result.rollout_id}{where}", markup=False)

@@ -9,6 +9,7 @@ from rollout_cli.errors import Problem
 from rollout_cli.plan.dryrun import DryRun, PlannedCall
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.render.console import is_terminal, plain, stdout
+from rollout_cli.words import counted
 
 
 def print_json(data: Any) -> None:
@@ -50,7 +51,7 @@ def dry_run_text(dry: DryRun) -> None:
         timeline.add_row(
             row.stage, "-" if row.percentage is None else f"{row.percentage:g}%", bake, row.gate,
             _span(row.start_earliest, row.start_latest), _span(row.end_earliest, row.end_latest),
-            f"{len(row.checks)} checks" if row.checks else "-",
+            counted(len(row.checks), "check") if row.checks else "-",
         )
     console.print(timeline)
     console.print(f"Total bake time: {_span(dry.total_earliest, dry.total_latest)} "
@@ -63,6 +64,19 @@ def dry_run_text(dry: DryRun) -> None:
             phase = call.phase
             console.print(f"  [{phase}]", markup=False)
         console.print(_call_text(number, call), markup=False)
+
+    console.print("\nMetrics:", markup=False)
+    for metric in dry.metrics:
+        unit = f" (in {metric.unit})" if metric.unit else ""
+        console.print(f"  {metric.name}{unit}: {metric.query}", markup=False)
+
+    console.print("\nAnalysis:", markup=False)
+    for analysis in dry.analyses:
+        console.print(f"  {', '.join(analysis.scope)}: every "
+                      f"{format_duration(analysis.interval)}, the first measurement "
+                      f"{format_duration(analysis.initial_delay)} after the traffic change; "
+                      f"checks {', '.join(analysis.checks) or 'none'}\n"
+                      f"       {analysis.limits}; {analysis.actions}", markup=False)
 
     console.print("\nChecks:", markup=False)
     for check in dry.checks:

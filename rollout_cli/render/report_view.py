@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from html import escape
+from itertools import pairwise
 
 from rollout_cli.report import Decision, Report, Rollback, RollbackCall, Series, Stage
 
@@ -14,7 +15,7 @@ Scale = Callable[[float], float]
 
 # Chart geometry, in SVG user units.
 _W, _H = 760, 240
-_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 16, 28, 28
+_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 16, 28, 34
 _VERDICT_COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "inconclusive": "#ef8f00"}
 
 
@@ -46,6 +47,13 @@ def _call_outcome(call: RollbackCall) -> str:
     if call.elapsed is not None:
         text += f", {call.elapsed * 1000:.0f} ms"
     return text + (f": {call.error}" if call.error else "")
+
+
+def _kind(decision: Decision) -> str:
+    """``analysis ×20 (until 12:00:05 UTC)`` for rounds that repeated."""  # noqa: RUF002
+    if decision.repeats < 2:
+        return decision.kind
+    return f"{decision.kind} ×{decision.repeats} (until {_when(decision.last)})"  # noqa: RUF001
 
 
 def _who(decision: Decision) -> str:
@@ -80,7 +88,7 @@ def to_markdown(report: Report) -> str:
               f"{_md(_stage_end(s))} |" for s in report.stages]
     lines += ["", "## Decisions", "", "| time | stage | decision | who | reason |",
               "|---|---|---|---|---|"]
-    lines += [f"| {_when(d.time)} | {_md(d.stage or '-')} | {d.kind} | {_md(_who(d))} | "
+    lines += [f"| {_when(d.time)} | {_md(d.stage or '-')} | {_kind(d)} | {_md(_who(d))} | "
               f"{_md(d.reason)} |" for d in report.decisions]
     if report.omitted_decisions:
         lines += ["", f"({report.omitted_decisions} later non-pass analysis rounds omitted)"]
@@ -179,7 +187,7 @@ def _html_timeline(stages: list[Stage]) -> str:
 
 
 def _html_decisions(report: Report) -> str:
-    rows = [[escape(_when(d.time)), escape(d.stage or "-"), escape(d.kind), escape(_who(d)),
+    rows = [[escape(_when(d.time)), escape(d.stage or "-"), escape(_kind(d)), escape(_who(d)),
              escape(d.reason)] for d in report.decisions]
     note = (f"<p class=\"muted\">{report.omitted_decisions} later non-pass analysis rounds "
             "omitted</p>" if report.omitted_decisions else "")
@@ -207,8 +215,9 @@ def _html_series(series: Series, stages: list[Stage]) -> str:
     return f"<section class=\"check\">{head}{chart(series, stages)}</section>"
 
 
-def _absolute_lines(series: Series) -> list[tuple[str, float]]:
-    """The pass/fail thresholds drawable on the value axis: absolute numbers only."""
+def _thresholds(series: Series) -> list[tuple[str, float]]:
+    """Every pass/fail threshold, on the axis the check's values are judged on (a ratio
+    for a baseline check, a slope per hour for a trend)."""
     from rollout_cli.plan.expressions import parse_threshold
 
     found = []
@@ -219,15 +228,48 @@ def _absolute_lines(series: Series) -> list[tuple[str, float]]:
             threshold = parse_threshold(text)
         except ValueError:
             continue
-        if threshold.kind == "absolute":
-            found.append((f"{label} {threshold.text}", threshold.value))
+        found.append((f"{label} {threshold.text}", threshold.value))
     return found
 
 
+def _unit(series: Series) -> tuple[float, str]:
+    """How values show: the factor from the judged value and the suffix of the thresholds'
+    unit (``%`` for a baseline check's ratio, ``/s`` for a slope judged per hour)."""
+    from rollout_cli.plan.expressions import display_unit, parse_threshold
+
+    thresholds = []
+    for text in (series.pass_text, series.fail_text):
+        try:
+            thresholds.append(parse_threshold(text) if text else None)
+        except ValueError:
+            continue
+    return display_unit(*thresholds)
+
+
+def _segments(points: list[tuple[float, float | None]]) -> list[list[tuple[float, float]]]:
+    """The line's pieces: it breaks at a round without a value (an error, no data) and
+    across a gap in time (a pause, an outage) longer than three usual intervals."""
+    steps = sorted(b[0] - a[0] for a, b in pairwise(points))
+    usual = steps[len(steps) // 2] if steps else 0.0
+    pieces: list[list[tuple[float, float]]] = [[]]
+    last: float | None = None
+    for t, v in points:
+        broken = v is None or (last is not None and usual > 0 and t - last > 3 * usual)
+        if broken and pieces[-1]:
+            pieces.append([])
+        if v is not None:
+            pieces[-1].append((t, v))
+        last = t
+    return [piece for piece in pieces if piece]
+
+
 def chart(series: Series, stages: list[Stage]) -> str:
-    """An inline SVG of one check: values, absolute thresholds, stage boundaries."""
-    points = [(t, v) for t, v, _ in series.points if v is not None]
-    lines = _absolute_lines(series)
+    """An inline SVG of one check: values in the thresholds' unit, every threshold, a
+    time axis, stage boundaries labelled without overlapping, gaps left as gaps."""
+    factor, suffix = _unit(series)
+    values = [(t, None if v is None else v * factor) for t, v, _ in series.points]
+    points = [(t, v) for t, v in values if v is not None]
+    lines = [(label, value * factor) for label, value in _thresholds(series)]
     times = [t for t, _, _ in series.points]
     if not times:
         return "<p class=\"muted\">no values</p>"
@@ -240,51 +282,104 @@ def chart(series: Series, stages: list[Stage]) -> str:
     def x(t: float) -> float:
         return _LEFT + (t - t0) / ((t1 - t0) or 1.0) * (_W - _LEFT - _RIGHT)
 
+    layout, rows = _stage_layout(stages, t0, t1, x)
+    top = _TOP + _LABEL_ROW * (rows - 1)
+    marks = _stage_marks(layout, top)
+
     def y(v: float) -> float:
-        return _H - _BOTTOM - (v - y0) / (y1 - y0) * (_H - _TOP - _BOTTOM)
+        return _H - _BOTTOM - (v - y0) / (y1 - y0) * (_H - top - _BOTTOM)
 
     parts = [f"<svg class=\"chart\" width=\"{_W}\" "
              f"height=\"{_H}\" viewBox=\"0 0 {_W} {_H}\" role=\"img\" "
              f"aria-label=\"{escape(series.check)}\">",
-             _axes(y0, y1, y)]
-    parts += _stage_marks(stages, t0, t1, x)
+             _axes(y0, y1, y, top, suffix), *_time_axis(t0, t1, x), *marks]
     parts += [_threshold_line(label, value, y) for label, value in lines]
-    if points:
-        coords = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
-        parts.append(f"<polyline fill=\"none\" stroke=\"#1565c0\" stroke-width=\"1.6\" "
-                     f"points=\"{coords}\"/>")
-    parts += [f"<circle cx=\"{x(t):.1f}\" cy=\"{y(v):.1f}\" r=\"3\" "
+    for piece in _segments(values):
+        coords = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in piece)
+        parts.append(f"<polyline class=\"values\" fill=\"none\" stroke=\"#1565c0\" "
+                     f"stroke-width=\"1.6\" points=\"{coords}\"/>")
+    parts += [f"<circle cx=\"{x(t):.1f}\" cy=\"{y(v * factor):.1f}\" r=\"3\" "
               f"fill=\"{_VERDICT_COLOURS.get(p, '#777')}\"><title>{escape(p)} "
-              f"{escape(_num(v))} at {escape(_when(t))}</title></circle>"
+              f"{escape(_num(v * factor))}{suffix} at {escape(_when(t))}</title></circle>"
               for t, v, p in series.points if v is not None and p != "pass"]
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _axes(y0: float, y1: float, y: Scale) -> str:
-    bottom, top = _H - _BOTTOM, _TOP
+def _axes(y0: float, y1: float, y: Scale, top: float, suffix: str) -> str:
+    bottom = _H - _BOTTOM
     return (f"<line x1=\"{_LEFT}\" y1=\"{top}\" x2=\"{_LEFT}\" y2=\"{bottom}\" stroke=\"#999\"/>"
             f"<line x1=\"{_LEFT}\" y1=\"{bottom}\" x2=\"{_W - _RIGHT}\" y2=\"{bottom}\" "
             f"stroke=\"#999\"/>"
             f"<text x=\"{_LEFT - 4}\" y=\"{y(y1):.1f}\" font-size=\"10\" text-anchor=\"end\" "
-            f"dominant-baseline=\"hanging\">{escape(_num(y1))}</text>"
+            f"dominant-baseline=\"hanging\">{escape(_num(y1))}{suffix}</text>"
             f"<text x=\"{_LEFT - 4}\" y=\"{y(y0):.1f}\" font-size=\"10\" "
-            f"text-anchor=\"end\">{escape(_num(y0))}</text>")
+            f"text-anchor=\"end\">{escape(_num(y0))}{suffix}</text>")
 
 
-def _stage_marks(stages: list[Stage], t0: float, t1: float, x: Scale) -> list[str]:
-    marks = []
+_TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+               43200, 86400)
+
+
+def _time_axis(t0: float, t1: float, x: Scale) -> list[str]:
+    """Ticks at round times (UTC), about six across; seconds shown only when they vary."""
+    span = t1 - t0
+    step = next((s for s in _TICK_STEPS if span / s <= 6), _TICK_STEPS[-1])
+    first = (int(t0) // step + (1 if t0 % step else 0)) * step
+    shape = "%H:%M:%S" if step < 60 else "%H:%M" if step < 86400 else "%m-%d"
+    ticks = []
+    at = first
+    while at <= t1:
+        left = x(at)
+        label = datetime.fromtimestamp(at, UTC).strftime(shape)
+        ticks.append(f"<line class=\"time-tick\" x1=\"{left:.1f}\" y1=\"{_H - _BOTTOM}\" "
+                     f"x2=\"{left:.1f}\" y2=\"{_H - _BOTTOM + 4}\" stroke=\"#999\"/>"
+                     f"<text class=\"time-label\" x=\"{left:.1f}\" y=\"{_H - _BOTTOM + 15}\" "
+                     f"font-size=\"10\" text-anchor=\"middle\" fill=\"#555\">{label}</text>")
+        at += step
+    ticks.append(f"<text x=\"{_W - _RIGHT}\" y=\"{_H - 2}\" font-size=\"9\" "
+                 f"text-anchor=\"end\" fill=\"#777\">time (UTC)</text>")
+    return ticks
+
+
+_LABEL_ROW = 12          # the height of a row of stage labels
+_CHAR = 6.2              # the width of a character of a 10px label, generously
+
+
+def _stage_layout(stages: list[Stage], t0: float, t1: float, x: Scale
+                  ) -> tuple[list[tuple[float, str, float, int | None]], int]:
+    """Where each stage's boundary and label go: the label on the first of three rows
+    (counted up from the plot) where it overlaps no other; one that fits on none keeps
+    only its line and a tooltip. Returns ``(x, label, label's left, row)`` and the rows
+    used."""
+    placed: list[list[tuple[float, float]]] = [[], [], []]
+    layout: list[tuple[float, str, float, int | None]] = []
     for stage in stages:
         if not t0 <= stage.started <= t1:
             continue
         at = x(stage.started)
+        label = _stage_label(stage)
+        width = len(label) * _CHAR
         # Near the right edge the name goes left of its line, so it is not clipped.
-        anchor, shift = ("end", -3) if at > _W - 120 else ("start", 3)
-        marks.append(f"<line class=\"stage\" x1=\"{at:.1f}\" y1=\"{_TOP - 14}\" x2=\"{at:.1f}\" "
-                     f"y2=\"{_H - _BOTTOM}\" stroke=\"#888\" stroke-width=\"1\"/>"
-                     f"<text x=\"{at + shift:.1f}\" y=\"{_TOP - 4}\" font-size=\"10\" "
-                     f"text-anchor=\"{anchor}\" fill=\"#555\">"
-                     f"{escape(_stage_label(stage))}</text>")
+        left = at - 3 - width if at + 3 + width > _W - _RIGHT else at + 3
+        row = next((r for r, spans in enumerate(placed)
+                    if all(left + width + 4 < a or left > b + 4 for a, b in spans)), None)
+        if row is not None:
+            placed[row].append((left, left + width))
+        layout.append((at, label, left, row))
+    return layout, max([1] + [row + 1 for *_, row in layout if row is not None])
+
+
+def _stage_marks(layout: list[tuple[float, str, float, int | None]], top: float) -> list[str]:
+    marks = []
+    for at, label, left, row in layout:
+        marks.append(f"<line class=\"stage\" x1=\"{at:.1f}\" y1=\"{top - 14:.0f}\" "
+                     f"x2=\"{at:.1f}\" y2=\"{_H - _BOTTOM}\" stroke=\"#888\" "
+                     f"stroke-width=\"1\"><title>{escape(label)}</title></line>")
+        if row is not None:
+            marks.append(f"<text class=\"stage-label\" x=\"{left:.1f}\" "
+                         f"y=\"{top - 4 - _LABEL_ROW * row:.0f}\" font-size=\"10\" "
+                         f"fill=\"#555\">{escape(label)}</text>")
     return marks
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.render.checks_view import checks_data, checks_lines, runs_data
 from rollout_cli.render.console import stderr, stdout
+from rollout_cli.words import gist
 
 if TYPE_CHECKING:
     # The engine (and through it the plan's models) only once a rollout is shown:
@@ -88,13 +89,20 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def _analysis(event: Any) -> str:
+def _analysis(event: Any, dry_shown: dict[str, str] | None = None) -> str:
+    """The round and every check that did not pass. Dry-run checks show every time, or,
+    given ``dry_shown`` (each one's verdict last shown), only when their verdict changed."""
     run = event.run
     lines = [f"  {event.scope} analysis #{run.rounds}: {run.phase or 'no checks'}"]
     for verdict in run.verdicts:
-        if verdict["phase"] != "pass" or verdict.get("dry_run"):
-            lines.append(f"    {verdict['reason']}" + (" (dry run)" if verdict["dry_run"]
-                                                         else ""))
+        if verdict.get("dry_run"):
+            if dry_shown is not None:
+                if dry_shown.get(verdict["check"]) == verdict["phase"]:
+                    continue
+                dry_shown[verdict["check"]] = verdict["phase"]
+            lines.append(f"    {verdict['reason']} (dry run)")
+        elif verdict["phase"] != "pass":
+            lines.append(f"    {verdict['reason']}")
     return "\n".join(lines)
 
 
@@ -117,13 +125,41 @@ class EventPrinter:
     def __init__(self, quiet: bool = False, jsonl: bool = False):
         self.console = stderr() if quiet or jsonl else stdout()
         self.jsonl = jsonl
+        # Analysis rounds that say what the last one of their scope said, numbers aside,
+        # are counted, not printed; dry-run checks show when their verdict changes.
+        self.dry_shown: dict[str, str] = {}
+        self.last_round: dict[str, str] = {}
+        self.repeats: dict[str, tuple[int, float]] = {}
 
     def __call__(self, event: Event, state: RolloutState) -> None:
         if self.jsonl:
             json_line(event.to_record())
         if event.TYPE == "measured" and not getattr(event, "errors", None):
             return
-        self.console.print(f"{_clock(event.time)}  {describe_event(event)}", markup=False)
+        if event.TYPE == "analysis":
+            scope = event.scope   # type: ignore[attr-defined]
+            text = _analysis(event, self.dry_shown)
+            said = gist(text.partition(":")[2])
+            if self.last_round.get(scope) == said and "(dry run)" not in text:
+                count, _ = self.repeats.get(scope, (0, event.time))
+                self.repeats[scope] = (count + 1, event.time)
+                return
+            self._repeated()
+            self.last_round[scope] = gist("\n".join(
+                line for line in text.splitlines() if "(dry run)" not in line
+            ).partition(":")[2])
+        else:
+            self._repeated()
+            if event.TYPE == "analysis-started":   # a new stage's rounds start afresh
+                self.last_round.pop(event.scope, None)   # type: ignore[attr-defined]
+            text = describe_event(event)
+        self.console.print(f"{_clock(event.time)}  {text}", markup=False)
+
+    def _repeated(self) -> None:
+        for scope, (count, until) in sorted(self.repeats.items()):
+            self.console.print(f"{_clock(until)}    {scope} analysis: the same ×{count}",  # noqa: RUF001
+                               markup=False)
+        self.repeats.clear()
 
 
 def print_lock_wait(subject: str, holder: dict[str, Any]) -> None:
@@ -174,7 +210,8 @@ def result_dict(result: Any, resume: str = "") -> dict[str, Any]:
     """An operation's result (operations.Result) for --output json and jsonl. ``resume``:
     the options that continue an interrupted command (`--follow`, `--auto-approve`)."""
     state: RolloutState = result.state
-    return {"rollout": result.rollout_id or None, "phase": state.phase, "stage": state.stage,
+    return {"rollout": result.rollout_id or None, "phase": state.phase,
+            "stage": stage_name(result.plan, state), "stage_index": state.stage,
             "percentage": state.percentage, "reason": state.reason,
             "pause_reason": state.pause_reason,
             "uncertain": state.uncertain.line if state.uncertain else None,
@@ -224,13 +261,23 @@ def status_dict(status: Any, now: float) -> dict[str, Any]:
     stage = plan.stages[state.stage] if plan and state.stage < len(plan.stages) else None
     if stage is not None and stage.name != name:
         stage = None   # the plan file changed under the rollout: show only what it ran
+    from rollout_cli.engine.phases import TERMINAL  # here: `status` of nothing needs none
+
+    ended = state.phase in TERMINAL
+    if ended:
+        now = state.updated          # a finished rollout's clocks stop where it ended
     bake_left = None
-    if stage and stage.bake and state.baking_since is not None:
+    if stage and stage.bake and state.baking_since is not None and not ended:
         bake_left = max(0.0, stage.bake.min - state.baked_at(now))
+    rolled_back = state.phase in ("rolled-back", "rollback-failed")
     return {
         "rollout": status.meta.id, "plan": status.meta.plan_name, "phase": state.phase,
         "stage": name, "stage_index": state.stage,
-        "stages": len(plan.stages) if plan else None, "percentage": state.percentage,
+        "stages": len(plan.stages) if plan else None,
+        # After a rollback the traffic is whatever the rollback calls made it, not the
+        # stage's percentage: that one is kept as the percentage rolled back from.
+        "percentage": None if rolled_back else state.percentage,
+        "rolled_back_from": state.percentage if rolled_back else None,
         "time_in_stage": (now - state.stage_started_at) if state.stage_started_at else None,
         "bake_left": bake_left, "gate": stage.gate if stage else None,
         "gate_approved": state.gate_approved, "pause_reason": state.pause_reason,
@@ -257,6 +304,8 @@ def print_status(status: Any, now: float, output: str) -> None:
              f"phase     {data['phase']}"]
     if data["stage"]:
         pct = "-" if data["percentage"] is None else f"{data['percentage']:g}%"
+        if data["rolled_back_from"] is not None:
+            pct = f"rolled back from {data['rolled_back_from']:g}%"
         lines.append(f"stage     {data['stage']} ({data['stage_index'] + 1}/{data['stages']}),"
                      f" traffic {pct}, gate {data['gate']}"
                      + (" (approved)" if data["gate_approved"] else ""))

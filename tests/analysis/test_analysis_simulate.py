@@ -141,7 +141,7 @@ def test_a_stage_is_judged_only_on_measurements_taken_after_it_began():
 
     simulate(BRAIN, "degrade-at-50", seed=0, env=ENV, on_event=collect)
 
-    assert "1 samples in 10m, needs 2" in rounds[0]["latency-vs-legacy"]
+    assert "1 sample in 10m, needs 2" in rounds[0]["latency-vs-legacy"]
     assert "(2 samples)" in rounds[1]["latency-vs-legacy"]
 
 
@@ -161,3 +161,19 @@ def test_analyses_due_together_share_each_measurement():
     simulate(BRAIN, "healthy", seed=3, env=ENV, on_event=count)
 
     assert seen["stage"] == seen["background"] == seen["measured"]
+
+
+def test_a_plan_with_prometheus_metrics_is_refused_at_once_naming_them(rollout, tmp_path):
+    plan = tmp_path / "prom.yaml"
+    plan.write_text((PLANS / "brain-api-demo.yaml").read_text().replace(
+        '  modern_error_rate:\n    http: {get: "/api/admin/ab-testing/results?window=5m"}\n'
+        '    select: variants.modern.errorRate\n',
+        "  modern_error_rate:\n    prometheus:\n      url: http://127.0.0.1:9\n"
+        "      query: sum(rate(errors_total[5m]))\n"))
+
+    result = rollout("simulate", str(plan), "--scenario", "healthy")
+
+    assert result.code == 2
+    assert ("metrics.modern_error_rate: a prometheus metric cannot be simulated; the "
+            "in-process sandbox answers http metrics only") in result.err
+    assert "404" not in result.out + result.err and result.out == ""

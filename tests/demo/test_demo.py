@@ -31,3 +31,36 @@ def test_jsonl_stream_of_a_demo_tells_the_whole_story(rollout):
     summary = lines[-1]
     assert (summary["type"], summary["phase"]) == ("summary", "rolled-back")
     assert result.code == 1
+
+
+def test_report_and_history_right_after_the_demo_find_its_rollout(rollout, here):
+    demo = rollout("demo", "--speed", "20")
+
+    assert demo.code == 0, demo.err
+    # Plain lines without the noise: dry-run checks when their verdict changes, rounds
+    # that repeat the last one counted.
+    dry = [line for line in demo.out.splitlines() if "(dry run)" in line]
+    assert 3 <= len(dry) <= 6, dry
+    assert "background analysis: the same ×" in demo.out  # noqa: RUF001
+    summary = demo.out.rstrip().splitlines()
+    [rollout_id] = [line.split()[2] for line in summary if line.startswith("  rollout report ")]
+    assert summary[-2:] == [
+        f"  rollout report {rollout_id} --output html --out report.html",
+        f"  rollout history {rollout_id}"]
+    assert (here / ".rollout").is_dir()
+    for command in summary[-2:]:
+        result = rollout(*command.split()[1:])
+        assert result.code == 0, result.err
+    assert (here / "report.html").read_text().count(rollout_id) >= 1
+    assert "succeeded" in rollout("history", rollout_id).out
+
+
+def test_the_summary_repeats_a_state_location_given_on_the_command_line(rollout, tmp_path):
+    state = tmp_path / "demo state"
+
+    demo = rollout("demo", "--speed", "20", "--state", str(state))
+
+    assert demo.code == 0, demo.err
+    last = demo.out.rstrip().splitlines()[-1]
+    assert last.endswith(f" --state '{state}'")
+    assert rollout(*last.split()[1:3], "--state", str(state)).code == 0

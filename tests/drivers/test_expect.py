@@ -168,3 +168,20 @@ def test_preview_cuts_long_values() -> None:
     text = preview(list(range(1000)))
 
     assert len(text) == 200 and text.endswith("…")
+
+
+def test_a_body_excerpt_is_short_one_line_and_redacted():
+    from rollout_cli.drivers.expect import BODY_EXCERPT_LIMIT, body_excerpt
+    from rollout_cli.redact import Redactor
+
+    redactor = Redactor(["s3cr3t-value"])
+    doc = {"error": "stopped; start a new test", "token": "abc123xyz",
+           "echo": "Bearer s3cr3t-value", "padding": "x" * 1000}
+
+    shown = body_excerpt(doc, "", redactor)
+    text = body_excerpt(None, "<html>\n  <b>502 Bad Gateway s3cr3t-value</b>\n</html>", redactor)
+
+    assert shown.startswith('{"error": "stopped; start a new test", "token": "***", '
+                            '"echo": "Bearer ***"')
+    assert len(shown) == BODY_EXCERPT_LIMIT and shown.endswith("…")
+    assert text == "<html> <b>502 Bad Gateway ***</b> </html>"

@@ -111,7 +111,7 @@ def test_a_stage_is_judged_only_on_samples_after_its_change_and_delay():
     first = next(e for e in world.of("analysis", scope="stage") if e["stage"] == 1)
     verdict = first["run"]["verdicts"][0]
     # Only the stage's own first measurement, at answered + 2m, is in its window.
-    assert "1 samples in 30m, needs 3" in verdict["reason"], verdict["reason"]
+    assert "1 sample in 30m, needs 3" in verdict["reason"], verdict["reason"]
     assert first["time"] >= answered + 120
 
 

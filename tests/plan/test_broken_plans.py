@@ -58,11 +58,11 @@ def with_rollback_step(line: str) -> str:
 
 # (id, plan text, expected "line:column: message fragment")
 CASES = [
-    ("unknown-top-key", BASE + "stagez: []\n", "26:1: unknown key 'stagez' (hint: did you mean 'stages'?)"),
+    ("unknown-top-key", BASE + "stagez: []\n", "26:1: plan: unknown key 'stagez' (hint: did you mean 'stages'?)"),
     ("unknown-stage-key", variant("    bake: 5m", "    bake: 5m\n    bakee: 1h"),
-     "24:5: unknown key 'bakee' (hint: did you mean 'bake'?)"),
+     "24:5: stages.0: unknown key 'bakee' (hint: did you mean 'bake'?)"),
     ("unknown-step-key", with_rollback_step("timout: 1s"),
-     "26:5: unknown key 'timout' (hint: did you mean 'timeout'?)"),
+     "26:5: rollback.0: unknown key 'timout' (hint: did you mean 'timeout'?)"),
     ("missing-version", BASE.replace("version: 1\n", ""),
      "1:1: plan: missing required key 'version'"),
     ("wrong-version", variant("version: 1", "version: 2"), "1:10: version: must be 1, got 2"),
@@ -192,7 +192,7 @@ def test_base_plan_is_valid(tmp_path: Path, rollout):
     result = rollout("validate", str(plan))
 
     assert result.code == 0, result.err
-    assert "valid, 1 stage" in result.out
+    assert "valid, 1 stage, bake 5m\n" in result.out       # a fixed bake reads as one
 
 
 def test_all_errors_reported_at_once(tmp_path: Path, rollout):
@@ -273,3 +273,27 @@ def test_missing_file(tmp_path: Path, rollout):
 
     assert result.code == 2
     assert "nope.yaml:1:1: cannot read plan: No such file or directory" in result.err
+
+
+def test_validate_keeps_going_after_a_duplicate_key_and_missing_top_level_keys(
+        tmp_path: Path, rollout):
+    duplicated = tmp_path / "dup.yaml"
+    duplicated.write_text(BASE.replace("name: demo\n", "name: demo\nname: again\n")
+                          .replace("    bake: 5m\n", "    bake: 5m\n    colour: red\n")
+                          .replace('    pass: ">= 0.95"\n    fail: "< 0.90"\n',
+                                   '    pass: "<= 3%"\n'))
+    headless = tmp_path / "headless.yaml"
+    headless.write_text("target: {base_url: 'http://127.0.0.1:9'}\nchecks: {ok: {metric: x, "
+                        "pass: '> 1', extra: 1}}\n")
+
+    dup = rollout("validate", str(duplicated))
+    missing = rollout("validate", str(headless))
+
+    assert dup.code == 2 and "invalid, 3 errors" in dup.err
+    assert ":3:1: duplicate key 'name' (hint: first given on line 2)" in dup.err
+    assert "stages.0: unknown key 'colour'" in dup.err
+    assert "'<= 3%' is relative (%), but the check has no `baseline:`; for a ratio write " \
+           "'<= 0.03'" in dup.err
+    assert missing.code == 2
+    assert ":1:1: plan: missing required keys 'version', 'name', 'stages'" in missing.err
+    assert "checks.ok: unknown key 'extra'" in missing.err

@@ -156,3 +156,49 @@ def test_unknown_flag_is_a_usage_error(rollout):
     result = rollout("plan", BRAIN, "--output", "yaml")
 
     assert result.code == 2
+
+
+def test_shipped_plans_pass_the_ci_example_strictly(rollout, monkeypatch):
+    # examples/github-actions.yml runs `rollout validate --strict` on them, with no Slack.
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+
+    result = rollout("validate", "--strict", BRAIN, str(PLANS / "brain-api-demo.yaml"))
+
+    assert result.code == 0, result.out + result.err
+    assert "warning" not in result.out
+
+
+def test_an_empty_webhook_without_a_default_is_still_a_warning(rollout, tmp_path: Path):
+    plan = tmp_path / "p.yaml"
+    plan.write_text(BASE + "notify:\n  - webhook: ''\n")
+    off = tmp_path / "off.yaml"
+    off.write_text(BASE + "notify:\n  - webhook: ${NOT_SET_ANYWHERE:-}\n")
+
+    assert "notify webhook is empty" in rollout("validate", "--strict", str(plan)).out
+    assert rollout("validate", "--strict", str(off)).code == 0
+
+
+def test_dry_run_shows_metric_queries_analysis_timing_and_the_traffic_steps_name(
+        rollout, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("PROM_TOKEN", "prom-s3cr3t-9")
+    plan = tmp_path / "p.yaml"
+    plan.write_text(
+        BASE.replace("traffic:\n", "traffic:\n  name: set the modern weight\n")
+        .replace("  interval: 1m\n", "  interval: 1m\n  initial_delay: 2m\n")
+        .replace("metrics:\n", "secrets: [PROM_TOKEN]\nmetrics:\n  errors:\n    prometheus:\n"
+                 "      url: http://127.0.0.1:9090/${PROM_TOKEN}\n"
+                 "      query: sum(rate(http_requests_total{code=~\"5..\"}[5m]))\n"))
+
+    text = rollout("plan", str(plan)).out
+    data = json.loads(rollout("plan", str(plan), "--output", "json").out)
+
+    assert "  ok_rate: GET /stats, select ok\n" in text
+    assert ('  errors: PromQL at http://127.0.0.1:9090/***: '
+            'sum(rate(http_requests_total{code=~"5.."}[5m]))') in text
+    assert "  one: every 1m, the first measurement 2m after the traffic change; checks ok" in text
+    assert "# set the modern weight: set traffic to 10%" in text
+    assert "prom-s3cr3t-9" not in text + json.dumps(data)
+    assert data["analyses"][0] == {**data["analyses"][0], "scope": ["one"],
+                                   "interval": 60.0, "initial_delay": 120.0}
+    assert [m["provider"] for m in data["metrics"]] == ["prometheus", "http"]
+    assert "│ 5m " in text and "5m..5m" not in text          # a fixed bake reads as one

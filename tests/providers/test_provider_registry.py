@@ -103,7 +103,7 @@ def test_a_registered_provider_validates_with_located_errors(static: StaticProvi
     assert result.code == 2
     assert result.err.splitlines()[:2] == [
         f"{broken}:7:21: metrics.ratio.static.value: must be a number, got 'high'",
-        f"{broken}:9:67: unknown key 'statc' (hint: did you mean 'static'?)"]
+        f"{broken}:9:67: metrics.rate: unknown key 'statc' (hint: did you mean 'static'?)"]
     both = tmp_path / "both.yaml"
     both.write_text(PLAN.replace("rate: {http:", "rate: {static: {value: 1}, http:"))
     assert rollout("validate", str(both)).err.startswith(

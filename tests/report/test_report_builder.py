@@ -74,3 +74,53 @@ def test_journal_text_is_escaped_in_html_and_markdown_cells():
     assert "FAILED 500, 3 attempts" in html
     assert report.rollbacks[0].outcome == "rollback-failed"
     assert "a\\|b" in to_markdown(report)
+
+
+def _round(time: float, check: str, value: float | None, phase: str, reason: str) -> dict:
+    return {"type": "analysis", "time": time, "scope": "stage", "stage": 0,
+            "run": {"started": 0.0, "next_due": time, "rounds": 1, "phase": phase,
+                    "message": "", "verdicts": [{"check": check, "phase": phase,
+                                                 "value": value, "reason": reason}]}}
+
+
+def test_rounds_that_repeat_at_a_gate_collapse_into_one_decision():
+    events = [{"type": "stage-started", "time": 0, "stage": 0, "name": "c1", "percentage": 5}]
+    events += [_round(10.0 + t, "rate", 0.93, "inconclusive",
+                      f"rate: last = 0.9{t % 3}; pass needs >= 0.95, fail at < 0.90 -> "
+                      "inconclusive") for t in range(20)]
+    events += [{"type": "paused", "time": 40, "reason": "inconclusive"}]
+    report = build_report(META, map(from_json, events))
+
+    [repeated, paused] = report.decisions
+    assert (repeated.kind, repeated.repeats, repeated.time, repeated.last) == (
+        "analysis", 20, 10.0, 29.0)
+    assert "0.91" in repeated.reason and paused.kind == "paused"
+    assert "| analysis ×20 (until 1970-01-01 00:00:29 UTC) |" in to_markdown(report)  # noqa: RUF001
+
+
+def test_every_chart_draws_its_thresholds_in_their_unit_with_a_time_axis():
+    baseline = "latency: mean over 1s (1 sample) = 8820 vs baseline legacy 7000 (+26.0%); " \
+               "pass needs <= +0%, fail at > +20% -> fail"
+    trend = "heap: slope over 4s (6 samples) = +10/s; pass needs <= 4/s, fail at > 8/s -> fail"
+    events = [_round(100.0, "latency", 0.26, "fail", baseline),
+              _round(160.0, "latency", 0.30, "fail", baseline),
+              _round(100.0, "heap", 36000.0, "fail", trend),
+              _round(160.0, "heap", 36000.0, "fail", trend)]
+    html = to_html(build_report(META, map(from_json, events)))
+    latency, heap = html.split("<svg")[1:]
+
+    assert latency.count('class="threshold"') == 2 and heap.count('class="threshold"') == 2
+    assert ">pass &lt;= +0%<" in latency and ">fail &gt; +20%<" in latency
+    assert "fail 30%" in latency                  # the tooltip of a point, in percent
+    assert "fail 10/s" in heap                    # the slope per second, as its thresholds
+    assert latency.count('class="time-tick"') >= 3 and "00:01:40" in latency
+
+
+def test_a_gap_in_the_values_is_drawn_as_a_gap():
+    reason = "errors: last = 0.01; pass needs <= 0.05, fail at > 0.1 -> pass"
+    times = [0, 10, 20, 30, 300, 310, 320]        # a pause from 30 s to 300 s
+    events = [_round(float(t), "errors", 0.01, "pass", reason) for t in times]
+    events.insert(2, _round(15.0, "errors", None, "error", "errors: metric failed -> error"))
+    html = to_html(build_report(META, map(from_json, events)))
+
+    assert html.count('class="values"') == 3      # broken at the error and at the pause

@@ -95,3 +95,12 @@ def test_out_in_a_missing_directory_is_a_usage_error(rollout, tmp_path):
     assert result.code == 2
     assert f"cannot write the report to {out}: No such file or directory" in result.err
     assert "internal error" not in result.err
+
+
+def test_report_takes_output_like_every_other_command(rollout, degraded_state):
+    given = rollout("report", "--state", str(degraded_state), "--output", "json")
+    older = rollout("report", "--state", str(degraded_state), "--format", "json")
+
+    assert (given.code, older.code) == (0, 0)
+    assert json.loads(given.out) == json.loads(older.out)
+    assert json.loads(given.out)["outcome"] == "rolled-back"

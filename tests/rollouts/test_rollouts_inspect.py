@@ -87,7 +87,7 @@ def test_a_lock_from_another_host_waits_for_unlock(operator: Operator, target: T
     assert "Operation: start" in refused.err
     lock_id = unlock_hint(refused.err)
 
-    unlocked = operator("unlock", lock_id)
+    unlocked = operator("unlock", lock_id[:8])          # a unique prefix is enough
     assert unlocked.code == 0, unlocked.err
     assert unlocked.out.startswith(f"released lock {lock_id} (start by ops@bastion-2)")
     again = operator("unlock", lock_id)
@@ -100,3 +100,46 @@ def test_a_lock_from_another_host_waits_for_unlock(operator: Operator, target: T
     finished = operator("resume", "--follow", "--auto-approve", "--accept-plan-change")
     assert finished.code == 0, finished.out + finished.err
     assert operator.status()["phase"] == "succeeded"
+
+
+def test_status_of_a_finished_rollout_stops_its_clocks_and_claims_no_traffic(
+        operator: Operator, target: Target, fast_plan: Path):
+    assert operator("start", str(fast_plan)).code == 3
+    waiting = operator.status()
+    assert (waiting["stage"], waiting["percentage"], waiting["bake_left"]) == (
+        "canary-10", 10, 0)
+    assert operator("rollback", "--yes", "--reason", "drill").code == 1
+    journal = operator.events()
+    [started] = [e["time"] for e in journal if e["type"] == "stage-started"
+                 and e["name"] == "canary-10"]
+
+    ended = operator.status()
+    text = operator("status").out
+
+    assert ended["time_in_stage"] == journal[-1]["time"] - started
+    assert ended["bake_left"] is None
+    assert (ended["percentage"], ended["rolled_back_from"]) == (None, 10)
+    assert "traffic rolled back from 10%" in text
+    assert "bake left" not in text
+
+
+def test_unlock_by_a_prefix_of_several_locks_names_them_and_releases_none(
+        operator: Operator, target: Target, fast_plan: Path):
+    assert operator("start", str(fast_plan)).code == 3
+    [rollout_id] = operator.rollout_ids()
+    operator.store.open(rollout_id).lock("advance").acquire()
+    operator.store.lock_plan("another-plan", "rollback").acquire()
+    # Left by processes on another host, with ids that happen to begin alike.
+    files = sorted(operator.state_dir.rglob("*.json"), key=str)
+    files = [f for f in files if json.loads(f.read_text()).get("pid")]
+    held = ["feed0001-0000-4000-8000-000000000001", "feed0002-0000-4000-8000-000000000002"]
+    for lock_file, lock_id in zip(files, held, strict=True):
+        lock_file.write_text(json.dumps({**json.loads(lock_file.read_text()), "id": lock_id}))
+
+    refused = operator("unlock", "feed")
+    released = operator("unlock", "feed0002")
+
+    assert refused.code == 2
+    assert f"'feed' begins 2 lock ids: {held[0]}, {held[1]}; give more of it" in refused.err
+    assert released.code == 0 and released.out.startswith(f"released lock {held[1]}")
+    assert [record["id"] for record in operator.store.held_locks()] == [held[0]]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
+
 from rollout_cli.plan import load_plan
 from rollout_cli.plan.fields import dump_model
 from tests.rollouts.conftest import DEMO_PLAN, FLAG, Operator, Target, derive_plan
@@ -101,3 +103,20 @@ def test_run_text_output_ends_with_the_result_line(operator: Operator, target: T
     assert lines[-1].endswith(": succeeded -- rollout succeeded")
     assert any("stage canary-10 started (10% traffic)" in line for line in lines)
     assert any("gate auto-approved by auto-approve" in line for line in lines)
+
+
+def test_a_failed_expectation_shows_what_the_target_answered(
+        operator: Operator, target: Target, fast_plan: Path):
+    assert operator("start", str(fast_plan)).code == 3          # at canary-10's gate
+    # The A/B test is stopped behind the rollout's back: the next traffic call gets a 409.
+    httpx.post(f"{target.url}/api/admin/ab-testing/emergency-stop", json={}).raise_for_status()
+
+    advanced = operator("advance")
+    [failed] = [e for e in operator.events() if e["type"] == "outcome" and not e["ok"]]
+    report = operator("report").out
+
+    assert failed["status"] == 409
+    assert failed["error"].startswith("status 409, expected 200; the answer was: {")
+    assert "start a new" in failed["error"] and len(failed["error"]) < 400
+    assert "the answer was" in advanced.out + advanced.err
+    assert "the answer was" in report

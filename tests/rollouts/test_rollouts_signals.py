@@ -34,10 +34,10 @@ def test_sigterm_with_jsonl_ends_the_stream_with_the_interrupted_result(
     assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
     [rollout_id] = operator.rollout_ids()
     assert events[-1]["type"] == "note" and "interrupted by SIGTERM" in events[-1]["text"]
-    assert {key: result[key] for key in ("type", "rollout", "phase", "stage", "interrupted",
-                                         "exit_code")} == {
-        "type": "result", "rollout": rollout_id, "phase": "waiting-gate", "stage": 3,
-        "interrupted": "SIGTERM", "exit_code": 143}
+    assert {key: result[key] for key in ("type", "rollout", "phase", "stage", "stage_index",
+                                         "interrupted", "exit_code")} == {
+        "type": "result", "rollout": rollout_id, "phase": "waiting-gate", "stage": "canary-10",
+        "stage_index": 3, "interrupted": "SIGTERM", "exit_code": 143}
     assert f"`rollout resume {rollout_id} --follow`" in result["next"]
     # The human progress went to stderr, all of it.
     assert "stage canary-10 started (10% traffic)" in stopped.err
@@ -57,9 +57,9 @@ def test_ctrl_c_with_json_prints_the_interrupted_result_alone(operator: Operator
     assert stopped.code == 130, stopped.err
     result = json.loads(stopped.out)
     [rollout_id] = operator.rollout_ids()
-    assert {key: result[key] for key in ("rollout", "phase", "stage", "interrupted",
-                                         "exit_code")} == {
-        "rollout": rollout_id, "phase": "running", "stage": 4, "interrupted": "SIGINT",
-        "exit_code": 130}
+    assert {key: result[key] for key in ("rollout", "phase", "stage", "stage_index",
+                                         "interrupted", "exit_code")} == {
+        "rollout": rollout_id, "phase": "running", "stage": "canary-25", "stage_index": 4,
+        "interrupted": "SIGINT", "exit_code": 130}
     assert f"`rollout resume {rollout_id} --follow --auto-approve`" in result["next"]
     assert "interrupted by SIGINT" in operator.events()[-1]["text"]
