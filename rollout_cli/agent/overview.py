@@ -39,7 +39,7 @@ def overview(ctx: Any, now: float | None = None) -> list[RolloutView]:
     views = []
     for rollout_id in shown:
         try:
-            status = operations.status(ctx, rollout_id)
+            status = operations.status(ctx, rollout_id, recent=40)
             counts = _counts(ctx, rollout_id)
         except RolloutError:      # damaged: `rollout status` says why; the rest is shown
             continue

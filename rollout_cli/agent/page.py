@@ -66,9 +66,17 @@ def _rollout(view: RolloutView) -> str:
                      f"<th>verdict</th><th>rule</th></tr>{rows}</table>")
     parts.append(f"<p>{view.decisions} decision(s), {view.rollbacks} rollback(s), "
                  f"{view.alerts} pushed alert(s) acted on</p>")
-    if status.recent:
+    from rollout_cli.engine.events import Outcome
+
+    decisions = [event for event in status.recent if not isinstance(event, Outcome)][-8:]
+    if decisions:
         parts.append("<ul class=\"recent\">" + "".join(
-            f"<li>{escape(_describe(event))}</li>" for event in status.recent) + "</ul>")
+            f"<li>{escape(_describe(event))}</li>" for event in decisions) + "</ul>")
+    if view.active:
+        from rollout_cli.render.rollout_view import next_step_hint
+
+        hint = next_step_hint(data["rollout"], status.state, None, data["stage"])
+        parts.append(f'<p class="next">next: {escape(hint)}</p>')
     parts.append(f"<p>Report: <code>rollout report {rid} --format html --out "
                  f"{rid}.html</code></p></section>")
     return "".join(parts)
