@@ -192,6 +192,9 @@ def start(ctx: Context, plan_path: Path, follow: bool, auto_approve: bool = Fals
         raise (_claim_refusal(ctx, loaded.plan.name) or refused) from refused
     reconciler, http = _reconciler(ctx, rollout, loaded, "start", Policy(auto_approve),
                                    _driver("start --follow") if follow else None)
+    if reconciler.driving is not None:
+        # At once: an agent polling the store must find the new rollout driven already.
+        reconciler.driving.take()
     with http:
         _announce(reconciler)
         decision = reconciler.run(follow, stop_when_paused=auto_approve)
@@ -352,7 +355,7 @@ def _act(ctx: Context, rollout_id: str | None, operation: str,
     since = _now(ctx)
     with ExitStack() as client:
         # The lock first: a rollout another command holds is refused before any work.
-        with _holding(ctx, rollout.lock(operation, timeout=ctx.lock_timeout),
+        with _holding(ctx, rollout.lock(operation, timeout=_lock_wait(ctx, driver)),
                       f"rollout {rollout.id}") as waited:
             state = _state(ctx, rollout)
             if rollout_id is None and not latest and state.phase in TERMINAL:
@@ -383,6 +386,17 @@ def _act(ctx: Context, rollout_id: str | None, operation: str,
             decision = reconciler.run(follow, stop_when_paused=policy.auto_approve)
     assert reconciler.state is not None
     return Result(rollout.id, reconciler.state, decision, plan=reconciler.executor.plan)
+
+
+def _lock_wait(ctx: Context, driver: Driver | None) -> float:
+    """How long a command waits for the rollout's lock: a driver (a follower, an agent)
+    waits as a follower does for whoever holds it (another driver's tick, an operator's
+    rollback); a one-shot command only ``ctx.lock_timeout``."""
+    if driver is None:
+        return ctx.lock_timeout
+    from rollout_cli.reconcile.loop import FOLLOWER_LOCK_WAIT
+
+    return max(ctx.lock_timeout, FOLLOWER_LOCK_WAIT)
 
 
 def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | None, full: bool,

@@ -48,8 +48,11 @@ def agent_lock(store: Any, name: str) -> Any:
     root = getattr(store, "root", None)
     if not isinstance(root, Path):
         return None
+    from rollout_cli.store.atomic import ensure_dir, state_write
     from rollout_cli.store.locks import LockFile
 
+    with state_write(f"create {root}"):
+        ensure_dir(root)
     return LockFile(root / AGENT_LOCK, f"agent of state directory {root}", f"agent {name}")
 
 

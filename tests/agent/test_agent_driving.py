@@ -157,3 +157,18 @@ def test_status_json_names_the_driver(operator: Operator, target: Target, start_
     driver = wait_for(lambda: operator.status()["driver"], 10, "driven")
     assert {driver["name"], driver["pid"]} == {"agent json", agent.process.pid}
     assert driver["expires"] > time.time()
+
+
+def test_a_run_started_beside_an_agent_drives_its_own_rollout_and_the_agent_watches(
+        operator: Operator, target: Target, start_agent, tmp_path: Path):
+    """`rollout run --auto-approve` holds its rollout's lease from its creation: the agent,
+    which would wait at the manual gates for a person, only watches it."""
+    agent = start_agent("--name", "beside")
+    plan = agent_plan(tmp_path / "plan.yaml", bakes={"canary-10": "2s", "canary-25": "2s"})
+    ran = operator.process("run", str(plan), "--auto-approve", timeout=60)
+    assert ran.code == 0, ran.err
+    assert _phase(operator) == "succeeded"
+    wait_for(lambda: "driven by start --follow" in agent.text, 5, "the agent watching")
+    assert ": watching" in agent.text
+    code, _ = agent.stop()
+    assert code == 0
