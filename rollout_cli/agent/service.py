@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rollout_cli.errors import UsageError
+from rollout_cli.errors import LockedError, UsageError
 
 AGENT_LOCK = "agent.json"
 DEFAULT_LISTEN = "127.0.0.1:9797"
@@ -56,6 +56,18 @@ def agent_lock(store: Any, name: str) -> Any:
     return LockFile(root / AGENT_LOCK, f"agent of state directory {root}", f"agent {name}")
 
 
+def _another_agent(lock: Any, busy: LockedError) -> LockedError:
+    """Exit 4: the agent already running on this directory, with its lock record."""
+    from rollout_cli.store.locks import lock_info
+
+    record = busy.record
+    return LockedError(
+        f"another agent drives the rollouts of {lock.path.parent}: "
+        f"{record.get('operation')} (pid {record.get('pid')}, {record.get('who')}, since "
+        f"{record.get('created')}). One agent runs per state directory; stop that one "
+        f"first, or use it.\n\n{lock_info(record)}", record)
+
+
 def serve(store: Any, name: str, listen: Listen, token: str | None, env: dict[str, str],
           log: Callable[[str], None] = log_line,
           ready: Callable[[str], None] | None = None) -> int:
@@ -71,7 +83,10 @@ def serve(store: Any, name: str, listen: Listen, token: str | None, env: dict[st
     with ExitStack() as held:
         lock = agent_lock(store, name)
         if lock is not None:
-            held.enter_context(lock)     # LockedError (exit 4) names the holder
+            try:
+                held.enter_context(lock)
+            except LockedError as busy:
+                raise _another_agent(lock, busy) from None
         supervisor = Supervisor(store, name, env, log)
         router = AlertRouter(lambda: supervisor.context(), log)
         app = AgentApp(router, lambda: overview(supervisor.context()),

@@ -33,9 +33,10 @@ def lease_ttl(env: dict[str, str] | None = None) -> float:
     else LEASE_TTL."""
     value = (os.environ if env is None else env).get(TTL_ENV)
     try:
-        return float(value) if value else LEASE_TTL
+        ttl = float(value) if value else LEASE_TTL
     except ValueError:
         return LEASE_TTL
+    return ttl if ttl > 0 else LEASE_TTL
 
 
 @dataclass
