@@ -102,9 +102,17 @@ def serve(store: Any, name: str, listen: Listen, token: str | None, env: dict[st
         url = f"http://{listen.host}:{server.effective_port}"
         web = threading.Thread(target=server.run, daemon=True, name="http")
         web.start()
-        stop = supervisor.stop
-        previous = {sig: signal.signal(sig, lambda signum, frame: stop.set())
-                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous: dict[int, Any] = {}
+
+        def stopping(signum: int, frame: Any) -> None:
+            # The first signal stops the agent cleanly; a second one acts as it would have.
+            supervisor.stop.set()
+            log(f"agent {name}: {signal.Signals(signum).name}, stopping: each driver "
+                "finishes its call in flight and releases its lease")
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        previous = {sig: signal.signal(sig, stopping) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             log(f"agent {name} ({supervisor.driver.describe()}) listening on {url}; "
                 f"driving the active rollouts of {getattr(store, 'root', 'the store')}")

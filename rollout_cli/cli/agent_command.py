@@ -39,5 +39,6 @@ def agent(
         token = os.environ.get(token_env)
         if not token:
             raise UsageError(f"--token-env {token_env}: the variable is not set or empty")
-    raise typer.Exit(serve(state_store(cli), name or socket.gethostname(), where, token,
-                           dict(os.environ)))
+    # Plans read ${VAR}s from the environment; the webhook's token is not theirs to read.
+    env = {key: value for key, value in os.environ.items() if key != token_env}
+    raise typer.Exit(serve(state_store(cli), name or socket.gethostname(), where, token, env))
