@@ -173,3 +173,25 @@ def test_a_run_started_beside_an_agent_drives_its_own_rollout_and_the_agent_watc
     assert ": watching" in agent.text
     code, _ = agent.stop()
     assert code == 0
+
+
+def test_an_operators_pause_and_resume_reach_the_driving_agent_within_a_second(
+        operator: Operator, target: Target, start_agent, tmp_path: Path):
+    """A one-shot `pause` journals; the agent, measuring every 500 ms, stops measuring
+    within a second. `resume` journals; it measures again."""
+    plan = agent_plan(tmp_path / "plan.yaml", analysis=True, bakes={"canary-10": "1h"})
+    assert operator("start", str(plan)).code == 3
+    start_agent("--name", "steady")
+
+    def measured() -> int:
+        return sum(event["type"] == "measured" for event in operator.events())
+    wait_for(lambda: measured() >= 3, 30, "measuring at canary-10")
+    assert operator("pause", "--reason", "looking at a graph").code == 3
+    time.sleep(1.0)                    # the agent's next look at the journal, at most
+    held = measured()
+    time.sleep(2.0)                    # four analysis intervals
+    assert measured() == held
+    assert operator.status()["driver"]["name"] == "agent steady"
+
+    assert operator("resume").code == 3                      # baking again, one-shot
+    wait_for(lambda: measured() >= held + 3, 10, "measuring again")
