@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -97,6 +98,17 @@ def start(plan: Path, state: Path, env: dict[str, str]) -> str:
     return str(json.loads(created.stdout)["rollout"])
 
 
+def guarded(guard: Path) -> bool:
+    """Whether another process holds the flock on ``guard`` (a lease write)."""
+    with guard.open("rb") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(file, fcntl.LOCK_UN)
+        return False
+
+
 def driver_of(state: Path, rollout_id: str) -> str | None:
     lease = open_store(state).open(rollout_id).lease()
     return lease.driver.name if lease is not None and lease.live(time.time()) else None
@@ -146,9 +158,10 @@ def takeover(kind: signal.Signals, work: Path, env: dict[str, str], n: int) -> f
         time.sleep(1.5)                      # the follower is watching by now
         if kind is signal.SIGSTOP:
             lock = open_store(state).open(rollout_id)
-            while True:                      # between two ticks, never inside one
+            guard = state / "rollouts" / rollout_id / ".lease.json.guard"
+            while True:        # between two ticks and two heartbeats, never inside one
                 agent.send_signal(signal.SIGSTOP)
-                if (lock.lock_holder() or {}).get("pid") != agent.pid:
+                if not guarded(guard) and (lock.lock_holder() or {}).get("pid") != agent.pid:
                     break
                 agent.send_signal(signal.SIGCONT)
                 time.sleep(0.05)

@@ -201,12 +201,15 @@ class Reconciler:
                 assert self.state is not None
                 if self.state.phase in TERMINAL:
                     return Finished(self.state.phase, self.state.reason)
-                self._nap(Wait(None, "another driver drives"))
+                watching = Wait(None, "another driver drives this rollout")
+                if (stop_when_paused and self.state.phase == "paused") or (
+                        deadline is not None and self.clock.now() >= deadline):
+                    return watching
+                self._nap(watching)
                 continue
             decision = self.tick(patient=follow)
             if self.driving is not None and self.driving.lost.is_set():
                 continue   # taken over mid-tick: watch the new driver
-
             if isinstance(decision, Finished) or not follow:
                 return decision
             assert isinstance(decision, Wait)

@@ -8,6 +8,7 @@ from outside.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import signal
 import time
@@ -23,6 +24,11 @@ NOBODY = "nobody is driving: run `rollout agent` or `rollout resume --follow`"
 
 def _phase(operator: Operator) -> str:
     return str(operator.status()["phase"])
+
+
+def rollout_dir(operator: Operator, rollout_id: str) -> Path:
+    [found] = operator.state_dir.glob(f"rollouts/{rollout_id}")
+    return found
 
 
 def _sent_once(operator: Operator, target: Target) -> None:
@@ -122,19 +128,30 @@ def test_a_stopped_driver_is_taken_over_once_its_lease_expires_and_then_stands_d
     rollout_id = operator.status()["rollout"]
     rollout = operator.store.open(rollout_id)
     token = rollout.lease().token
+    follower = operator.spawn("resume", "--follow", env=ttl)
+    read_until(follower, r"driven by agent frozen .*: watching", 30, "stderr")
     wait_for(lambda: operator.status()["stage"] == "canary-25", 60, "at canary-25")
+    guard = rollout_dir(operator, rollout_id) / ".lease.json.guard"
 
     def stopped_between_ticks() -> bool:
+        """Stopped holding neither the rollout's lock (inside a tick) nor the lease file's
+        guard (inside a heartbeat): either would stop everyone, not only the agent."""
         agent.process.send_signal(signal.SIGSTOP)
-        if (rollout.lock_holder() or {}).get("pid") != agent.process.pid:
+        with guard.open("rb") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(file, fcntl.LOCK_UN)
+                beating = False
+            except BlockingIOError:
+                beating = True
+        if not beating and (rollout.lock_holder() or {}).get("pid") != agent.process.pid:
             return True
-        agent.process.send_signal(signal.SIGCONT)    # inside a tick: try again
+        agent.process.send_signal(signal.SIGCONT)
         return False
     wait_for(stopped_between_ticks, 10, "stopped between two ticks", every=0.1)
     stopped = time.time()
-    follower = operator.spawn("resume", "--follow", env=ttl)
     wait_for(lambda: (operator.status()["driver"] or {}).get("name") == "resume --follow",
-             10, "taken over by the follower")
+             15, "taken over by the follower")
     took = time.time() - stopped
     assert took < 2 + 2
     assert rollout.lease().token == token + 1
