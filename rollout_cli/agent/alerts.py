@@ -127,7 +127,8 @@ class AlertRouter:
     def _start(self, rollout_id: str, action: str, alert: PushedAlert) -> None:
         thread = threading.Thread(target=self._act, args=(rollout_id, action, alert),
                                   daemon=True, name=f"alert {alert.fingerprint}")
-        self.actions.append(thread)
+        # Those that ended are dropped: an agent runs for months.
+        self.actions = [*(t for t in self.actions if t.is_alive()), thread]
         thread.start()
 
     def _act(self, rollout_id: str, action: str, alert: PushedAlert) -> None:
