@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rollout_cli.engine import Decision, Finished, Policy, RolloutState, Wait
     from rollout_cli.engine.events import Event, Intent
     from rollout_cli.notify import Notifier
+    from rollout_cli.store.lease import Driver, Lease
     from rollout_cli.store.protocol import Lock, Repair, Rollout, Store
 
     EventSink = Callable[[Event, RolloutState], None]
@@ -50,6 +51,10 @@ class Context:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     # What the operator must hear that has no other way out (the journal was busy).
     warn: Callable[[str], None] = lambda text: print(text, file=sys.stderr)
+    # A driver that finds another one driving watches: told that one's lease, once.
+    on_watch: Callable[[Lease], None] = lambda lease: None
+    # Asked between ticks: an agent's drivers stop when the agent does.
+    should_stop: Callable[[], bool] = lambda: False
 
     @classmethod
     def at(cls, location: str | os.PathLike[str], **options: Any) -> Context:
@@ -95,7 +100,9 @@ def _load(path: str | Path, ctx: Context):  # type: ignore[no-untyped-def]
 
 
 def _reconciler(ctx: Context, rollout: Rollout, loaded: Any, operation: str,
-                policy: Policy | None = None):  # type: ignore[no-untyped-def]
+                policy: Policy | None = None,
+                driver: Driver | None = None):  # type: ignore[no-untyped-def]
+    """The loop for ``rollout``; with ``driver``, it drives only while it holds the lease."""
     import time
 
     from rollout_cli.clock import ProcessClock
@@ -121,7 +128,12 @@ def _reconciler(ctx: Context, rollout: Rollout, loaded: Any, operation: str,
         # What another process journaled is shown (an operator's advance), not notified:
         # that process notified it.
         on_news=ctx.on_event,
-        on_lock_wait=lambda holder: ctx.on_lock_wait(f"rollout {rollout.id}", holder))
+        on_lock_wait=lambda holder: ctx.on_lock_wait(f"rollout {rollout.id}", holder),
+        on_watch=ctx.on_watch, should_stop=ctx.should_stop)
+    if driver is not None:
+        from rollout_cli.reconcile.driving import Driving, lease_ttl
+
+        reconciler.driving = Driving(rollout, driver, lease_ttl(ctx.env), _clock(ctx))
     return reconciler, _Outbound(http, notifier, reconciler, ctx.warn)
 
 
@@ -178,12 +190,22 @@ def start(ctx: Context, plan_path: Path, follow: bool, auto_approve: bool = Fals
                                   timeout=max(ctx.lock_timeout, START_LOCK_WAIT))
     except PlanClaimed as refused:
         raise (_claim_refusal(ctx, loaded.plan.name) or refused) from refused
-    reconciler, http = _reconciler(ctx, rollout, loaded, "start", Policy(auto_approve))
+    reconciler, http = _reconciler(ctx, rollout, loaded, "start", Policy(auto_approve),
+                                   _driver("start --follow") if follow else None)
+    if reconciler.driving is not None:
+        # At once: an agent polling the store must find the new rollout driven already.
+        reconciler.driving.take()
     with http:
         _announce(reconciler)
         decision = reconciler.run(follow, stop_when_paused=auto_approve)
     assert reconciler.state is not None
     return Result(rollout.id, reconciler.state, decision, plan=loaded.plan)
+
+
+def _driver(name: str) -> Driver:
+    from rollout_cli.store.lease import Driver
+
+    return Driver.here(name)
 
 
 def _claim_refusal(ctx: Context, plan_name: str) -> LockedError | None:
@@ -315,8 +337,12 @@ def _holding(ctx: Context, lock: Lock, subject: str) -> Iterator[dict[str, Any] 
 def _act(ctx: Context, rollout_id: str | None, operation: str,
          events: Callable[[RolloutState, Any], Iterable[Event]], follow: bool,
          plan_file: Path | None = None, accept_change: bool = False,
-         policy: Policy | None = None, run: bool = True, latest: bool = False) -> Result:
+         policy: Policy | None = None, run: bool = True, latest: bool = False,
+         driver: Driver | None = None) -> Result:
     """Journal an operator's events under the lock, then continue the rollout.
+
+    A ``driver`` (a follower, an agent) continues it only while it holds its lease: the
+    events are journaled, and the rollout's driver, this one or another, acts on them.
 
     A rollback that waited for the lock while another command rolled the rollout back
     journals nothing and reports that rollback instead (see `_rolled_back_meanwhile`).
@@ -329,7 +355,7 @@ def _act(ctx: Context, rollout_id: str | None, operation: str,
     since = _now(ctx)
     with ExitStack() as client:
         # The lock first: a rollout another command holds is refused before any work.
-        with _holding(ctx, rollout.lock(operation, timeout=ctx.lock_timeout),
+        with _holding(ctx, rollout.lock(operation, timeout=_lock_wait(ctx, driver)),
                       f"rollout {rollout.id}") as waited:
             state = _state(ctx, rollout)
             if rollout_id is None and not latest and state.phase in TERMINAL:
@@ -341,7 +367,7 @@ def _act(ctx: Context, rollout_id: str | None, operation: str,
             loaded, change = _plan_for(ctx, rollout, state, plan_file, accept_change)
             if waited and operation == "rollback" and _rolled_back_meanwhile(state, since):
                 return Result(rollout.id, state, None, MEANWHILE, loaded.plan)
-            reconciler, http = _reconciler(ctx, rollout, loaded, operation, policy)
+            reconciler, http = _reconciler(ctx, rollout, loaded, operation, policy, driver)
             client.enter_context(http)
             state = reconciler.load()
             if change:
@@ -349,16 +375,28 @@ def _act(ctx: Context, rollout_id: str | None, operation: str,
             for event in events(state, loaded):
                 state = reconciler.record(event)
             decision = None
-            if run and state.phase not in TERMINAL:
+            if run and driver is None and state.phase not in TERMINAL:
                 # Under the same hold: no other command sees the events without their work.
                 decision = reconciler.tick(locked=True)
             elif state.phase in TERMINAL:  # ended by a process killed before letting go
                 ctx.store.release_active(rollout.meta.plan_name, rollout.id)
-        if follow and decision is not None and not isinstance(decision, Finished):
+        if follow and (driver is not None or (
+                decision is not None and not isinstance(decision, Finished))):
             # With --auto-approve nobody is watching: a pause ends the command (exit 3).
             decision = reconciler.run(follow, stop_when_paused=policy.auto_approve)
     assert reconciler.state is not None
     return Result(rollout.id, reconciler.state, decision, plan=reconciler.executor.plan)
+
+
+def _lock_wait(ctx: Context, driver: Driver | None) -> float:
+    """How long a command waits for the rollout's lock: a driver (a follower, an agent)
+    waits as a follower does for whoever holds it (another driver's tick, an operator's
+    rollback); a one-shot command only ``ctx.lock_timeout``."""
+    if driver is None:
+        return ctx.lock_timeout
+    from rollout_cli.reconcile.loop import FOLLOWER_LOCK_WAIT
+
+    return max(ctx.lock_timeout, FOLLOWER_LOCK_WAIT)
 
 
 def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | None, full: bool,
@@ -392,7 +430,8 @@ def advance(ctx: Context, rollout_id: str | None, force: bool, reason: str | Non
                              "--reason TEXT to skip it")
         return [replace(opened, forced=True)]
 
-    return _act(ctx, rollout_id, "advance", events, follow, accept_change=accept_change)
+    return _act(ctx, rollout_id, "advance", events, follow, accept_change=accept_change,
+                driver=_driver("advance --follow") if follow else None)
 
 
 def _at_stage(state: RolloutState, plan: Any, wanted: str) -> None:
@@ -412,7 +451,9 @@ def _at_stage(state: RolloutState, plan: Any, wanted: str) -> None:
                          f"nothing was done (`rollout status {state.id}` shows where it is)")
 
 
-def pause(ctx: Context, rollout_id: str | None, reason: str | None) -> Result:
+def pause(ctx: Context, rollout_id: str | None, reason: str | None,
+          alert: dict[str, Any] | None = None) -> Result:
+    """Hold the rollout; ``alert``: the pushed alert that asked (its fingerprint, labels)."""
     from rollout_cli.engine import events as ev
     from rollout_cli.engine.phases import PAUSED, TERMINAL
 
@@ -421,7 +462,7 @@ def pause(ctx: Context, rollout_id: str | None, reason: str | None) -> Result:
             return []
         if state.phase in TERMINAL or state.phase == "rolling-back":
             raise UsageError(f"rollout {state.id} is {state.phase}; it cannot be paused")
-        return [ev.Paused(reason=reason or f"paused by {who()}", who=who())]
+        return [ev.Paused(reason=reason or f"paused by {who()}", who=who(), alert=alert)]
 
     return _act(ctx, rollout_id, "pause", events, follow=False, run=False)
 
@@ -459,7 +500,15 @@ def resume(ctx: Context, rollout_id: str | None, follow: bool, assume_applied: b
         return found
 
     return _act(ctx, rollout_id, "resume", events, follow, plan_file, accept_change,
-                Policy(auto_approve))
+                Policy(auto_approve), driver=_driver("resume --follow") if follow else None)
+
+
+def drive(ctx: Context, rollout_id: str, driver: Driver) -> Result:
+    """Drive a rollout as ``driver`` (an agent's thread) until it ends or ``ctx.should_stop``:
+    measure, judge, roll back, open auto gates, wait at manual gates and pauses; while
+    another driver holds its lease, only watch. Nothing is journaled to start with."""
+    return _act(ctx, rollout_id, "drive", lambda state, loaded: [], follow=True,
+                driver=driver)
 
 
 def _stand_ins(loaded: Any, call: Intent, given: dict[str, str]) -> dict[str, Any]:
@@ -483,19 +532,20 @@ def _stand_ins(loaded: Any, call: Intent, given: dict[str, str]) -> dict[str, An
 
 
 def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
-             reason: str | None, resend: bool = False, assume_applied: bool = False) -> Result:
+             reason: str | None, resend: bool = False, assume_applied: bool = False,
+             alert: dict[str, Any] | None = None) -> Result:
     """Run the plan's rollback steps, from a rollout's state or from the plan file alone.
 
     Without an id or a plan, only the one active rollout: a finished one is rolled back
     again only when it is named. A rollback that was interrupted is continued, not started
     again: its cause stays the reason, and a non-idempotent call it had in flight is not
     re-sent unless ``resend`` (``assume_applied`` counts it as arrived; without either it
-    is named as uncertain)."""
+    is named as uncertain). ``alert``: the pushed alert that asked (fingerprint, labels)."""
     from rollout_cli.engine import events as ev
     if resend and assume_applied:
         raise UsageError("choose one of --assume-applied and --resend")
     reason = reason or f"rollback requested by {who()}"
-    started = ev.RollbackStarted(reason=reason, who=who())
+    started = ev.RollbackStarted(reason=reason, who=who(), alert=alert)
 
     def events(state: RolloutState, loaded: Any) -> list[Event]:
         from rollout_cli.engine.phases import ROLLBACK_FAILED, ROLLED_BACK, ROLLING_BACK
@@ -505,7 +555,7 @@ def rollback(ctx: Context, rollout_id: str | None, plan_path: Path | None,
             raise UsageError(f"rollout {state.id} has no rollback call in flight whose "
                              "outcome is uncertain; --resend and --assume-applied are for one")
         if state.phase == ROLLING_BACK:
-            found: list[Event] = [ev.RollbackRequested(reason=reason, who=who())]
+            found: list[Event] = [ev.RollbackRequested(reason=reason, who=who(), alert=alert)]
             if in_flight is not None and (resend or assume_applied):
                 found.append(ev.CallResolved(call_id=in_flight.call_id, who=who(),
                                              how="resend" if resend else "assume-applied"))
@@ -645,6 +695,7 @@ class Status:
     state: RolloutState
     recent: list[Event]
     plan: Any | None
+    lease: Lease | None = None      # who drives it (or drove it last)
 
     @property
     def exit_code(self) -> int:
@@ -664,7 +715,8 @@ def status(ctx: Context, rollout_id: str | None, recent: int = 8) -> Status:
     for event in events_of(rollout.journal.events()):
         if isinstance(event, shown):
             tail.append(event)
-    return Status(rollout.meta, state, list(tail), _plan_if_loads(ctx, rollout.meta))
+    return Status(rollout.meta, state, list(tail), _plan_if_loads(ctx, rollout.meta),
+                  rollout.lease())
 
 
 def watch(ctx: Context, rollout_id: str | None, every: float = 1.0) -> Iterator[Status]:
@@ -695,6 +747,25 @@ def _plan_if_loads(ctx: Context, meta: RolloutMeta) -> Any | None:
         return _load(path, ctx).plan
     except Exception:
         return None
+
+
+def active_plans(ctx: Context) -> list[tuple[RolloutMeta, Any]]:
+    """Every active rollout whose plan file loads, with its plan (the agent's alerts)."""
+    found = []
+    for meta in ctx.store.find_active():
+        plan = _plan_if_loads(ctx, meta)
+        if plan is not None:
+            found.append((meta, plan))
+    return found
+
+
+def alert_fingerprints(ctx: Context, rollout_id: str) -> set[str]:
+    """The fingerprints of the pushed alerts a rollout's journal records acting on."""
+    from rollout_cli.store.loading import events_of
+
+    rollout = ctx.store.open(rollout_id)
+    return {str(event.alert.get("fingerprint")) for event in
+            events_of(rollout.journal.events()) if getattr(event, "alert", None)}
 
 
 def history(ctx: Context, rollout_id: str | None) -> tuple[RolloutMeta, Iterable[Event]]:

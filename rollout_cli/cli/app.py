@@ -37,6 +37,7 @@ COMMANDS = {
     "sandbox": "sandbox_command:sandbox",
     "report": "report_command:report",
     "repair": "repair_command:repair",
+    "agent": "agent_command:agent",
 }
 
 # "\b" keeps click from rewrapping the lines into one paragraph.

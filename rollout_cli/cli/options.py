@@ -62,7 +62,7 @@ def context(cli: typer.Context, output: Output = Output.text,
     from rollout_cli.errors import UsageError
     from rollout_cli.operations import Context
     from rollout_cli.plan.durations import parse_duration
-    from rollout_cli.render.rollout_view import EventPrinter, print_lock_wait
+    from rollout_cli.render.rollout_view import EventPrinter, print_lock_wait, print_watching
 
     try:
         timeout = parse_duration(lock_timeout)
@@ -71,4 +71,4 @@ def context(cli: typer.Context, output: Output = Output.text,
     return Context(state_store(cli), timeout,
                    on_event=EventPrinter(quiet=output is Output.json,
                                          jsonl=output is Output.jsonl),
-                   on_lock_wait=print_lock_wait)
+                   on_lock_wait=print_lock_wait, on_watch=print_watching)

@@ -136,6 +136,8 @@ class Paused(Event):
     ALWAYS = ("reason",)
     reason: str | None = None
     who: str | None = None
+    # A pushed alert that asked for it (rollout agent): its fingerprint and labels.
+    alert: Mapping[str, Any] | None = None
     uncertain: str | None = None   # the call id whose outcome nobody can vouch for
 
 
@@ -256,6 +258,8 @@ class RollbackStarted(Event):
     ALWAYS = ("reason", "who")
     reason: str | None = None
     who: str | None = None
+    # A pushed alert that asked for it (rollout agent): its fingerprint and labels.
+    alert: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,6 +270,8 @@ class RollbackRequested(Event):
     ALWAYS = ("reason", "who")
     reason: str | None = None
     who: str | None = None
+    # A pushed alert that asked for it (rollout agent): its fingerprint and labels.
+    alert: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

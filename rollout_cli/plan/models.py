@@ -514,6 +514,26 @@ class Notify(Model):
         return frozenset(expanded)
 
 
+def _some_labels(value: Any, given: dict[str, Any]) -> None:
+    if not value:
+        raise ValueError("must name at least one label (an empty match would act on "
+                         "every alert)")
+
+
+class Alert(Model):
+    """A pushed alert (Alertmanager's webhook, received by `rollout agent`) that concerns
+    the plan: a firing alert whose labels include every ``match`` label acts on its
+    active rollout."""
+
+    match: Mapping[str, str] = field(
+        MapOf(TEXT), check=_some_labels,
+        description="Labels the alert must carry, each with this value.")
+    action: Literal["rollback", "pause"] = field(OneOf("rollback", "pause"))
+
+    def matches(self, labels: Mapping[str, Any]) -> bool:
+        return all(str(labels.get(name)) == value for name, value in self.match.items())
+
+
 class Plan(Model):
     version: Literal[1] = field(OneOf(1))
     name: str = field(NAME)
@@ -532,6 +552,9 @@ class Plan(Model):
     stages: tuple[Stage, ...] = field(ListOf(Nested(Stage), min_items=1))
     rollback: tuple[RequestStep | RunStep, ...] = field(ListOf(STEP), [])
     notify: tuple[Notify, ...] = field(ListOf(Nested(Notify)), [])
+    alerts: tuple[Alert, ...] = field(
+        ListOf(Nested(Alert)), [],
+        description="Alerts pushed to `rollout agent` that roll back or pause the rollout.")
 
     @cached_property
     def default_analysis(self) -> Analysis:

@@ -14,6 +14,7 @@ shown to the operator) and ValueError from ``check`` for keys that do not fit to
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 from rollout_cli.providers._numbers import ProviderError, Value
@@ -22,6 +23,7 @@ from rollout_cli.providers._provider import Provider
 __all__ = ["Provider", "ProviderError", "Value", "register", "registered", "unregister"]
 
 _registered: dict[str, Provider] | None = None
+_building = threading.Lock()
 
 
 def registered() -> Mapping[str, Provider]:
@@ -29,9 +31,12 @@ def registered() -> Mapping[str, Provider]:
     registered, so a model built from it can tell that it is out of date."""
     global _registered
     if _registered is None:
-        _registered = {}
-        for provider in _built_in():
-            _registered = _with(_registered, provider)
+        with _building:   # once, and never seen half-built (the agent's threads)
+            if _registered is None:
+                found: dict[str, Provider] = {}
+                for provider in _built_in():
+                    found = _with(found, provider)
+                _registered = found
     return _registered
 
 

@@ -6,6 +6,11 @@ blocks an operator; a follower that finds an operator's command holding the lock
 for it. Before a call the intent is journaled, after it the outcome: a process killed
 anywhere loses nothing, and the engine decides on resume whether the call may be sent
 again.
+
+A driver (``driving``: an agent's thread, a follower) holds the rollout's lease while it
+drives (``driving.py``); finding another driver's live lease it only watches (catching up
+with the journal, told through ``on_watch``) and takes over once that lease has expired;
+when its own lease is taken it stops driving at once and watches again.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from rollout_cli.engine import (
     from_json,
 )
 from rollout_cli.engine.events import Intent, Note
+from rollout_cli.engine.phases import TERMINAL
 from rollout_cli.errors import LockedError
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.reconcile.executor import Executor
@@ -38,6 +44,8 @@ from rollout_cli.store.identity import who
 from rollout_cli.store.loading import load_state
 
 if TYPE_CHECKING:  # a simulation keeps its rollout in memory and never needs the store
+    from rollout_cli.reconcile.driving import Driving
+    from rollout_cli.store.lease import Lease
     from rollout_cli.store.protocol import Rollout, Store
 
 SNAPSHOT_EVERY = 200
@@ -66,7 +74,14 @@ class Reconciler:
     max_nap: float = MAX_NAP
     on_lock_wait: Callable[[dict[str, Any]], None] = lambda holder: None
     state: RolloutState | None = None
+    # A driver's lease (None: a one-shot command, or a simulation): see driving.py.
+    driving: Driving | None = None
+    # Told the lease of the driver this one watches, each time another one drives.
+    on_watch: Callable[[Lease], None] = lambda lease: None
+    # Asked between ticks and naps: an agent's thread stops when its agent does.
+    should_stop: Callable[[], bool] = lambda: False
     _since_snapshot: int = 0
+    _watching: str | None = None
 
     def load(self) -> RolloutState:
         """Catch up with everything journaled so far, by us or by another process."""
@@ -117,6 +132,8 @@ class Reconciler:
                 self.operation, timeout=self.lock_timeout):
             state = self.load()
             while True:
+                if self.driving is not None and not self.driving.check():
+                    return Wait(None, "another driver took this rollout over")
                 decision = decide(self.executor.plan, state, self.clock.now(), self.policy)
                 if isinstance(decision, Record):
                     state = self.record(decision.event)
@@ -166,10 +183,33 @@ class Reconciler:
         """Tick until the rollout ends or (without follow) must wait.
 
         Following, it waits at gates and pauses for a person acting from another terminal,
-        except with ``stop_when_paused`` (a CI run has nobody to wait for).
+        except with ``stop_when_paused`` (a CI run has nobody to wait for). A driver
+        (``driving``) drives only while it holds the lease, and gives it up on return.
         """
+        if self.driving is None or not follow:
+            return self._run(follow, stop_when_paused, deadline)
+        try:
+            return self._run(follow, stop_when_paused, deadline)
+        finally:
+            self.driving.release()
+
+    def _run(self, follow: bool, stop_when_paused: bool, deadline: float | None) -> Decision:
         while True:
+            if self.should_stop():
+                return Wait(None, "stopped")
+            if self.driving is not None and follow and not self._may_drive():
+                assert self.state is not None
+                if self.state.phase in TERMINAL:
+                    return Finished(self.state.phase, self.state.reason)
+                watching = Wait(None, "another driver drives this rollout")
+                if (stop_when_paused and self.state.phase == "paused") or (
+                        deadline is not None and self.clock.now() >= deadline):
+                    return watching
+                self._nap(watching)
+                continue
             decision = self.tick(patient=follow)
+            if self.driving is not None and self.driving.lost.is_set():
+                continue   # taken over mid-tick: watch the new driver
             if isinstance(decision, Finished) or not follow:
                 return decision
             assert isinstance(decision, Wait)
@@ -179,6 +219,20 @@ class Reconciler:
             if deadline is not None and self.clock.now() >= deadline:
                 return decision
             self._nap(decision)
+
+    def _may_drive(self) -> bool:
+        """Whether this driver holds the lease, taking it if nobody's is live; when another
+        drives, catch up with its events (``on_news``) and name it once (``on_watch``)."""
+        assert self.driving is not None
+        if self.driving.check() or self.driving.take() is not None:
+            self._watching = None
+            return True
+        holder = self.driving.holder()
+        if holder is not None and holder.driver.id != self._watching:
+            self._watching = holder.driver.id
+            self.on_watch(holder)
+        self.load()
+        return False
 
     def _nap(self, wait: Wait) -> None:
         # Short naps: another process may journal an advance, pause or rollback meanwhile.

@@ -170,6 +170,27 @@ def print_lock_wait(subject: str, holder: dict[str, Any]) -> None:
                    markup=False)
 
 
+def print_watching(lease: Any) -> None:
+    """On stderr: another driver drives the rollout; this command watches it."""
+    stderr().print(f"driven by {lease.driver.describe()}: watching; this command takes "
+                   "over if that driver stops", markup=False)
+
+
+NOBODY_DRIVES = "nobody is driving: run `rollout agent` or `rollout resume --follow`"
+
+
+def driven_by(status: Any, now: float) -> str | None:
+    """Who drives an active rollout, in words (None once it has ended)."""
+    from rollout_cli.engine.phases import TERMINAL
+
+    if status.state.phase in TERMINAL:
+        return None
+    lease = status.lease
+    if lease is not None and lease.live(now):
+        return f"driven by {lease.driver.describe()}"
+    return NOBODY_DRIVES
+
+
 def _waiting(decision: Any) -> bool:
     from rollout_cli.engine import Wait  # loaded already: there is a state to show
 
@@ -288,6 +309,9 @@ def status_dict(status: Any, now: float) -> dict[str, Any]:
         "rollback_failures": list(state.rollback_failures),
         "rollback_uncertain": list(state.rollback_uncertain),
         "analysis": runs_data(state), "checks": checks_data(state, plan),
+        "driven_by": driven_by(status, now),
+        "driver": (status.lease.driver.to_json() | {"expires": status.lease.expires}
+                   if status.lease is not None and status.lease.live(now) else None),
     }
 
 
@@ -302,6 +326,8 @@ def print_status(status: Any, now: float, output: str) -> None:
     console = stdout()
     lines = [f"rollout   {data['rollout']}  (plan {data['plan']})",
              f"phase     {data['phase']}"]
+    if data["driven_by"]:
+        lines.append(f"driver    {data['driven_by']}")
     if data["stage"]:
         pct = "-" if data["percentage"] is None else f"{data['percentage']:g}%"
         if data["rolled_back_from"] is not None:

@@ -37,6 +37,13 @@ class Driver:
         """This process, as a driver called ``name``."""
         return cls(name=name, who=who(), pid=os.getpid(), id=secrets.token_hex(8))
 
+    def gone(self) -> bool:
+        """Whether it ran on this host and its process no longer exists (SIGKILL, a
+        crash): its lease is no longer live, as a dead process's lock is stale."""
+        from rollout_cli.store.locks import is_stale
+
+        return is_stale({"pid": self.pid, "who": self.who})
+
     def describe(self) -> str:
         """``agent eu-1 ops@host-a, pid 4242``: how status names it."""
         return f"{self.name} {self.who}, pid {self.pid}"
@@ -60,7 +67,7 @@ class Lease:
     expires: float
 
     def live(self, now: float) -> bool:
-        return now < self.expires
+        return now < self.expires and not self.driver.gone()
 
     def to_json(self) -> dict[str, Any]:
         return {"driver": self.driver.to_json(), "token": self.token, "expires": self.expires}

@@ -170,6 +170,12 @@ CASES = [
     ("billion-laughs", "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 10) + "]\n"
         for i in range(8)), "1:26: document expands to more than 100000 values"),
+    ("alert-empty-match", BASE + "alerts:\n  - {match: {}, action: rollback}\n",
+     "27:6: alerts.0.match: must name at least one label (an empty match would act on every alert)"),
+    ("alert-bad-action", BASE + "alerts:\n  - match: {service: api}\n    action: restart\n",
+     "28:13: alerts.0.action: must be 'rollback' or 'pause', got 'restart'"),
+    ("alert-not-a-list", BASE + "alerts: {service: api}\n",
+     "26:1: alerts: must be a list"),
 ]
 
 
