@@ -67,7 +67,7 @@ class JournalFile:
 
     def append(self, event: Mapping[str, Any], *, time: float) -> Event:
         """Journal ``event`` at ``time`` with the next seq; returns the stored event."""
-        record, body = _encode(event, time)
+        record, body = encode_event(event, time)
         with state_write(f"append to journal {self.path}"):
             fd, created = self._open_for_append()
             try:
@@ -189,7 +189,9 @@ class JournalFile:
         raise StateError(f"could not name a side file for the damaged tail of {self.path}")
 
 
-def _encode(event: Mapping[str, Any], time: float) -> tuple[Event, bytes]:
+def encode_event(event: Mapping[str, Any], time: float) -> tuple[Event, bytes]:
+    """``event`` at ``time`` as stored, and its JSON (without ``seq``); ValueError for
+    one the journal refuses (no string type, a reserved key, not JSON)."""
     event_type = event.get("type")
     if not isinstance(event_type, str) or not event_type:
         raise ValueError(f"an event needs a non-empty string 'type', got {event_type!r}")

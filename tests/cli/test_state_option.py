@@ -149,13 +149,13 @@ def test_two_different_locations_are_refused_naming_both(
 ])
 def test_a_url_no_store_reads_is_refused_without_its_password(
         rollout: Rollout, here: Path, args: list[str]):
-    url = "postgresql://rollout:hunter22@db.internal/rollouts"
+    url = "mysql://rollout:hunter22@db.internal/rollouts"
 
     refused = rollout(*(arg.format(url=url) for arg in args))
 
     assert refused.code == 2
-    assert ("--state postgresql://rollout:***@db.internal/rollouts: no store reads "
-            "postgresql:// locations") in refused.err
+    assert ("--state mysql://rollout:***@db.internal/rollouts: no store reads "
+            "mysql:// locations") in refused.err
     assert "hunter22" not in refused.err + refused.out
     assert not any(here.iterdir())
 
