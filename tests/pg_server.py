@@ -102,16 +102,24 @@ class PgServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(_alive(pid) for pid in doomed):
             time.sleep(0.02)
+        # A dead postmaster may linger as a zombie (nobody reaps it in a container), which
+        # the lock files' checks would take for a live server.
+        (self.data / "postmaster.pid").unlink(missing_ok=True)
+        (self.dir / f".s.PGSQL.{self.port}.lock").unlink(missing_ok=True)
 
     def stop(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError):
+        with contextlib.suppress(RuntimeError, FileNotFoundError):
             self._run(self.bin / "pg_ctl", "-D", str(self.data), "-m", "immediate", "-w",
                       "stop")
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _run(self, *args: object) -> None:
-        subprocess.run([str(arg) for arg in args], check=True, user=self.user,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.dir)
+        done = subprocess.run([str(arg) for arg in args], user=self.user, cwd=self.dir,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            log = self.dir / "log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr}\n{tail}")
 
 
 def _children(parent: int) -> list[int]:
@@ -130,3 +138,23 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def sql(url: str, statement: str, *params: object) -> list[tuple[object, ...]]:
+    """Run ``statement`` in the schema of the store at ``url``; the rows it returns."""
+    import psycopg
+
+    conninfo, _, query = url.partition("?")
+    schema = dict(pair.split("=", 1) for pair in query.split("&"))["schema"]
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        cursor = conn.execute(statement, params or None)
+        return cursor.fetchall() if cursor.description else []
+
+
+def dump_schema(url: str) -> list[tuple[str, str]]:
+    """Every row of every table of the store at ``url``, as (table, the row as text)."""
+    tables = sql(url, "SELECT table_name FROM information_schema.tables"
+                      " WHERE table_schema = current_schema() ORDER BY table_name")
+    return [(str(table), str(row)) for (table,) in tables
+            for row in sql(url, f'SELECT t::text FROM "{table}" t')]

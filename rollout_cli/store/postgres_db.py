@@ -182,8 +182,18 @@ class Database:
         try:
             if self._conn is None or self._conn.closed or self._conn.broken:
                 self._conn = self.connect()
-            with self._conn.transaction():
-                return work(self._conn)
+            conn = self._conn
+            # BEGIN and COMMIT by hand: a signal (Ctrl-C, SIGTERM) raised mid-statement
+            # leaves the connection unusable, and it is dropped, not rolled back on.
+            conn.execute("BEGIN")
+            try:
+                result = work(conn)
+            except Exception:
+                if not conn.broken:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
         except psycopg.OperationalError as exc:
             if self._conn is None or self._conn.closed or self._conn.broken:
                 self.close()
@@ -191,6 +201,10 @@ class Database:
             raise self._refused(exc) from exc
         except psycopg.Error as exc:
             raise self._refused(exc) from exc
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                self.close()  # the server rolls back what the connection had begun
+            raise
 
     def _refused(self, exc: Exception) -> StateError:
         return StateWriteError(f"the state database at {self.where.host} refused a statement:"

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from rollout_cli import __version__
 from rollout_cli.errors import LockedError
 from rollout_cli.store.identity import host_of, hostname, who
-from rollout_cli.store.locks import POLL_INTERVAL, UNLOCK_COMMAND, lock_info
+from rollout_cli.store.locks import POLL_INTERVAL, lock_info
 from rollout_cli.store.protocol import LockRecord
 
 if TYPE_CHECKING:
@@ -189,8 +189,7 @@ def locked_error(subject: str, record: LockRecord, waited: float = 0.0) -> Locke
     headline = f"{subject} is locked by another command"
     headline += f" (gave up after {waited:g}s)." if waited > 0 else "."
     hint = (f"Its holder, pid {record.get('pid', '?')} ({record.get('operation', '?')}){where},"
-            " is still connected to the state database, so it still runs: wait for it to"
+            " is connected to the state database, so it is still running: wait for it to"
             " finish, or run again with --lock-timeout DURATION (e.g. 60s) to wait for it."
-            " A holder that dies releases the lock with its connection; if one hangs,"
-            f" release its lock with: {UNLOCK_COMMAND.format(lock_id=record.get('id', '?'))}")
+            " (A holder that dies lets go of the lock with its connection.)")
     return LockedError(f"{headline}\n\n{lock_info(record)}\n\n{hint}", dict(record))

@@ -44,11 +44,13 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None) -> Pa
     return work
 
 
+@pytest.mark.parametrize("store", ["directory", "postgres"])
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_command_keeps_state_where_the_root_state_option_says(
         rollout: Rollout, target: Target, fast_plan: Path, here: Path, tmp_path: Path,
-        command: str):
-    state = tmp_path / "elsewhere"
+        command: str, store: str, request: pytest.FixtureRequest):
+    # The same command, exit code and output whichever store holds the state.
+    state = tmp_path / "elsewhere" if store == "directory" else request.getfixturevalue("pg_url")
     args, code, shown = COMMANDS[command]
     fill = {"plan": str(fast_plan), "id": "", "lock": ""}
     if command not in ("start", "run"):
