@@ -34,6 +34,9 @@ EXTRA_HINT = "pip install 'rollout-cli[postgres]'"
 DEFAULT_SCHEMA = "rollout"
 DEFAULT_RETRY = 30.0
 CONNECT_TIMEOUT = 5  # seconds for one attempt, unless the URL's connect_timeout says
+# What libpq says when the server answered and refused (not worth retrying).
+_LOGIN_REFUSED = ("authentication failed", "does not exist", "no pg_hba.conf entry",
+                  "password authentication", "role \"")
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -138,6 +141,7 @@ class Database:
             try:
                 conn = self.connect()
             except psycopg.OperationalError as exc:
+                self._refuse_login(exc)
                 raise _Lost(exc) from exc
             try:
                 setup(conn)
@@ -197,6 +201,7 @@ class Database:
         except psycopg.OperationalError as exc:
             if self._conn is None or self._conn.closed or self._conn.broken:
                 self.close()
+                self._refuse_login(exc)
                 raise _Lost(exc) from exc
             raise self._refused(exc) from exc
         except psycopg.Error as exc:
@@ -205,6 +210,14 @@ class Database:
             if not isinstance(exc, Exception):
                 self.close()  # the server rolls back what the connection had begun
             raise
+
+    def _refuse_login(self, exc: Exception) -> None:
+        """A login the server refused is not retried: waiting will not fix it (exit 2)."""
+        reason = self._reason(exc)
+        if any(sign in reason for sign in _LOGIN_REFUSED):
+            raise StateError(f"the state database at {self.where.host} refused the login:"
+                             f" {reason}; check the user, password and database in the"
+                             " state URL") from None
 
     def _refused(self, exc: Exception) -> StateError:
         return StateWriteError(f"the state database at {self.where.host} refused a statement:"
