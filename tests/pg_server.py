@@ -57,7 +57,8 @@ def free_port() -> int:
 class PgServer:
     """One server: ``start``, ``kill`` (SIGKILL, as a crash), ``stop``."""
 
-    def __init__(self) -> None:
+    def __init__(self, fsync: bool = False) -> None:
+        self.fsync = fsync   # off for the tests: a killed server still loses nothing
         self.bin = binaries()
         self.user = _server_user()
         self.dir = Path(tempfile.mkdtemp(prefix="rollout-pg-"))
@@ -85,7 +86,8 @@ class PgServer:
 
     def start(self) -> None:
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-                   " -c fsync=off -c max_connections=300 -c shared_buffers=16MB")
+                   f" -c fsync={'on' if self.fsync else 'off'} -c max_connections=300"
+                   " -c shared_buffers=16MB")
         self._run(self.bin / "pg_ctl", "-D", str(self.data), "-o", options,
                   "-l", str(self.dir / "log"), "-w", "-t", "60", "start")
 
