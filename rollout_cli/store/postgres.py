@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 _SHOWN_IDS = 10
 SNAPSHOT_FORMAT = 1
+PAGE = 2000  # journal events read at a time
 
 
 class PgJournal:
@@ -94,22 +95,32 @@ class PgJournal:
             holder or {})
 
     def events(self, after_seq: int = 0) -> Iterator[Event]:
+        """The events after ``after_seq``, read a page at a time (a week-long journal is
+        never all in memory): the journal only grows, so pages by seq are consistent."""
         rollout_id = self._rollout.id
-
-        def work(conn: psycopg.Connection) -> tuple[int, list[str]]:
-            last = conn.execute("SELECT coalesce(max(seq), 0) FROM journal WHERE rollout_id = %s",
-                                (rollout_id,)).fetchone()
-            rows = conn.execute("SELECT body FROM journal WHERE rollout_id = %s AND seq > %s"
-                                " ORDER BY seq", (rollout_id, after_seq)).fetchall()
-            return (int(last[0]) if last else 0), [row[0] for row in rows]
-
-        last, bodies = self._db.run(f"read the journal of rollout {rollout_id}", work)
-        if last < after_seq:
+        last = self._db.run(f"read the journal of rollout {rollout_id}", lambda conn: (
+            conn.execute("SELECT coalesce(max(seq), 0) FROM journal WHERE rollout_id = %s",
+                         (rollout_id,)).fetchone()))
+        if (int(last[0]) if last else 0) < after_seq:
             raise StateError(
                 f"journal of rollout {rollout_id} in {self._rollout.store.where.shown} ends at"
-                f" seq {last} but the snapshot covers seq {after_seq}: the journal lost events"
-                " the snapshot has, so neither can be trusted alone")
-        return (json.loads(body) for body in bodies)
+                f" seq {last[0] if last else 0} but the snapshot covers seq {after_seq}: the"
+                " journal lost events the snapshot has, so neither can be trusted alone")
+        return self._pages(after_seq)
+
+    def _pages(self, after_seq: int) -> Iterator[Event]:
+        rollout_id = self._rollout.id
+        while True:
+            rows = self._db.run(f"read the journal of rollout {rollout_id}",
+                                lambda conn, since=after_seq: conn.execute(
+                                    "SELECT seq, body FROM journal WHERE rollout_id = %s AND"
+                                    " seq > %s ORDER BY seq LIMIT %s",
+                                    (rollout_id, since, PAGE)).fetchall())
+            for seq, body in rows:
+                yield json.loads(body)
+                after_seq = seq
+            if len(rows) < PAGE:
+                return
 
     def repair(self) -> None:
         """Nothing to repair: an append is one transaction, stored whole or not at all."""

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from rollout_cli.errors import LockedError, StateError, StateUnreachable, UsageError
-from rollout_cli.store import open_store
+from rollout_cli.store import open_store, postgres
 from rollout_cli.store.postgres import PostgresStore
 from tests.pg_server import PASSWORD, PgServer, free_port, sql
 from tests.store.conftest import MakeMeta
@@ -70,6 +70,18 @@ def test_a_writer_whose_lock_was_unlocked_cannot_append(pg_url: str, make_meta: 
 
     texts = [event.get("text") for event in operator.open(rollout.id).journal.events()]
     assert texts == [None, "while held", "taker"]
+
+
+def test_a_long_journal_is_read_a_page_at_a_time_with_nothing_missed(
+        pg_url: str, make_meta: MakeMeta, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(postgres, "PAGE", 3)
+    journal = open_store(pg_url).create(make_meta()).journal
+    for n in range(2, 11):
+        journal.append({"type": "note", "n": n}, time=float(n))
+
+    assert [event["seq"] for event in journal.events()] == list(range(1, 11))
+    assert [event["n"] for event in journal.events(after_seq=4)] == list(range(5, 11))
+    assert [event["seq"] for event in journal.events(after_seq=9)] == [10]
 
 
 def _hold_lock_then_wait(url: str, rollout_id: str, ready: object) -> None:
