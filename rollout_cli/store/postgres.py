@@ -58,7 +58,10 @@ class PgJournal:
         record, body = encode_event(event, time)
         rollout_id = self._rollout.id
         append_id = secrets.token_hex(12)
-        fence = self._rollout.store.fence(rollout_id)
+        held = self._rollout.store.held_lock(rollout_id)
+        fence = None if held is None else held.id
+        if held is not None:
+            held.keep()
 
         def work(conn: psycopg.Connection) -> Event:
             # Run again after a lost connection: the event may be stored already.
@@ -78,7 +81,10 @@ class PgJournal:
                          " VALUES (%s, %s, %s, %s)", (rollout_id, seq, line.decode(), append_id))
             return {"seq": seq, **record}
 
-        return self._db.run(f"append to the journal of rollout {rollout_id}", work)
+        stored = self._db.run(f"append to the journal of rollout {rollout_id}", work)
+        if held is not None:
+            held.keep()       # the connection was remade meanwhile: hold on to the lock
+        return stored
 
     def _check_fence(self, conn: psycopg.Connection, lock_id: str) -> None:
         holder = read_record(conn, f"rollout/{self._rollout.id}")
@@ -234,27 +240,28 @@ class PostgresStore:
         self.where = PgLocation.parse(location)
         self.db = Database(self.where, lambda conn: prepare(conn, self.where.schema,
                                                             self.where.shown), sleep=sleep)
-        self._fences: dict[str, str] = {}
+        self._held: dict[str, PgLock] = {}
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where.shown!r})"
 
-    # --- fencing: the lock id under which this process appends to each rollout ---------
+    # --- fencing: the lock under which this process appends to each rollout ----------
 
-    def fence(self, rollout_id: str) -> str | None:
-        return self._fences.get(rollout_id)
+    def held_lock(self, rollout_id: str) -> PgLock | None:
+        """The rollout's lock if this process holds it: its id is the appends' fence."""
+        return self._held.get(rollout_id)
 
     def make_lock(self, name: str, subject: str, operation: str, *, timeout: float,
                   sleep: Callable[[float], None], monotonic: Callable[[], float],
                   fence: str | None = None,
                   on_takeover: Callable[[LockRecord], None] | None = None) -> PgLock:
-        def held(lock_id: str) -> None:
+        def held(lock: PgLock) -> None:
             if fence is not None:
-                self._fences[fence] = lock_id
+                self._held[fence] = lock
 
-        def let_go(lock_id: str) -> None:
-            if fence is not None and self._fences.get(fence) == lock_id:
-                del self._fences[fence]
+        def let_go(lock: PgLock) -> None:
+            if fence is not None and self._held.get(fence) is lock:
+                del self._held[fence]
 
         return PgLock(self.db, name, subject, operation, f"{self.where.shown}#{name}",
                       timeout=timeout, sleep=sleep, monotonic=monotonic, on_held=held,

@@ -113,6 +113,9 @@ class Database:
         self._on_connect = on_connect
         self._sleep = sleep
         self._conn: psycopg.Connection | None = None
+        # Raised each time the connection is remade: the server may have restarted, and
+        # sessions of ours that held advisory locks with it (postgres_locks.PgLock).
+        self.generation = 0
 
     def connect(self) -> psycopg.Connection:
         """A new autocommit connection, search_path on the store's schema (one attempt;
@@ -186,6 +189,7 @@ class Database:
         try:
             if self._conn is None or self._conn.closed or self._conn.broken:
                 self._conn = self.connect()
+                self.generation += 1
             conn = self._conn
             # BEGIN and COMMIT by hand: a signal (Ctrl-C, SIGTERM) raised mid-statement
             # leaves the connection unusable, and it is dropped, not rolled back on.

@@ -68,8 +68,8 @@ class PgLock:
                  timeout: float = 0.0,
                  sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic,
-                 on_held: Callable[[str], None] | None = None,
-                 on_release: Callable[[str], None] | None = None,
+                 on_held: Callable[[PgLock], None] | None = None,
+                 on_release: Callable[[PgLock], None] | None = None,
                  on_takeover: Callable[[LockRecord], None] | None = None):
         self._db = db
         self.name = name
@@ -83,6 +83,7 @@ class PgLock:
         self._on_release = on_release
         self._on_takeover = on_takeover
         self._session: psycopg.Connection | None = None
+        self._generation = -1
         self.record: LockRecord | None = None
         self.took_over: LockRecord | None = None
 
@@ -113,8 +114,9 @@ class PgLock:
             session.close()
             raise
         self._session, self.record, self.took_over = session, record, holder
+        self._generation = self._db.generation
         if self._on_held is not None:
-            self._on_held(record["id"])
+            self._on_held(self)
         if holder is not None and self._on_takeover is not None:
             try:
                 self._on_takeover(holder)
@@ -122,6 +124,24 @@ class PgLock:
                 self.release()
                 raise
         return record
+
+    def keep(self) -> None:
+        """After the database was lost (and maybe restarted, dropping our session and its
+        advisory lock), take the advisory lock again on a new session, so that the held
+        lock does not look stale to others; a no-op while the connection was never lost.
+        Whether the row is still ours is the append's fencing check."""
+        import psycopg
+
+        if self.record is None or self._generation == self._db.generation:
+            return
+        self._generation = self._db.generation
+        if self._session is not None:
+            try:
+                self._session.execute("SELECT 1")
+                return              # the session outlived the blip: its lock holds
+            except psycopg.Error:
+                self._session.close()
+        self._session = self._open_session(str(self.record["id"]))
 
     def _open_session(self, lock_id: str) -> psycopg.Connection:
         """The connection whose life is the lock's: it holds the advisory lock."""
@@ -149,10 +169,10 @@ class PgLock:
         """Delete the row while it still carries our id, and end the lock's session."""
         if self.record is None:
             return
+        if self._on_release is not None:
+            self._on_release(self)
         ours, self.record = str(self.record["id"]), None
         session, self._session = self._session, None
-        if self._on_release is not None:
-            self._on_release(ours)
         try:
             # None when force-unlocked, maybe re-taken since: no longer ours to delete.
             self._db.run(f"release the lock of {self.subject}", lambda conn: conn.execute(

@@ -196,3 +196,23 @@ def test_an_append_while_the_database_restarts_waits_for_it_and_is_stored_once(
     events = list(open_store(url).open(rollout.id).journal.events())
     assert [(event["seq"], event.get("text")) for event in events] == [
         (1, None), (2, "before"), (3, "across")]
+
+
+def test_a_lock_held_across_a_database_restart_is_held_again_not_left_stale(
+        own_server: PgServer, make_meta: MakeMeta) -> None:
+    url = own_server.schema_url(retry="60")
+    rollout = open_store(url).create(make_meta())
+    lock = rollout.lock("resume")
+    record = lock.acquire()
+
+    own_server.kill()            # the lock's session, and its advisory lock, die with it
+    own_server.start()
+    rollout.journal.append({"type": "note", "text": "after the restart"}, time=1.0)
+
+    other = open_store(url).open(rollout.id)
+    with pytest.raises(LockedError, match="still running") as refused:
+        other.lock("advance").acquire()      # not taken over: its holder runs on
+    assert refused.value.record["id"] == record["id"]
+    lock.release()
+    with other.lock("advance") as taken:
+        assert taken.took_over is None
