@@ -75,7 +75,7 @@ class JournalFile:
                 seq = self._seq_at_end(fd, size) + 1
                 # The body is encoded once, before the file is touched, so an event that
                 # is not JSON fails without side effects; seq goes first for readers.
-                _write_durably(fd, b'{"seq":%d,' % seq + body[1:] + b"\n", size)
+                _write_durably(fd, numbered(seq, body) + b"\n", size)
             finally:
                 os.close(fd)
             if created:
@@ -205,6 +205,12 @@ def encode_event(event: Mapping[str, Any], time: float) -> tuple[Event, bytes]:
         return record, encode_json(record)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"event {event_type!r} cannot be journaled as JSON: {exc}") from exc
+
+
+def numbered(seq: int, body: bytes) -> bytes:
+    """An event's stored JSON: ``body`` (from ``encode_event``) with ``seq`` first, for
+    readers; the directory's line and the database's row are these same bytes."""
+    return b'{"seq":%d,' % seq + body[1:]
 
 
 def _write_durably(fd: int, line: bytes, size_before: int) -> None:

@@ -21,8 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rollout_cli.errors import LockedError, StateError
-from rollout_cli.store.atomic import encode_json
-from rollout_cli.store.journal import encode_event
+from rollout_cli.store.journal import encode_event, numbered
 from rollout_cli.store.lease import Driver, Lease, next_lease, released
 from rollout_cli.store.locks import takeover_note
 from rollout_cli.store.paths import check_name
@@ -37,13 +36,13 @@ from rollout_cli.store.protocol import (
     RolloutMeta,
     Snapshot,
     created_event,
+    some_ids,
 )
+from rollout_cli.store.snapshot import SnapshotUnreadable, decode_snapshot, encode_snapshot
 
 if TYPE_CHECKING:
     import psycopg
 
-_SHOWN_IDS = 10
-SNAPSHOT_FORMAT = 1
 PAGE = 2000  # journal events read at a time
 
 
@@ -76,9 +75,9 @@ class PgJournal:
             row = conn.execute("SELECT coalesce(max(seq), 0) FROM journal WHERE rollout_id = %s",
                                (rollout_id,)).fetchone()
             seq = int(row[0]) + 1 if row else 1
-            line = b'{"seq":%d,' % seq + body[1:]
             conn.execute("INSERT INTO journal (rollout_id, seq, body, append_id)"
-                         " VALUES (%s, %s, %s, %s)", (rollout_id, seq, line.decode(), append_id))
+                         " VALUES (%s, %s, %s, %s)",
+                         (rollout_id, seq, numbered(seq, body).decode(), append_id))
             return {"seq": seq, **record}
 
         stored = self._db.run(f"append to the journal of rollout {rollout_id}", work)
@@ -165,16 +164,11 @@ class PgRollout:
             conn, f"rollout/{self.id}"))
 
     def save_snapshot(self, state: Mapping[str, Any], seq: int) -> None:
-        if type(seq) is not int or seq < 0:
-            raise ValueError(f"a snapshot covers a journal seq >= 0, got {seq!r}")
-        try:
-            data = encode_json({"format": SNAPSHOT_FORMAT, "seq": seq, "state": dict(state)})
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"snapshot state cannot be saved as JSON: {exc}") from exc
+        data = encode_snapshot(state, seq).decode()
         self.store.db.run(f"save the snapshot of rollout {self.id}", lambda conn: conn.execute(
             "INSERT INTO snapshots (rollout_id, seq, state) VALUES (%s, %s, %s)"
             " ON CONFLICT (rollout_id) DO UPDATE SET seq = excluded.seq, state = excluded.state",
-            (self.id, seq, data.decode())))
+            (self.id, seq, data)))
 
     def load_snapshot(self) -> Snapshot | None:
         row = self.store.db.run(f"read the snapshot of rollout {self.id}", lambda conn: (
@@ -183,14 +177,9 @@ class PgRollout:
         if row is None:
             return None
         try:
-            data = json.loads(row[0])
-        except ValueError:
+            return decode_snapshot(json.loads(row[0]), f"of rollout {self.id}")
+        except (ValueError, SnapshotUnreadable):
             return None  # only saves replay time: the journal is the record
-        seq, state = data.get("seq"), data.get("state")
-        if data.get("format") != SNAPSHOT_FORMAT or type(seq) is not int or not isinstance(
-                state, dict):
-            return None
-        return Snapshot(seq=seq, state=state)
 
     def lease(self) -> Lease | None:
         return self.store.db.run(f"read the lease of rollout {self.id}", self._lease)
@@ -292,7 +281,7 @@ class PostgresStore:
         for seq, event in enumerate(events, start=1):
             _, body = encode_event(event, at)
             conn.execute("INSERT INTO journal (rollout_id, seq, body) VALUES (%s, %s, %s)",
-                         (meta.id, seq, (b'{"seq":%d,' % seq + body[1:]).decode()))
+                         (meta.id, seq, numbered(seq, body).decode()))
 
     def start(self, meta: RolloutMeta, *, time: float | None = None,
               details: Mapping[str, Any] | None = None,
@@ -347,8 +336,8 @@ class PostgresStore:
                 return PgRollout(self, found)
         if matches:
             raise StateError(f"rollout id {rollout_id!r} is ambiguous in {self.where.shown}:"
-                             f" it starts {_some(matches)}")
-        known = f"known rollouts: {_some(ids)}" if ids else "there are no rollouts yet"
+                             f" it starts {some_ids(matches)}")
+        known = f"known rollouts: {some_ids(ids)}" if ids else "there are no rollouts yet"
         raise StateError(f"no rollout {rollout_id!r} in {self.where.shown}; {known}")
 
     def _meta(self, rollout_id: str) -> RolloutMeta | None:
@@ -410,7 +399,7 @@ class PostgresStore:
         if row is not None:
             return json.loads(row[0])
         held = [str(record.get("id")) for record in self.held_locks()]
-        known = f"held locks: {_some(held)}" if held else "no locks are held"
+        known = f"held locks: {some_ids(held)}" if held else "no locks are held"
         raise StateError(f"no lock with id {lock_id!r} in {self.where.shown}; {known}")
 
 
@@ -419,8 +408,3 @@ def _claim_of(conn: psycopg.Connection, plan_name: str) -> str | None:
                        (plan_name,)).fetchone()
     return None if row is None else str(row[0])
 
-
-def _some(names: builtins.list[str]) -> str:
-    shown = ", ".join(names[-_SHOWN_IDS:])
-    hidden = len(names) - _SHOWN_IDS
-    return f"{shown} (and {hidden} more)" if hidden > 0 else shown
