@@ -8,8 +8,9 @@
      ├── NotAtStage              the rollout is not at the stage a command named    (exit 3)
      └── StateError              missing, corrupt or conflicting rollout state      (exit 2)
           ├── IllegalTransition  the engine was asked for a transition its table forbids
-          └── StateWriteError    the disk refused a state write (full, read-only):  (exit 6)
-                                 the rollout may have acted since its last journaled event
+          ├── StateWriteError    the disk refused a state write (full, read-only):  (exit 6)
+          │                      the rollout may have acted since its last journaled event
+          └── StateUnreachable   the state database could not be reached in time    (exit 5)
 
 Lower-level errors (yaml, plan fields, httpx, OSError) are mapped onto this tree at one
 edge each, with ``raise ... from exc``.
@@ -106,3 +107,13 @@ class IllegalTransition(StateError):
         self.phase = phase
         self.event = event
         super().__init__(f"illegal transition: event {event!r} in phase {phase!r}")
+
+
+class StateUnreachable(StateError):
+    """The store's server (a PostgreSQL database) did not answer within its retry time.
+
+    Exit 5 like an unreachable target: nothing about the input was wrong, and nothing was
+    sent that could not be journaled first; once the database is back, ``resume``
+    continues."""
+
+    exit_code = EXIT_UNREACHABLE

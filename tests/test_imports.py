@@ -122,6 +122,8 @@ def test_status_of_a_finished_rollout_imports_no_network_code(tmp_path: Path):
     assert code == 0
     assert "rollout_cli.plan.loader" in modules   # status shows the plan's side too
     assert loaded(modules, NETWORK) == []
+    # The PostgreSQL store is named in location.py's table; a directory never loads it.
+    assert loaded(modules, ("psycopg", "rollout_cli.store.postgres")) == []
 
 
 def test_simulate_imports_no_prometheus_client(tmp_path: Path):

@@ -38,6 +38,7 @@ COMMANDS = {
     "report": "report_command:report",
     "repair": "repair_command:repair",
     "agent": "agent_command:agent",
+    "state": "state_commands:state",
 }
 
 # "\b" keeps click from rewrapping the lines into one paragraph.
@@ -56,9 +57,13 @@ class _Commands(Mapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         if name not in self._built:
             module, _, function = COMMANDS[name].partition(":")
+            found = getattr(importlib.import_module(f"rollout_cli.cli.{module}"), function)
+            if isinstance(found, typer.Typer):    # a group of subcommands (`state copy`)
+                self._built[name] = typer.main.get_group(found)
+                self._built[name].name = name
+                return self._built[name]
             one = typer.Typer(add_completion=False, rich_markup_mode=None)
-            one.command(name)(getattr(importlib.import_module(f"rollout_cli.cli.{module}"),
-                                      function))
+            one.command(name)(found)
             self._built[name] = typer.main.get_command(one)
         return self._built[name]
 

@@ -25,8 +25,8 @@ OUTPUT = typer.Option(Output.text, "--output", "-o",
 # Given before the command (`rollout --state DIR status`) or after it; state_flags reads
 # both places. --state-dir is its older name, kept for the scripts that use it.
 STATE = typer.Option(None, "--state", metavar="LOCATION",
-                     help="Where rollout state lives: a directory [default: $ROLLOUT_STATE, "
-                          "else ./.rollout].")
+                     help="Where rollout state lives: a directory or a postgresql:// URL "
+                          "[default: $ROLLOUT_STATE, else ./.rollout].")
 STATE_DIR = typer.Option(None, "--state-dir", hidden=True)
 LOCK_TIMEOUT = typer.Option("0s", "--lock-timeout",
                             help="Wait this long for another process's lock (e.g. 30s).")

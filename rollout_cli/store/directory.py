@@ -52,10 +52,10 @@ from rollout_cli.store.protocol import (
     RolloutMeta,
     Snapshot,
     created_event,
+    some_ids,
 )
 from rollout_cli.store.snapshot import SnapshotUnreadable, load_snapshot, save_snapshot
 
-_SHOWN_IDS = 10
 # A rollout is assembled in a hidden directory, then renamed into place.
 _STAGING = ".creating-"
 _ABANDONED = ".abandoned-"
@@ -218,9 +218,9 @@ class DirectoryStore:
         if matches:
             raise StateError(
                 f"rollout id {rollout_id!r} is ambiguous under {self.root}:"
-                f" it starts {_some(matches)}"
+                f" it starts {some_ids(matches)}"
             )
-        known = f"known rollouts: {_some(ids)}" if ids else "there are no rollouts yet"
+        known = f"known rollouts: {some_ids(ids)}" if ids else "there are no rollouts yet"
         raise StateError(f"no rollout {rollout_id!r} under {self.root}; {known}")
 
     def list(self) -> builtins.list[RolloutMeta]:
@@ -333,7 +333,7 @@ class DirectoryStore:
             if record and record.get("id") == lock_id and remove_lock(lock_file, lock_id):
                 return record
         held = [str(record.get("id")) for record in self.held_locks()]
-        known = f"held locks: {_some(held)}" if held else "no locks are held"
+        known = f"held locks: {some_ids(held)}" if held else "no locks are held"
         raise StateError(f"no lock with id {lock_id!r} under {self.root}; {known}")
 
     def _publish(self, staging: Path, final: Path) -> None:
@@ -386,9 +386,3 @@ def _read_claim(claim: Path) -> str | None:
         return claim.read_text().strip()
     except FileNotFoundError:
         return None
-
-
-def _some(names: list[str]) -> str:
-    shown = ", ".join(names[-_SHOWN_IDS:])
-    hidden = len(names) - _SHOWN_IDS
-    return f"{shown} (and {hidden} more)" if hidden > 0 else shown

@@ -67,7 +67,7 @@ class JournalFile:
 
     def append(self, event: Mapping[str, Any], *, time: float) -> Event:
         """Journal ``event`` at ``time`` with the next seq; returns the stored event."""
-        record, body = _encode(event, time)
+        record, body = encode_event(event, time)
         with state_write(f"append to journal {self.path}"):
             fd, created = self._open_for_append()
             try:
@@ -75,7 +75,7 @@ class JournalFile:
                 seq = self._seq_at_end(fd, size) + 1
                 # The body is encoded once, before the file is touched, so an event that
                 # is not JSON fails without side effects; seq goes first for readers.
-                _write_durably(fd, b'{"seq":%d,' % seq + body[1:] + b"\n", size)
+                _write_durably(fd, numbered(seq, body) + b"\n", size)
             finally:
                 os.close(fd)
             if created:
@@ -189,7 +189,9 @@ class JournalFile:
         raise StateError(f"could not name a side file for the damaged tail of {self.path}")
 
 
-def _encode(event: Mapping[str, Any], time: float) -> tuple[Event, bytes]:
+def encode_event(event: Mapping[str, Any], time: float) -> tuple[Event, bytes]:
+    """``event`` at ``time`` as stored, and its JSON (without ``seq``); ValueError for
+    one the journal refuses (no string type, a reserved key, not JSON)."""
     event_type = event.get("type")
     if not isinstance(event_type, str) or not event_type:
         raise ValueError(f"an event needs a non-empty string 'type', got {event_type!r}")
@@ -203,6 +205,12 @@ def _encode(event: Mapping[str, Any], time: float) -> tuple[Event, bytes]:
         return record, encode_json(record)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"event {event_type!r} cannot be journaled as JSON: {exc}") from exc
+
+
+def numbered(seq: int, body: bytes) -> bytes:
+    """An event's stored JSON: ``body`` (from ``encode_event``) with ``seq`` first, for
+    readers; the directory's line and the database's row are these same bytes."""
+    return b'{"seq":%d,' % seq + body[1:]
 
 
 def _write_durably(fd: int, line: bytes, size_before: int) -> None:

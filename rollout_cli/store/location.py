@@ -25,7 +25,10 @@ STATE_DIR_ENV = "ROLLOUT_STATE_DIR"
 DEFAULT_LOCATION = ".rollout"
 
 # URL scheme -> "module:callable", called with the location to make its Store.
-STORES: dict[str, str] = {}
+STORES: dict[str, str] = {
+    "postgresql": "rollout_cli.store.postgres:PostgresStore",
+    "postgres": "rollout_cli.store.postgres:PostgresStore",
+}
 
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -62,8 +65,9 @@ def open_store(location: str | os.PathLike[str] = DEFAULT_LOCATION, given_as: st
         return DirectoryStore(_directory(text, cwd))
     scheme = url.group(1).lower()
     if scheme not in STORES:
+        known = ", ".join(f"{name}://" for name in STORES)
         raise UsageError(f"{_given(given_as, text)}: no store reads {scheme}:// locations; "
-                         "rollout state lives in a directory: give its path")
+                         f"give a directory's path or a {known} URL")
     module, _, factory = STORES[scheme].partition(":")
     store: Store = getattr(importlib.import_module(module), factory)(text)
     return store

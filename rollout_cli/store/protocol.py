@@ -47,6 +47,13 @@ class PlanClaimed(StateError):
         self.holder = holder
 
 
+def some_ids(names: list[str], shown: int = 10) -> str:
+    """The last ``shown`` of ``names``, and how many more: for errors that list them."""
+    listed = ", ".join(names[-shown:])
+    hidden = len(names) - shown
+    return f"{listed} (and {hidden} more)" if hidden > 0 else listed
+
+
 def new_rollout_id(plan_name: str, now: datetime) -> str:
     """``<plan-name>-<yyyymmdd-hhmmss>-<4 hex>``: sorts by time within a plan, easy to type."""
     check_name("plan name", plan_name)

@@ -31,4 +31,4 @@ def test_a_mistyped_command_is_refused_with_a_suggestion(rollout: Callable[..., 
     refused = rollout("statu")
 
     assert refused.code == 2
-    assert "No such command 'statu'. Did you mean 'status', 'start'?" in refused.err
+    assert "No such command 'statu'. Did you mean 'status', 'state', 'start'?" in refused.err

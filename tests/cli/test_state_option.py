@@ -44,11 +44,13 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None) -> Pa
     return work
 
 
+@pytest.mark.parametrize("store", ["directory", "postgres"])
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_command_keeps_state_where_the_root_state_option_says(
         rollout: Rollout, target: Target, fast_plan: Path, here: Path, tmp_path: Path,
-        command: str):
-    state = tmp_path / "elsewhere"
+        command: str, store: str, request: pytest.FixtureRequest):
+    # The same command, exit code and output whichever store holds the state.
+    state = tmp_path / "elsewhere" if store == "directory" else request.getfixturevalue("pg_url")
     args, code, shown = COMMANDS[command]
     fill = {"plan": str(fast_plan), "id": "", "lock": ""}
     if command not in ("start", "run"):
@@ -149,13 +151,13 @@ def test_two_different_locations_are_refused_naming_both(
 ])
 def test_a_url_no_store_reads_is_refused_without_its_password(
         rollout: Rollout, here: Path, args: list[str]):
-    url = "postgresql://rollout:hunter22@db.internal/rollouts"
+    url = "mysql://rollout:hunter22@db.internal/rollouts"
 
     refused = rollout(*(arg.format(url=url) for arg in args))
 
     assert refused.code == 2
-    assert ("--state postgresql://rollout:***@db.internal/rollouts: no store reads "
-            "postgresql:// locations") in refused.err
+    assert ("--state mysql://rollout:***@db.internal/rollouts: no store reads "
+            "mysql:// locations") in refused.err
     assert "hunter22" not in refused.err + refused.out
     assert not any(here.iterdir())
 

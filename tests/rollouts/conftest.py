@@ -276,7 +276,7 @@ class Operator:
     keeps everything they printed in ``outputs``."""
 
     in_process: Callable[..., CliResult]
-    state_dir: Path
+    state_dir: Path | str       # a directory, or a postgresql:// URL (STORE_KINDS)
     cwd: Path
     outputs: list[str] = field(default_factory=list)
 
@@ -337,8 +337,18 @@ class Operator:
         return [meta.id for meta in self.store.list()]
 
 
+# The stores every command must behave the same on: a test runs on both with
+# @ON_EVERY_STORE (its `operator` then keeps state in each in turn).
+STORE_KINDS = ("directory", "postgres")
+ON_EVERY_STORE = pytest.mark.parametrize("operator", STORE_KINDS, indirect=True)
+
+
 @pytest.fixture
-def operator(rollout: Callable[..., CliResult], tmp_path: Path, clean_env: None) -> Operator:
+def operator(rollout: Callable[..., CliResult], tmp_path: Path, clean_env: None,
+             request: pytest.FixtureRequest) -> Operator:
+    """Commands on one store: a directory, or (``postgres``) a fresh PostgreSQL schema."""
+    if getattr(request, "param", "directory") == "postgres":
+        return Operator(rollout, request.getfixturevalue("pg_url"), tmp_path)
     return Operator(rollout, tmp_path / "state", tmp_path)
 
 

@@ -3,7 +3,7 @@ that SIGKILLs itself right after its Nth durable state write (or tears a journal
 runs out of room).
 
 A durable write is one call of the store's primitives that changes what is on disk: a
-journal append, an atomic file write (metadata, snapshot), an exclusive create (claim,
+journal append (of either store: a PostgreSQL append is one committed transaction), an atomic file write (metadata, snapshot), an exclusive create (claim,
 lock, side file), a removal (claim or lock released) or the rename that publishes a new
 rollout. Killing right after each of them in turn reaches every state a crash can leave.
 
@@ -90,6 +90,13 @@ def install(kill_after: int | None, kind: str | None = None, log: str | None = N
         return write
 
     JournalFile.append = wrap(JOURNAL_APPEND, JournalFile.append)  # type: ignore[method-assign]
+    # PostgreSQL: an append, and the transaction that creates a rollout with its created
+    # event (the directory store's first append), are each one committed write.
+    from rollout_cli.store.postgres import PgJournal, PostgresStore  # no psycopg import yet
+
+    PgJournal.append = wrap(JOURNAL_APPEND, PgJournal.append)  # type: ignore[method-assign]
+    PostgresStore.create = wrap(JOURNAL_APPEND, PostgresStore.create)  # type: ignore[method-assign]
+    PostgresStore.start = wrap(JOURNAL_APPEND, PostgresStore.start)  # type: ignore[method-assign]
     for write_kind, name in PRIMITIVES.items():
         _rebind(getattr(atomic, name), wrap(write_kind, getattr(atomic, name)))
 

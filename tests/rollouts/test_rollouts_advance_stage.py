@@ -16,7 +16,7 @@ from rich.console import Console
 from rollout_cli.engine import RolloutState
 from rollout_cli.plan import load_plan
 from rollout_cli.render.live_view import render
-from tests.rollouts.conftest import Operator, Target, derive_plan, read_until
+from tests.rollouts.conftest import ON_EVERY_STORE, Operator, Target, derive_plan, read_until
 
 
 def _percentages(target: Target) -> list[int]:
@@ -24,6 +24,7 @@ def _percentages(target: Target) -> list[int]:
             if path == "/api/admin/ab-testing/update"]
 
 
+@ON_EVERY_STORE
 def test_two_advances_of_the_same_gate_open_it_once(operator: Operator, held_target: Target,
                                                     tmp_path: Path):
     # The reported race: two operators both mean canary-10's gate; the first one's

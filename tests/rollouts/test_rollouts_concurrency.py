@@ -14,6 +14,7 @@ import pytest
 
 from tests.rollouts.conftest import (
     EMERGENCY_SEQUENCE,
+    ON_EVERY_STORE,
     Operator,
     Target,
     derive_plan,
@@ -24,6 +25,7 @@ SLOW_STEP = 'steps: [{name: slow step, run: [sleep, "2"], timeout: 10s}]'
 LOCK_RECORD = ("Lock Info:", "ID:", "Who:", "Operation:", "Created:", "Pid:")
 
 
+@ON_EVERY_STORE
 def test_two_advances_at_a_gate_exactly_one_proceeds(operator: Operator, target: Target,
                                                     tmp_path: Path):
     plan = derive_plan(tmp_path / "slow-after-gate.yaml", extra={"canary-25": SLOW_STEP})
@@ -50,6 +52,7 @@ def test_two_advances_at_a_gate_exactly_one_proceeds(operator: Operator, target:
     assert updates == [{"rolloutPercentage": p} for p in (10, 25, 50, 75, 100)]
 
 
+@ON_EVERY_STORE
 def test_a_second_start_of_a_plan_being_followed_is_refused_with_the_claim(
         operator: Operator, target: Target, fast_plan: Path):
     follower = operator.spawn("run", str(fast_plan))
@@ -73,6 +76,7 @@ def test_a_second_start_of_a_plan_being_followed_is_refused_with_the_claim(
     assert [(r["rollout"], r["phase"]) for r in listed] == [(active, "waiting-gate")]
 
 
+@ON_EVERY_STORE
 @pytest.mark.parametrize("form", ["--plan", "rollout id"])
 def test_two_rollbacks_at_once_send_the_alert_once(operator: Operator, held_target: Target,
                                                    tmp_path: Path, form: str):

@@ -22,7 +22,14 @@ import pytest
 from rollout_cli import operations
 from rollout_cli.errors import LockedError
 from rollout_cli.reconcile import loop
-from tests.rollouts.conftest import EMERGENCY_SEQUENCE, Operator, Target, derive_plan, read_until
+from tests.rollouts.conftest import (
+    EMERGENCY_SEQUENCE,
+    ON_EVERY_STORE,
+    Operator,
+    Target,
+    derive_plan,
+    read_until,
+)
 
 WAITING = r"waiting for the lock of rollout \S+: held by (\w+) \(pid (\d+)"
 AT_THE_GATE = r"stage canary-10 waits at its manual gate$"
@@ -33,6 +40,7 @@ def _percentages(target: Target) -> list[int]:
             if path == "/api/admin/ab-testing/update"]
 
 
+@ON_EVERY_STORE
 def test_a_follower_waits_out_an_operators_rollback_and_ends_rolled_back(
         operator: Operator, held_target: Target, tmp_path: Path):
     plan = derive_plan(tmp_path / "plan.yaml", timeout="60s")
@@ -59,6 +67,7 @@ def test_a_follower_waits_out_an_operators_rollback_and_ends_rolled_back(
     assert held_target.changes()[before:] == EMERGENCY_SEQUENCE     # sent once, by the operator
 
 
+@ON_EVERY_STORE
 def test_a_follower_waits_out_an_operators_advance_and_carries_on(
         operator: Operator, held_target: Target, tmp_path: Path):
     plan = derive_plan(tmp_path / "plan.yaml", timeout="60s")

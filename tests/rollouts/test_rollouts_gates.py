@@ -11,7 +11,7 @@ import json
 import signal
 from pathlib import Path
 
-from tests.rollouts.conftest import Operator, Target, derive_plan, read_until
+from tests.rollouts.conftest import ON_EVERY_STORE, Operator, Target, derive_plan, read_until
 
 
 def _percentages(target: Target) -> list[int]:
@@ -40,6 +40,7 @@ def test_start_stops_at_the_first_manual_gate(operator: Operator, target: Target
     assert status["captures"] == {"test_id": "brain-api-modern-rollout"}
 
 
+@ON_EVERY_STORE
 def test_advance_moves_gate_by_gate_to_the_end(operator: Operator, target: Target,
                                               fast_plan: Path):
     assert operator("start", str(fast_plan)).code == 3
@@ -58,6 +59,7 @@ def test_advance_moves_gate_by_gate_to_the_end(operator: Operator, target: Targe
         ("decision point 1: metrics look good", True), (None, True)]
 
 
+@ON_EVERY_STORE
 def test_advance_refuses_during_a_bake_unless_forced_with_a_reason(
         operator: Operator, target: Target, tmp_path: Path):
     plan = derive_plan(tmp_path / "baking.yaml", bakes={"canary-25": "1h"})

@@ -10,9 +10,10 @@ import json
 import re
 from pathlib import Path
 
-from tests.rollouts.conftest import Operator, Target, killed_after, unlock_hint
+from tests.rollouts.conftest import ON_EVERY_STORE, Operator, Target, killed_after, unlock_hint
 
 
+@ON_EVERY_STORE
 def test_list_shows_every_rollout_oldest_first(operator: Operator, target: Target,
                                                fast_plan: Path):
     assert operator("list").out.strip() == "no rollouts yet"
@@ -31,6 +32,7 @@ def test_list_shows_every_rollout_oldest_first(operator: Operator, target: Targe
     assert all("@" in r["created_by"] and r["created"] for r in listed)
 
 
+@ON_EVERY_STORE
 def test_history_lists_every_journal_event(operator: Operator, target: Target,
                                            fast_plan: Path):
     assert operator("start", str(fast_plan)).code == 3
@@ -52,13 +54,13 @@ def test_history_lists_every_journal_event(operator: Operator, target: Target,
     assert any("gate" in line and "manual gate" in line for line in lines)
 
 
+@ON_EVERY_STORE
 def test_a_dead_commands_lock_is_taken_over_by_the_next_one(operator: Operator,
                                                             target: Target, fast_plan: Path):
     # Killed right after its 4th event (the outcome of the deploy stage's first command).
     killed = operator.process("start", str(fast_plan), env=killed_after(4))
     assert killed.code == -9
-    [lock_file] = operator.state_dir.glob("rollouts/*/lock.json")
-    stale = json.loads(lock_file.read_text())
+    [stale] = operator.store.held_locks()
 
     finished = operator("resume", "--follow", "--auto-approve")
 

@@ -10,7 +10,7 @@ import json
 import signal
 from pathlib import Path
 
-from tests.rollouts.conftest import Operator, Target, derive_plan, read_until
+from tests.rollouts.conftest import ON_EVERY_STORE, Operator, Target, derive_plan, read_until
 
 
 def _percentages(target: Target) -> list[int]:
@@ -18,6 +18,7 @@ def _percentages(target: Target) -> list[int]:
             if path == "/api/admin/ab-testing/update"]
 
 
+@ON_EVERY_STORE
 def test_resume_refuses_a_changed_plan_until_the_change_is_accepted(
         operator: Operator, target: Target, fast_plan: Path):
     assert operator("start", str(fast_plan)).code == 3
@@ -44,6 +45,7 @@ def test_resume_refuses_a_changed_plan_until_the_change_is_accepted(
     assert _percentages(target) == [10, 30, 50, 75, 100]
 
 
+@ON_EVERY_STORE
 def test_sigterm_while_baking_leaves_a_note_and_resume_finishes(
         operator: Operator, target: Target, tmp_path: Path):
     plan = derive_plan(tmp_path / "bakes.yaml", bakes={"validate": "2s"})

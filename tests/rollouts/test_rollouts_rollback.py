@@ -7,7 +7,6 @@ a second instead of minutes.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -21,6 +20,7 @@ from tests.conftest import CliResult
 from tests.rollouts.conftest import (
     EMERGENCY_SEQUENCE,
     FLAG,
+    ON_EVERY_STORE,
     Operator,
     Target,
     derive_plan,
@@ -40,6 +40,7 @@ def dead_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
+@ON_EVERY_STORE
 def test_rollback_mid_rollout_sends_the_emergency_sequence(operator: Operator, target: Target,
                                                           fast_plan: Path):
     assert operator("start", str(fast_plan)).code == 3      # 10% at canary-10's gate
@@ -169,6 +170,7 @@ def test_rollback_from_the_plan_alone_with_no_state(operator: Operator, target: 
     assert events[-1]["type"] == "rolled-back"
 
 
+@ON_EVERY_STORE
 def test_rollback_from_the_plan_finds_the_active_rollout(operator: Operator, target: Target,
                                                         fast_plan: Path):
     assert operator("start", str(fast_plan)).code == 3
@@ -214,6 +216,7 @@ def test_rollback_when_the_target_went_down_mid_rollout(operator: Operator, dead
 
 
 
+@ON_EVERY_STORE
 def test_rollback_takes_over_the_lock_of_the_rollouts_dead_process(
         operator: Operator, target: Target, fast_plan: Path,
         rollout: Callable[..., CliResult], tmp_path: Path):
@@ -225,8 +228,7 @@ def test_rollback_takes_over_the_lock_of_the_rollouts_dead_process(
     killed = operator.process("start", str(fast_plan), env=killed_after(at_gate))
     assert killed.code == -9
     assert operator.events()[-1]["type"] == "gate-waiting"
-    [lock_file] = operator.state_dir.glob("rollouts/*/lock.json")
-    stale = json.loads(lock_file.read_text())
+    [stale] = operator.store.held_locks()
     before = len(target.changes())
 
     result = operator("rollback", "--yes", "--lock-timeout", "0s")
@@ -237,7 +239,7 @@ def test_rollback_takes_over_the_lock_of_the_rollouts_dead_process(
     notes = [e["text"] for e in operator.events() if e["type"] == "note"]
     assert notes == [f"took over the stale lock {stale['id']} of {stale['who']} pid "
                      f"{stale['pid']} (start, created {stale['created']})"]
-    assert not lock_file.exists()
+    assert operator.store.held_locks() == []
 
 
 ALERT = "/api/admin/alerts/emergency"

@@ -15,7 +15,7 @@ import httpx
 
 from rollout_cli.plan import load_plan
 from rollout_cli.plan.fields import dump_model
-from tests.rollouts.conftest import DEMO_PLAN, FLAG, Operator, Target, derive_plan
+from tests.rollouts.conftest import DEMO_PLAN, FLAG, ON_EVERY_STORE, Operator, Target, derive_plan
 
 TEST_ID = "brain-api-modern-rollout"
 
@@ -74,6 +74,7 @@ def test_derive_plan_sets_bakes_per_stage_and_adds_keys(tmp_path: Path, target: 
     assert plan.target.retry.attempts == 1
 
 
+@ON_EVERY_STORE
 def test_run_auto_approve_succeeds_and_sends_the_guide_calls_in_order(
         operator: Operator, target: Target, analysed_plan: Path):
     result = operator("run", str(analysed_plan), "--auto-approve", "--output", "json")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.rollouts.conftest import Operator, Target, derive_plan, serve
+from tests.pg_server import dump_schema
+from tests.rollouts.conftest import ON_EVERY_STORE, Operator, Target, derive_plan, serve
 
 SHORT_RETRY = "{attempts: 2, backoff: 10ms, max_backoff: 20ms, deadline: 300ms}"
 
@@ -33,11 +34,16 @@ def guarded(token: str, clean_env: None, monkeypatch: pytest.MonkeyPatch) -> Ite
         yield target
 
 
-def _files_holding(root: Path, text: str) -> list[Path]:
-    return [path for path in root.rglob("*")
-            if path.is_file() and text.encode() in path.read_bytes()]
+def _state_holding(operator: Operator, text: str) -> list[str]:
+    """Where the state holds ``text``: files of a directory, rows of a database."""
+    if isinstance(operator.state_dir, Path):
+        return [str(path) for path in operator.state_dir.rglob("*")
+                if path.is_file() and text.encode() in path.read_bytes()]
+    return [f"row of {table}" for table, row in dump_schema(operator.state_dir)
+            if text in row]
 
 
+@ON_EVERY_STORE
 def test_the_token_is_used_and_never_stored_or_printed(
         operator: Operator, guarded: Target, token: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch):
@@ -65,7 +71,7 @@ def test_the_token_is_used_and_never_stored_or_printed(
     calls = guarded.calls()
     assert calls and all(call["status"] < 400 for call in calls)  # the token got them in
     assert len(operator.rollout_ids()) == 5
-    assert _files_holding(operator.state_dir, token) == []
+    assert _state_holding(operator, token) == []
     assert [out for out in operator.outputs if token in out] == []
 
 

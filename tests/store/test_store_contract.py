@@ -24,6 +24,7 @@ NOW = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 
 STORES: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
     "directory": lambda tmp_path, request: open_store(tmp_path / "state"),
+    "postgres": lambda tmp_path, request: open_store(request.getfixturevalue("pg_url")),
 }
 
 MakeMeta = Callable[..., RolloutMeta]

@@ -60,16 +60,16 @@ def test_the_default_is_dot_rollout_in_the_working_directory(tmp_path: Path) -> 
 
 
 def test_a_url_of_an_unknown_scheme_is_refused_without_its_password() -> None:
-    location = "postgresql://rollout:hunter22@db.internal:5432/rollouts?password=hunter33"
+    location = "mysql://rollout:hunter22@db.internal:5432/rollouts?password=hunter33"
 
     with pytest.raises(UsageError) as refused:
         open_store(location, given_as="ROLLOUT_STATE")
 
     message = str(refused.value)
     assert message == (
-        "ROLLOUT_STATE=postgresql://rollout:***@db.internal:5432/rollouts?password=***: no "
-        "store reads postgresql:// locations; rollout state lives in a directory: give its "
-        "path")
+        "ROLLOUT_STATE=mysql://rollout:***@db.internal:5432/rollouts?password=***: no "
+        "store reads mysql:// locations; give a directory's path or a postgresql://, "
+        "postgres:// URL")
     assert refused.value.exit_code == 2
 
 
