@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.agent.conftest import agent_plan, wait_for
-from tests.rollouts.conftest import EMERGENCY_SEQUENCE, Operator, Target
+from tests.rollouts.conftest import EMERGENCY_SEQUENCE, ON_EVERY_STORE, Operator, Target
 
 TOKEN = "agent-token-5f2c9e"
 LABELS = {"alertname": "BrainApiErrors", "service": "brain-api", "severity": "critical"}
@@ -38,6 +38,7 @@ def _journal_has(operator: Operator, kind: str) -> list[dict[str, Any]] | None:
     return events if any(e["type"] == kind for e in events) else None
 
 
+@ON_EVERY_STORE
 def test_an_alert_routed_by_a_real_alertmanager_rolls_the_rollout_back(
         operator: Operator, target: Target, start_agent, alertmanager, tmp_path: Path,
         monkeypatch):

@@ -16,8 +16,10 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 from tests.agent.conftest import agent_plan, wait_for
-from tests.rollouts.conftest import Operator, Target, read_until
+from tests.rollouts.conftest import ON_EVERY_STORE, Operator, Target, read_until
 
 NOBODY = "nobody is driving: run `rollout agent` or `rollout resume --follow`"
 
@@ -192,6 +194,7 @@ def test_a_run_started_beside_an_agent_drives_its_own_rollout_and_the_agent_watc
     assert code == 0
 
 
+@ON_EVERY_STORE
 def test_an_operators_pause_and_resume_reach_the_driving_agent_within_a_second(
         operator: Operator, target: Target, start_agent, tmp_path: Path):
     """A one-shot `pause` journals; the agent, measuring every 500 ms, stops measuring
@@ -212,3 +215,31 @@ def test_an_operators_pause_and_resume_reach_the_driving_agent_within_a_second(
 
     assert operator("resume").code == 3                      # baking again, one-shot
     wait_for(lambda: measured() >= held + 3, 10, "measuring again")
+
+
+@pytest.mark.parametrize("operator", ["postgres"], indirect=True)
+def test_agents_on_one_database_share_it_and_one_takes_over_when_the_other_is_killed(
+        operator: Operator, target: Target, start_agent, tmp_path: Path):
+    """Two agents on one PostgreSQL store (two machines in production): both run, the
+    rollout's lease lets one drive; SIGKILL that one and the other drives on."""
+    plan = agent_plan(tmp_path / "plan.yaml", gates="auto", bake="1s", strict_start=True)
+    ttl = {"ROLLOUT_LEASE_TTL": "3"}
+    assert operator("start", str(plan)).code == 3
+    first = start_agent("--name", "one", env=ttl)
+    wait_for(lambda: (operator.status()["driver"] or {}).get("name") == "agent one", 10,
+             "driven by agent one")
+    second = start_agent("--name", "two", env=ttl)       # no exit 4 on a shared store
+    wait_for(lambda: operator.status()["stage"] == "canary-50", 60, "at canary-50")
+    assert operator.status()["driver"]["name"] == "agent one"
+
+    first.process.kill()
+    killed = time.time()
+    first.process.wait()
+    wait_for(lambda: (operator.status()["driver"] or {}).get("name") == "agent two", 10,
+             "taken over by agent two")
+    assert time.time() - killed < 3 + 1
+
+    wait_for(lambda: _phase(operator) == "succeeded", 90, "succeeded")
+    _sent_once(operator, target)
+    code, log = second.stop()
+    assert code == 0, log

@@ -37,6 +37,7 @@ def test_the_containerfile_runs_the_agent_and_checks_healthz(rollout):
     assert argv[:2] == ["rollout", "agent"]
     _accepted(rollout, argv[1:])
     assert "/healthz" in text and "STOPSIGNAL SIGTERM" in text
+    assert "'.[postgres]'" in text                  # the Kubernetes example's image
 
 
 def test_the_kubernetes_deployment_runs_two_agents_on_one_postgresql(rollout):
@@ -50,7 +51,7 @@ def test_the_kubernetes_deployment_runs_two_agents_on_one_postgresql(rollout):
     assert args[args.index("--state") + 1] == "$(ROLLOUT_STATE_URL)"
     assert env["ROLLOUT_STATE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "state-url"
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-    # The options, with the state URL left out: no store reads postgresql:// here yet.
-    _accepted(rollout, [a for a in args[1:] if a not in ("--state", "$(ROLLOUT_STATE_URL)")]
+    url = "postgresql://rollout:pw@127.0.0.1:5432/rollouts?schema=rollout"
+    _accepted(rollout, [url if a == "$(ROLLOUT_STATE_URL)" else a for a in args[1:]]
               + ["--name", "pod"])
     assert any(d["kind"] == "Service" for d in documents)
