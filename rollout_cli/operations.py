@@ -287,9 +287,14 @@ def _plan_for(ctx: Context, rollout: Rollout, state: RolloutState, plan_file: Pa
     """Load the rollout's plan; refuse a changed plan unless accepted (then say so)."""
     from rollout_cli.engine import events as ev
 
-    path = plan_file or Path(rollout.meta.plan_path)
+    path = plan_file or _plan_here(rollout)
     if not path.exists():
-        raise UsageError(f"the plan {path} of rollout {rollout.id} is gone; pass --plan PATH")
+        given = _given_plan_path(rollout)
+        also = f" nor {given} from here" if given and given != path else ""
+        raise UsageError(
+            f"the plan of rollout {rollout.id} is not on this machine: not {path}{also}; run "
+            "from a checkout where it is at the path it was started with"
+            f"{f' ({given})' if given else ''}, or `rollout resume {rollout.id} --plan PATH`")
     digest = plan_digest(path)
     recorded = state.plan_digest or rollout.meta.plan_digest
     if digest != recorded:
@@ -306,6 +311,27 @@ def _plan_for(ctx: Context, rollout: Rollout, state: RolloutState, plan_file: Pa
                              f"cannot be accepted: {refused}")
         return loaded, ev.PlanChanged(plan_digest=digest, who=who())
     return _load(path, ctx), None
+
+
+def _plan_here(rollout: Rollout) -> Path:
+    """Where this machine finds the rollout's plan: the absolute path it was started from;
+    else, when that is not here (another machine, a CI workspace that is gone), the path
+    as it was given at the start, from the current directory (an operator's checkout of
+    the same repository, an agent's mounted plans). Its digest is checked as for any plan."""
+    recorded = Path(rollout.meta.plan_path)
+    if recorded.exists():
+        return recorded
+    given = _given_plan_path(rollout)
+    return given if given is not None and given.exists() else recorded
+
+
+def _given_plan_path(rollout: Rollout) -> Path | None:
+    """The plan's path as `start` was given it, if relative (its `created` event says)."""
+    try:
+        given = next(rollout.journal.events(), {}).get("plan_file")
+    except StateError:
+        return None
+    return Path(given) if isinstance(given, str) and not Path(given).is_absolute() else None
 
 
 def _state(ctx: Context, rollout: Rollout) -> RolloutState:
@@ -715,7 +741,7 @@ def status(ctx: Context, rollout_id: str | None, recent: int = 8) -> Status:
     for event in events_of(rollout.journal.events()):
         if isinstance(event, shown):
             tail.append(event)
-    return Status(rollout.meta, state, list(tail), _plan_if_loads(ctx, rollout.meta),
+    return Status(rollout.meta, state, list(tail), _plan_if_loads(ctx, rollout),
                   rollout.lease())
 
 
@@ -736,11 +762,11 @@ def watch(ctx: Context, rollout_id: str | None, every: float = 1.0) -> Iterator[
         sleep(every)
 
 
-def _plan_if_loads(ctx: Context, meta: RolloutMeta) -> Any | None:
-    """The rollout's plan, if its file is still there and loads: it only adds what the
-    journal lacks (stage names, check thresholds), so a moved or broken plan must not
-    stop a look at what already happened."""
-    path = Path(meta.plan_path)
+def _plan_if_loads(ctx: Context, rollout: Rollout) -> Any | None:
+    """The rollout's plan, if its file is here (``_plan_here``) and loads: it only adds
+    what the journal lacks (stage names, check thresholds), so a moved or broken plan must
+    not stop a look at what already happened."""
+    path = _plan_here(rollout)
     if not path.exists():
         return None
     try:
@@ -753,7 +779,7 @@ def active_plans(ctx: Context) -> list[tuple[RolloutMeta, Any]]:
     """Every active rollout whose plan file loads, with its plan (the agent's alerts)."""
     found = []
     for meta in ctx.store.find_active():
-        plan = _plan_if_loads(ctx, meta)
+        plan = _plan_if_loads(ctx, ctx.store.open(meta.id))
         if plan is not None:
             found.append((meta, plan))
     return found
@@ -783,7 +809,7 @@ def report(ctx: Context, rollout_id: str | None) -> Any:
 
     rollout = find(ctx, rollout_id, latest=True)
     return build_report(rollout.meta, events_of(rollout.journal.events()),
-                        _plan_if_loads(ctx, rollout.meta))
+                        _plan_if_loads(ctx, rollout))
 
 
 def list_rollouts(ctx: Context) -> list[tuple[RolloutMeta, RolloutState | None]]:

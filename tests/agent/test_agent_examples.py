@@ -55,3 +55,11 @@ def test_the_kubernetes_deployment_runs_two_agents_on_one_postgresql(rollout):
     _accepted(rollout, [url if a == "$(ROLLOUT_STATE_URL)" else a for a in args[1:]]
               + ["--name", "pod"])
     assert any(d["kind"] == "Service" for d in documents)
+
+
+def test_the_kubernetes_agent_finds_plans_at_the_path_ci_gave_from_the_repository_root():
+    documents = [d for d in yaml.safe_load_all((EXAMPLES / "kubernetes.yaml").read_text()) if d]
+    pod = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    [mount] = container["volumeMounts"]
+    assert mount["mountPath"] == container["workingDir"] + "/plans"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -202,3 +203,33 @@ def test_the_state_urls_password_is_never_printed_or_stored(
                   (tmp_path / "report.html").read_text()]
     assert [text for text in everything if PASSWORD in text] == []
     assert [row for row in dump_schema(str(operator.state_dir)) if PASSWORD in row[1]] == []
+
+
+def test_another_machine_finds_the_plan_in_its_own_checkout_once_ci_s_workspace_is_gone(
+        target: Target, fast_plan: Path, tmp_path: Path, pg_url: str):
+    """CI starts with the plan's path as given (plans/brain-api.yaml, relative); its
+    workspace is deleted when the job ends. An operator's checkout has the plan at the same
+    relative path: status shows its stages and advance acts. A checkout whose plan differs
+    is refused as a changed plan; one without it is told what to do."""
+    ci, laptop, stale, bare = (Machine(name, tmp_path, pg_url)
+                               for name in ("ci", "laptop", "stale", "bare"))
+    for machine in (ci, laptop, stale):
+        (machine.cwd / "plans").mkdir()
+        (machine.cwd / "plans" / "brain-api.yaml").write_bytes(fast_plan.read_bytes())
+    with (stale.cwd / "plans" / "brain-api.yaml").open("a") as plan:
+        plan.write("# edited since\n")
+    assert ci("start", "plans/brain-api.yaml").code == 3      # at canary-10's gate
+    shutil.rmtree(ci.cwd)                                      # the job ended
+
+    status = json.loads(laptop("status", "--output", "json").out)
+    assert status["stage"] == "canary-10" and status["stages"] == 9   # the plan was read
+    advanced = laptop("advance")
+    assert advanced.code == 3, advanced.err                    # on to the next gate
+    assert json.loads(laptop("status", "--output", "json").out)["stage"] == "full"
+
+    changed = stale("advance")
+    assert changed.code == 2 and "changed since rollout" in changed.err, changed.err
+    missing = bare("advance")
+    assert missing.code == 2, missing.err
+    assert "is not on this machine" in missing.err and "(plans/brain-api.yaml)" in missing.err
+    assert "Traceback" not in missing.err + changed.err
