@@ -48,26 +48,22 @@ POLL_INTERVAL = 0.25
 UNLOCK_COMMAND = "rollout unlock {lock_id}"
 
 
-class LockFile:
-    """The lock on one rollout or plan, a file: acquired on ``with``, released on exit.
+class PolledLock:
+    """What every store's lock does the same way: attempts until a deadline, then the
+    holder's record in a LockedError; a takeover's callback once held. A store says how
+    one attempt goes (``_attempt``) and what a lock holds besides its record.
 
     ``timeout`` > 0 polls until the deadline; ``sleep`` and ``monotonic`` are the clock,
     injectable so a test can wait without waiting. ``on_takeover`` is called with the
     record of a stale lock this one replaced, once it is held (an error there releases it).
     """
 
-    def __init__(
-        self,
-        path: Path,
-        subject: str,
-        operation: str,
-        *,
-        timeout: float = 0.0,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
-        on_takeover: Callable[[LockRecord], None] | None = None,
-    ):
-        self.path = path
+    subject: str
+    operation: str
+
+    def __init__(self, subject: str, operation: str, *, timeout: float,
+                 sleep: Callable[[float], None], monotonic: Callable[[], float],
+                 on_takeover: Callable[[LockRecord], None] | None):
         self.subject = subject
         self.operation = operation
         self.timeout = timeout
@@ -84,51 +80,59 @@ class LockFile:
     def acquire(self) -> LockRecord:
         """Take the lock, taking over a stale one, or raise LockedError naming the holder."""
         if self.record is not None:
-            raise RuntimeError(f"lock {self.path} is already held by this Lock")
-        record = new_record(self.path, self.operation)
-        data = encode_json(record)
+            raise RuntimeError(f"{self.subject}: this lock is already held")
+        record = new_record(self._where(), self.operation)
+        self._prepare(record)
         deadline = self._monotonic() + self.timeout
-        removed: LockRecord | None = None
-        with state_write(f"create lock {self.path}"):
-            # Made now, so that releasing never needs room on a disk that has filled up.
-            make_guard(self.path)
-        while True:
-            with state_write(f"create lock {self.path}"):
-                if create_exclusive(self.path, data):
+        try:
+            while True:
+                taken, holder = self._attempt(record)
+                if taken:
                     break
-            holder = self._holder()
-            if holder is None:
-                continue  # released between our attempt and our look: try again now
-            if is_stale(holder):
-                # Replaced in one step, never removed and re-created: a command arriving in
-                # between would take the lock without journaling the takeover.
-                with state_write(f"take over lock {self.path}"):
-                    if _replace_if_held(self.path, holder.get("id"), data) is not None:
-                        removed = holder
-                        break
-                continue  # another command took it over first: look again
-            remaining = deadline - self._monotonic()
-            if remaining <= 0:
-                raise locked_error(self.subject, holder, waited=self.timeout)
-            self._sleep(min(POLL_INTERVAL, remaining))
-        self.record, self.took_over = record, removed
-        if removed is not None and self._on_takeover is not None:
+                if holder is None:
+                    continue  # released between our attempt and our look: try again now
+                remaining = deadline - self._monotonic()
+                if remaining <= 0:
+                    raise self._refusal(holder)
+                self._sleep(min(POLL_INTERVAL, remaining))
+        except BaseException:
+            self._abandon()
+            raise
+        self.record, self.took_over = record, holder
+        self._held()
+        if holder is not None and self._on_takeover is not None:
             try:
-                self._on_takeover(removed)
+                self._on_takeover(holder)
             except BaseException:
                 self.release()
                 raise
         return record
 
     def release(self) -> None:
-        """Remove the lock file, but only while it still holds our id."""
-        if self.record is None:
-            return
-        ours, self.record = self.record["id"], None
-        # None when force-unlocked, maybe re-taken since: no longer ours to remove.
-        remove_lock(self.path, ours)
+        raise NotImplementedError
 
-    def __enter__(self) -> LockFile:
+    def _where(self) -> str:
+        """The lock's ``path`` in its record."""
+        raise NotImplementedError
+
+    def _prepare(self, record: LockRecord) -> None:
+        """Before the first attempt."""
+
+    def _attempt(self, record: LockRecord) -> tuple[bool, LockRecord | None]:
+        """(True, the stale record replaced or None) if taken; else (False, the live
+        holder's record, or None to try again at once)."""
+        raise NotImplementedError
+
+    def _refusal(self, holder: LockRecord) -> LockedError:
+        return locked_error(self.subject, holder, waited=self.timeout)
+
+    def _abandon(self) -> None:
+        """After a failed acquire."""
+
+    def _held(self) -> None:
+        """Once taken, before the takeover callback."""
+
+    def __enter__(self) -> PolledLock:
         self.acquire()
         return self
 
@@ -139,6 +143,56 @@ class LockFile:
         traceback: TracebackType | None,
     ) -> None:
         self.release()
+
+
+class LockFile(PolledLock):
+    """The lock on one rollout or plan, a file: acquired on ``with``, released on exit."""
+
+    def __init__(
+        self,
+        path: Path,
+        subject: str,
+        operation: str,
+        *,
+        timeout: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_takeover: Callable[[LockRecord], None] | None = None,
+    ):
+        super().__init__(subject, operation, timeout=timeout, sleep=sleep,
+                         monotonic=monotonic, on_takeover=on_takeover)
+        self.path = path
+
+    def _where(self) -> str:
+        return str(self.path)
+
+    def _prepare(self, record: LockRecord) -> None:
+        with state_write(f"create lock {self.path}"):
+            # Made now, so that releasing never needs room on a disk that has filled up.
+            make_guard(self.path)
+
+    def _attempt(self, record: LockRecord) -> tuple[bool, LockRecord | None]:
+        data = encode_json(record)
+        with state_write(f"create lock {self.path}"):
+            if create_exclusive(self.path, data):
+                return True, None
+        holder = self._holder()
+        if holder is None or not is_stale(holder):
+            return False, holder
+        # Replaced in one step, never removed and re-created: a command arriving in
+        # between would take the lock without journaling the takeover.
+        with state_write(f"take over lock {self.path}"):
+            if _replace_if_held(self.path, holder.get("id"), data) is not None:
+                return True, holder
+        return False, None  # another command took it over first: look again
+
+    def release(self) -> None:
+        """Remove the lock file, but only while it still holds our id."""
+        if self.record is None:
+            return
+        ours, self.record = self.record["id"], None
+        # None when force-unlocked, maybe re-taken since: no longer ours to remove.
+        remove_lock(self.path, ours)
 
     def _holder(self) -> LockRecord | None:
         try:
@@ -188,10 +242,11 @@ def takeover_note(stale: LockRecord) -> str:
     )
 
 
-def new_record(lock_file: Path, operation: str) -> LockRecord:
+def new_record(path: str, operation: str) -> LockRecord:
+    """A new lock's record: who holds it, from which process, where and since when."""
     return {
         "id": str(uuid.uuid4()),
-        "path": str(lock_file),
+        "path": path,
         "operation": operation,
         "who": who(),
         "pid": os.getpid(),

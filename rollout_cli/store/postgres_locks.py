@@ -15,18 +15,13 @@ still carries the appender's lock id (a fencing token: ``postgres.PgJournal``).
 from __future__ import annotations
 
 import hashlib
-import os
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from rollout_cli import __version__
 from rollout_cli.errors import LockedError
-from rollout_cli.store.identity import host_of, hostname, who
-from rollout_cli.store.locks import POLL_INTERVAL, lock_info
+from rollout_cli.store.identity import host_of, hostname
+from rollout_cli.store.locks import PolledLock, lock_info
 from rollout_cli.store.protocol import LockRecord
 
 if TYPE_CHECKING:
@@ -57,12 +52,11 @@ def read_record(conn: psycopg.Connection, name: str) -> LockRecord | None:
     return None if row is None else json.loads(row[0])
 
 
-class PgLock:
+class PgLock(PolledLock):
     """The lock named ``name`` (``rollout/ID``, ``plan/NAME``): acquired on ``with``.
 
-    ``timeout`` > 0 polls until the deadline (``sleep``, ``monotonic`` injectable);
-    ``on_held`` and ``on_release`` tell the store whose fencing token is current;
-    ``on_takeover`` gets the record of a stale lock this one replaced, once held."""
+    ``on_held`` and ``on_release`` tell the store whose fencing token is current; the rest
+    is ``locks.PolledLock``'s."""
 
     def __init__(self, db: Database, name: str, subject: str, operation: str, path: str, *,
                  timeout: float = 0.0,
@@ -71,59 +65,40 @@ class PgLock:
                  on_held: Callable[[PgLock], None] | None = None,
                  on_release: Callable[[PgLock], None] | None = None,
                  on_takeover: Callable[[LockRecord], None] | None = None):
+        super().__init__(subject, operation, timeout=timeout, sleep=sleep,
+                         monotonic=monotonic, on_takeover=on_takeover)
         self._db = db
         self.name = name
-        self.subject = subject
-        self.operation = operation
         self.path = path
-        self.timeout = timeout
-        self._sleep = sleep
-        self._monotonic = monotonic
         self._on_held = on_held
         self._on_release = on_release
-        self._on_takeover = on_takeover
         self._session: psycopg.Connection | None = None
+        self._pending: psycopg.Connection | None = None
         self._generation = -1
-        self.record: LockRecord | None = None
-        self.took_over: LockRecord | None = None
 
-    @property
-    def id(self) -> str | None:
-        return None if self.record is None else str(self.record["id"])
+    def _where(self) -> str:
+        return self.path
 
-    def acquire(self) -> LockRecord:
-        """Take the lock, taking over a stale one, or raise LockedError naming the holder."""
-        if self.record is not None:
-            raise RuntimeError(f"lock {self.name} is already held by this lock")
-        record = _new_record(self.path, self.operation)
-        session = self._open_session(record["id"])
-        deadline = self._monotonic() + self.timeout
-        try:
-            while True:
-                taken, holder = self._db.run(f"take the lock of {self.subject}",
-                                             lambda conn: self._try(conn, record))
-                if taken:
-                    break
-                if holder is None:
-                    continue  # released between our attempt and our look: try again now
-                remaining = deadline - self._monotonic()
-                if remaining <= 0:
-                    raise locked_error(self.subject, holder, waited=self.timeout)
-                self._sleep(min(POLL_INTERVAL, remaining))
-        except BaseException:
-            session.close()
-            raise
-        self._session, self.record, self.took_over = session, record, holder
+    def _prepare(self, record: LockRecord) -> None:
+        self._pending = self._open_session(record["id"])
+
+    def _attempt(self, record: LockRecord) -> tuple[bool, LockRecord | None]:
+        return self._db.run(f"take the lock of {self.subject}",
+                            lambda conn: self._try(conn, record))
+
+    def _refusal(self, holder: LockRecord) -> LockedError:
+        return locked_error(self.subject, holder, waited=self.timeout)
+
+    def _abandon(self) -> None:
+        if self._pending is not None:
+            self._pending.close()
+            self._pending = None
+
+    def _held(self) -> None:
+        self._session, self._pending = self._pending, None
         self._generation = self._db.generation
         if self._on_held is not None:
             self._on_held(self)
-        if holder is not None and self._on_takeover is not None:
-            try:
-                self._on_takeover(holder)
-            except BaseException:
-                self.release()
-                raise
-        return record
 
     def keep(self) -> None:
         """After the database was lost (and maybe restarted, dropping our session and its
@@ -161,8 +136,11 @@ class PgLock:
         holder = read_record(conn, self.name)
         if holder is None or holder_alive(conn, holder):
             return False, holder
-        conn.execute("UPDATE locks SET id = %s, record = %s WHERE name = %s AND id = %s",
-                     (record["id"], json.dumps(record), self.name, holder.get("id")))
+        replaced = conn.execute(
+            "UPDATE locks SET id = %s, record = %s WHERE name = %s AND id = %s",
+            (record["id"], json.dumps(record), self.name, holder.get("id")))
+        if replaced.rowcount != 1:
+            return False, None  # another command took it over first: look again
         return True, holder
 
     def release(self) -> None:
@@ -181,25 +159,6 @@ class PgLock:
             if session is not None:
                 session.close()
 
-    def __enter__(self) -> PgLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.release()
-
-
-def _new_record(path: str, operation: str) -> LockRecord:
-    return {
-        "id": str(uuid.uuid4()),
-        "path": path,
-        "operation": operation,
-        "who": who(),
-        "pid": os.getpid(),
-        "version": __version__,
-        "created": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-    }
 
 
 def locked_error(subject: str, record: LockRecord, waited: float = 0.0) -> LockedError:
