@@ -1,0 +1,122 @@
+"""The statistics of a compare check: an interval for the canary's change against the
+baseline, and a verdict from where that interval lies against the allowed change (pure).
+
+Two methods:
+
+* ``mann_whitney``: the Hodges-Lehmann shift (the median of every canary-minus-baseline
+  difference) with the distribution-free confidence interval found by inverting the
+  Mann-Whitney U test (normal approximation with continuity, as R's ``wilcox.test(...,
+  conf.int = TRUE, exact = FALSE)``), and scipy's U test for the p-value shown beside it.
+  Kayenta judges canaries this way. scipy.stats has the U test but not the interval.
+* ``proportion_sequence``: an anytime-valid confidence sequence for the difference of two
+  proportions from counts (errors over requests), so that looking at it every interval,
+  however long the bake, keeps the chance of ever excluding the true difference at most
+  1 - confidence. It is the asymptotic confidence sequence of Waudby-Smith, Arbour, Sinha,
+  Kennedy and Ramdas ("Time-uniform central limit theory and asymptotic confidence
+  sequences", 2021), whose boundary is the normal mixture of Howard, Ramdas, McAuliffe and
+  Sekhon ("Time-uniform, nonparametric, nonasymptotic confidence sequences", Annals of
+  Statistics 2021); Lindon et al. (KDD 2022) use such sequences for Netflix's canaries. No
+  well-kept Python library ships one, so it is written here, in a few lines.
+
+scipy and numpy are imported inside the functions that need them: only a check that
+judges loads them, never `rollout --help`, `status` or `validate`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+PASS, INCONCLUSIVE, FAIL = "pass", "inconclusive", "fail"
+
+# The confidence sequence is tightest around this many trials (both sides together); the
+# width elsewhere grows only by a log factor, so one value serves most services.
+TUNED_FOR_TRIALS = 10_000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate of canary minus baseline, with its interval at ``confidence``."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    reference: float          # the baseline's level: its median, or its proportion
+    p_value: float | None = None
+
+    def relative(self) -> Interval:
+        """The same interval as a fraction of the baseline's level (0.05 for +5%)."""
+        scale = abs(self.reference)
+        return Interval(self.estimate / scale, self.low / scale, self.high / scale,
+                        self.confidence, self.reference, self.p_value)
+
+
+def hodges_lehmann(canary: Sequence[float], baseline: Sequence[float],
+                   confidence: float) -> Interval:
+    """The Hodges-Lehmann shift of ``canary`` over ``baseline`` and its confidence
+    interval from the Mann-Whitney U test (see the module). Each side needs 2 values."""
+    import numpy as np
+    from scipy.stats import mannwhitneyu
+
+    x = np.asarray(canary, dtype=float)
+    y = np.asarray(baseline, dtype=float)
+    m, n = len(x), len(y)
+    differences = np.sort(np.subtract.outer(x, y).ravel())
+    total = m * n
+    estimate = float(np.median(differences))
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    # The k-th smallest and largest differences bound the interval: k from U's mean and
+    # standard deviation, less the continuity correction.
+    k = math.floor(total / 2 - z * math.sqrt(total * (m + n + 1) / 12) - 0.5)
+    if k < 0:
+        low, high = -math.inf, math.inf
+    else:
+        low, high = float(differences[k]), float(differences[total - 1 - k])
+    p_value = float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
+    return Interval(estimate, low, high, confidence, float(np.median(y)), p_value)
+
+
+def proportion_sequence(canary_events: float, canary_trials: float, baseline_events: float,
+                        baseline_trials: float, confidence: float,
+                        tuned_for: float = TUNED_FOR_TRIALS) -> Interval:
+    """The difference of two proportions (canary minus baseline) with its anytime-valid
+    confidence sequence at ``confidence`` (see the module). Counts are the totals so far.
+
+    The boundary, in the paper's terms: estimate +- se * sqrt((1 + 1/W) * (log(1 + W) +
+    2 log(1/alpha))), W = c * t / tuned_for, c = 2 log(1/alpha) + log(1 + 2 log(1/alpha)),
+    t the trials so far; the standard error uses Agresti and Caffo's (x + 1) / (n + 2), so
+    that no errors on either side is not a zero-width interval.
+    """
+    alpha = 1 - confidence
+    p_canary = canary_events / canary_trials
+    p_baseline = baseline_events / baseline_trials
+    estimate = p_canary - p_baseline
+    smooth_c = (canary_events + 1) / (canary_trials + 2)
+    smooth_b = (baseline_events + 1) / (baseline_trials + 2)
+    se = math.sqrt(smooth_c * (1 - smooth_c) / (canary_trials + 2)
+                   + smooth_b * (1 - smooth_b) / (baseline_trials + 2))
+    log_alpha = 2 * math.log(1 / alpha)
+    weight = (log_alpha + math.log(1 + log_alpha)) * (canary_trials + baseline_trials) / tuned_for
+    half = se * math.sqrt((1 + 1 / weight) * (math.log(1 + weight) + log_alpha))
+    return Interval(estimate, estimate - half, estimate + half, confidence, p_baseline)
+
+
+def judge(interval: Interval, allowed: float, higher_is_worse: bool) -> str:
+    """Fail when the interval lies wholly beyond the allowed change on the worse side,
+    pass when it lies wholly on the acceptable side of it, inconclusive otherwise."""
+    if higher_is_worse:
+        low, high = interval.low, interval.high
+    else:
+        low, high = -interval.high, -interval.low
+    if low > allowed:
+        return FAIL
+    if high <= allowed:
+        return PASS
+    return INCONCLUSIVE
+
+
+__all__ = ["FAIL", "INCONCLUSIVE", "PASS", "TUNED_FOR_TRIALS", "Interval", "hodges_lehmann",
+           "judge", "proportion_sequence"]

@@ -1,0 +1,145 @@
+"""The statistics of compare checks: properties (hypothesis) and seeded simulations.
+
+The simulations are the claims a user relies on: judged every interval, a healthy canary
+is rolled back at most as often as the confidence allows, and a real shift is caught.
+"""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rollout_cli.engine.compare import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    Interval,
+    hodges_lehmann,
+    judge,
+    proportion_sequence,
+)
+
+VALUES = st.lists(st.floats(min_value=1, max_value=10_000, allow_nan=False), min_size=12,
+                  max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(VALUES, VALUES, st.floats(min_value=-500, max_value=500, allow_nan=False))
+def test_hodges_lehmann_moves_with_a_shift_of_the_canary(canary, baseline, shift):
+    before = hodges_lehmann(canary, baseline, 0.98)
+    after = hodges_lehmann([v + shift for v in canary], baseline, 0.98)
+    assert abs(after.estimate - (before.estimate + shift)) < 1e-6
+    assert abs(after.low - (before.low + shift)) < 1e-6
+    assert abs(after.high - (before.high + shift)) < 1e-6
+    assert after.low <= after.estimate <= after.high
+
+
+@settings(max_examples=60, deadline=None)
+@given(VALUES, VALUES)
+def test_a_higher_confidence_never_narrows_the_interval(canary, baseline):
+    narrow = hodges_lehmann(canary, baseline, 0.90)
+    wide = hodges_lehmann(canary, baseline, 0.99)
+    assert wide.low <= narrow.low and wide.high >= narrow.high
+
+
+COUNTS = st.integers(min_value=100, max_value=100_000)
+
+
+@settings(max_examples=200, deadline=None)
+@given(COUNTS, COUNTS, st.floats(0, 1), st.floats(0, 1), st.floats(0.5, 0.999))
+def test_the_sequence_holds_its_estimate_and_widens_with_confidence(n_c, n_b, p_c, p_b, level):
+    events_c, events_b = round(n_c * p_c), round(n_b * p_b)
+    interval = proportion_sequence(events_c, n_c, events_b, n_b, level)
+    wider = proportion_sequence(events_c, n_c, events_b, n_b, min(0.9999, level + 0.0005))
+    assert interval.low < interval.estimate < interval.high
+    assert wider.low <= interval.low and wider.high >= interval.high
+
+
+@given(st.floats(-1, 1), st.floats(0, 1), st.floats(0, 0.5), st.floats(0, 0.5),
+       st.booleans())
+def test_a_verdict_is_pass_fail_or_inconclusive_by_where_the_interval_lies(
+        estimate, allowed, below, above, higher_is_worse):
+    interval = Interval(estimate, estimate - below, estimate + above, 0.95, 1.0)
+    worse_low, worse_high = ((interval.low, interval.high) if higher_is_worse
+                             else (-interval.high, -interval.low))
+    verdict = judge(interval, allowed, higher_is_worse)
+    expected = FAIL if worse_low > allowed else PASS if worse_high <= allowed else INCONCLUSIVE
+    assert verdict == expected
+
+
+def _peeked_sequence(rng: random.Random, p_canary: float, p_baseline: float, peeks: int,
+                     level: float, allowed: float = 0.0) -> str:
+    """Counts arriving in batches, the sequence judged after every one, as a bake does:
+    the first pass or fail, or inconclusive to the end."""
+    events_c = trials_c = events_b = trials_b = 0
+    for _ in range(peeks):
+        trials_c, trials_b = trials_c + 300, trials_b + 900
+        events_c += sum(rng.random() < p_canary for _ in range(300))
+        events_b += sum(rng.random() < p_baseline for _ in range(900))
+        verdict = judge(proportion_sequence(events_c, trials_c, events_b, trials_b, level),
+                        allowed, True)
+        if verdict == FAIL:
+            return FAIL
+    return INCONCLUSIVE
+
+
+def test_peeking_every_interval_keeps_false_alarms_at_the_level_asked():
+    """A canary exactly as good as its baseline, judged after each of 60 batches: how
+    often is it ever failed? At 95% confidence, at most 5% of 300 seeded bakes (a fixed
+    sample; a test that peeked at a plain z-interval 60 times fails about a third)."""
+    rng = random.Random(18)
+    runs = 300
+    alarms = sum(_peeked_sequence(rng, 0.03, 0.03, 60, 0.95) == FAIL for _ in range(runs))
+    assert alarms / runs <= 0.05
+
+
+def test_a_plain_interval_peeked_as_often_would_have_alarmed_far_more():
+    """The yardstick for the test above: the same bakes with a fixed-sample 95% interval."""
+    rng = random.Random(18)
+    runs, alarms = 300, 0
+    for _ in range(runs):
+        events_c = trials_c = events_b = trials_b = 0
+        for _ in range(60):
+            trials_c, trials_b = trials_c + 300, trials_b + 900
+            events_c += sum(rng.random() < 0.03 for _ in range(300))
+            events_b += sum(rng.random() < 0.03 for _ in range(900))
+            p_c, p_b = events_c / trials_c, events_b / trials_b
+            se = (p_c * (1 - p_c) / trials_c + p_b * (1 - p_b) / trials_b) ** 0.5
+            if p_c - p_b - 1.96 * se > 0:
+                alarms += 1
+                break
+    assert alarms / runs > 0.05
+
+
+def test_one_point_more_errors_is_caught():
+    """3% vs 4% errors, 300 canary requests a batch: failed in at least 95% of 100 bakes."""
+    rng = random.Random(7)
+    caught = sum(_peeked_sequence(rng, 0.04, 0.03, 60, 0.95, allowed=0.002) == FAIL
+                 for _ in range(100))
+    assert caught >= 95
+
+
+def test_an_eight_percent_slower_canary_is_told_apart_from_noise():
+    """Per-10-second mean latencies (log-normal, 20% spread): +8% over 360 points a side
+    (an hour) is failed; the same canary without the shift passes against +8%."""
+    rng = random.Random(3)
+    slow_failed = same_passed = 0
+    for _ in range(40):
+        baseline = [rng.lognormvariate(0, 0.2) for _ in range(360)]
+        canary = [rng.lognormvariate(0, 0.2) for _ in range(360)]
+        shifted = [v * 1.08 for v in canary]
+        slow = hodges_lehmann(shifted, baseline, 0.98).relative()
+        same = hodges_lehmann(canary, baseline, 0.98).relative()
+        slow_failed += judge(slow, 0.0, True) == FAIL
+        same_passed += judge(same, 0.08, True) == PASS
+    assert slow_failed >= 36
+    assert same_passed >= 38
+
+
+def test_the_u_test_p_value_comes_with_the_interval():
+    interval = hodges_lehmann([10.0 + i for i in range(20)], [1.0 + i for i in range(20)], 0.98)
+    assert interval.estimate == 9.0
+    assert interval.p_value is not None and interval.p_value < 0.01
+    assert interval.low <= 9.0 <= interval.high
