@@ -33,6 +33,8 @@ with open(out, "w") as file:
 """
 
 NEVER_AT_START = ("httpx", "yaml", "jmespath", "prometheus_client", "rich")
+# Only a compare check that judges needs them (engine/compare.py): never validate or status.
+STATISTICS = ("scipy", "numpy", "rollout_cli.engine.compare")
 NETWORK = ("httpx", "httpcore", "prometheus_client", "rollout_cli.drivers.http",
            "rollout_cli.drivers.metrics", "rollout_cli.notify", "rollout_cli.reconcile")
 
@@ -96,6 +98,7 @@ def test_validate_imports_no_network_code(tmp_path: Path):
     assert "rollout_cli.plan.models" in modules   # the plan really was loaded
     assert loaded(modules, NETWORK) == []
     assert loaded(modules, ("rich", "hashlib")) == []   # plain lines; no digest to keep
+    assert loaded(modules, STATISTICS) == []
 
 
 def test_status_with_nothing_to_show_imports_neither_plan_nor_engine(tmp_path: Path):
@@ -122,6 +125,7 @@ def test_status_of_a_finished_rollout_imports_no_network_code(tmp_path: Path):
     assert code == 0
     assert "rollout_cli.plan.loader" in modules   # status shows the plan's side too
     assert loaded(modules, NETWORK) == []
+    assert loaded(modules, STATISTICS) == []
 
 
 def test_simulate_imports_no_prometheus_client(tmp_path: Path):

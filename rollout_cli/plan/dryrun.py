@@ -148,7 +148,16 @@ def _checks(plan: Plan) -> list[PlannedCheck]:
 
 
 def describe_check(check: Any) -> str:
-    """One line: what is measured and the bands, e.g. 'mean(30m) pass >= 0.95, fail < 0.90'."""
+    """One line: what is measured and the bands, e.g. 'mean(30m) pass >= 0.95, fail < 0.90',
+    or for a compare check its method, e.g. 'mann-whitney(1h) vs legacy_ms at 98%, allowed
+    +5% (higher is worse)'."""
+    if check.compare is not None:
+        compare = check.compare
+        unit = "samples" if compare.method == "mann-whitney" else "trials"
+        return (f"{_subject(check)} at {compare.confidence * 100:.4g}%, allowed "
+                f"{'+' if compare.worse == 'higher' else '-'}"
+                f"{compare.allowed.text.lstrip('+')} ({compare.worse} is worse); "
+                f"min {compare.least} {unit} a side, no data: {check.no_data}")
     bands = []
     if check.pass_:
         bands.append(f"pass {check.pass_}")
@@ -161,11 +170,13 @@ def _subject(check: Any) -> str:
     """What is judged: 'last', 'mean(30m) vs legacy_p95_ms', 'slope over 1h'."""
     if check.trend:
         return f"slope over {format_duration(check.trend)}"
-    subject = check.effective_aggregate
+    subject = check.compare.method if check.compare is not None else check.effective_aggregate
     if check.window:
         subject += f"({format_duration(check.window)})"
     if check.baseline:
         subject += f" vs {check.baseline}"
+    if check.compare is not None and check.compare.trials:
+        subject += f" (of {check.compare.trials} vs {check.compare.baseline_trials})"
     return subject
 
 

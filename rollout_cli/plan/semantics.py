@@ -86,10 +86,12 @@ def _references(data: dict[str, Any], positions: Positions) -> Iterator[Problem]
                 yield positions.problem((table, name), f"bad name {name!r} in {table}",
                                         "use letters, digits, '_', '-' and '.'", key=True)
     for name, spec in checks.items():
-        for key in ("metric", "baseline"):
-            ref = _mapping(spec).get(key)
+        compare = _mapping(_mapping(spec).get("compare"))
+        for path, ref in [*(((key,), _mapping(spec).get(key)) for key in ("metric", "baseline")),
+                          *((("compare", key), compare.get(key))
+                            for key in ("trials", "baseline_trials"))]:
             if isinstance(ref, str) and ref not in metrics:
-                yield positions.problem(("checks", name, key), f"check {name!r}: unknown "
+                yield positions.problem(("checks", name, *path), f"check {name!r}: unknown "
                                         f"metric {ref!r}", _known(ref, metrics))
     for path, analysis in _analyses(data):
         for k, ref in enumerate(_sequence(_mapping(analysis).get("checks"))):

@@ -44,6 +44,11 @@ class Provider:
     def check(self, metric: Metric) -> None:
         """Refuse, with ValueError, keys of the metric that do not fit together."""
 
+    def whole_window(self, metric: Metric) -> bool:
+        """Whether each measurement answers every point of a stretch of time (a range
+        query), so that the latest measurement replaces the ones before it."""
+        return False
+
     def request_key(self, metric: Metric) -> str | None:
         """The key under the provider's own where a request that cannot be sent is reported
         (the one that gives its URL); None: the provider's key itself."""

@@ -46,6 +46,9 @@ class PrometheusProvider(Provider):
     def request_key(self, metric: Metric) -> str:
         return "url"
 
+    def whole_window(self, metric: Metric) -> bool:
+        return metric.query.range is not None
+
     def requests(self, plan: Plan, metric: Metric, variables: Mapping[str, Any],
                  now: float) -> tuple[HttpRequest, ...]:
         """An instant query at ``now``; with ``range:``, a range query ending at ``now``."""

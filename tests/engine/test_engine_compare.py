@@ -143,3 +143,110 @@ def test_the_u_test_p_value_comes_with_the_interval():
     assert interval.estimate == 9.0
     assert interval.p_value is not None and interval.p_value < 0.01
     assert interval.low <= 9.0 <= interval.high
+
+
+# --- compare checks: samples in, verdict and reason out ------------------------------------
+
+from rollout_cli.engine.checks import Sample, Sides, evaluate  # noqa: E402
+from rollout_cli.plan.fields import parse  # noqa: E402
+from rollout_cli.plan.models import Check  # noqa: E402
+
+
+def compare_check(**compare) -> Check:
+    return parse(Check, {"metric": "modern", "baseline": "legacy", "window": "1h",
+                         "compare": compare})
+
+
+def points(values, time: float = 3000.0) -> list[Sample]:
+    return [Sample(time, v) for v in values]
+
+
+def test_a_slower_canary_fails_with_its_estimate_and_interval_in_the_reason():
+    rng = random.Random(5)
+    legacy = points([rng.gauss(100, 5) for _ in range(60)])
+    modern = points([rng.gauss(112, 5) for _ in range(60)])
+    check = compare_check(method="mann-whitney", allowed="+5%", confidence=0.98)
+    verdict = evaluate("p95-vs-legacy", check, modern, 3600, legacy)
+    assert verdict.phase == "fail"
+    assert verdict.reason.startswith("p95-vs-legacy: modern vs legacy: +1")
+    assert "at 98% (60 vs 60 samples in 1h, U test p=" in verdict.reason
+    assert verdict.reason.endswith("; allowed +5% -> fail")
+    assert 0.09 < verdict.value < 0.15
+
+
+def test_the_same_canary_passes_a_wider_allowance_and_is_inconclusive_at_its_edge():
+    rng = random.Random(5)
+    legacy = points([rng.gauss(100, 5) for _ in range(60)])
+    modern = points([rng.gauss(112, 5) for _ in range(60)])
+    wide = evaluate("c", compare_check(method="mann-whitney", allowed="+20%"), modern, 3600,
+                    legacy)
+    edge = evaluate("c", compare_check(method="mann-whitney", allowed="+12%"), modern, 3600,
+                    legacy)
+    assert (wide.phase, edge.phase) == ("pass", "inconclusive")
+
+
+def test_lower_is_worse_flips_the_side():
+    rng = random.Random(5)
+    legacy = points([rng.gauss(100, 5) for _ in range(60)])
+    modern = points([rng.gauss(112, 5) for _ in range(60)])
+    verdict = evaluate("c", compare_check(method="mann-whitney", worse="lower"), modern, 3600,
+                       legacy)
+    assert verdict.phase == "pass"
+    assert verdict.reason.endswith("; allowed -0% -> pass")
+
+
+def test_too_few_samples_is_a_warming_up_inconclusive():
+    check = compare_check(method="mann-whitney")
+    verdict = evaluate("c", check, points(range(30)), 3600, points(range(60)))
+    assert (verdict.phase, verdict.warming_up) == ("inconclusive", True)
+    assert "30 vs 60 samples in 1h, needs 50 a side" in verdict.reason
+
+
+def test_samples_outside_the_window_or_before_the_stage_do_not_count():
+    check = compare_check(method="mann-whitney", min_samples=3)
+    old = [Sample(100.0, 1000.0)] * 5
+    verdict = evaluate("c", check, old + points([1, 2, 3]), 3600, points([1, 2, 3, 4]),
+                       since=2000)
+    assert "3 vs 4 samples" in verdict.reason
+
+
+def test_a_range_query_counts_only_its_latest_answer():
+    check = compare_check(method="mann-whitney", min_samples=3)
+    first, latest = points([9.0] * 5, time=3000), points([1.0, 2.0, 3.0], time=3300)
+    sides = Sides(first + latest, points([1.0, 2.0, 3.0, 4.0]), whole=(True, False, False,
+                                                                       False))
+    verdict = evaluate("c", check, [], 3600, [], None, sides)
+    assert "3 vs 4 samples" in verdict.reason
+
+
+def test_a_failed_source_is_an_error_and_no_data_follows_no_data():
+    check = compare_check(method="mann-whitney")
+    failed = evaluate("c", check, [Sample(3000, None, "HTTP 503")], 3600, points([1.0]))
+    empty = evaluate("c", check, [], 3600, points([1.0]))
+    assert failed.phase == "error" and "metric modern failed: HTTP 503" in failed.reason
+    assert empty.phase == "inconclusive" and "modern has no data in 1h" in empty.reason
+
+
+def sequential(**extra) -> Check:
+    return compare_check(method="sequential", trials="modern_requests",
+                         baseline_trials="legacy_requests", confidence=0.95, **extra)
+
+
+def test_a_sequential_compare_adds_up_the_counts_of_the_stage():
+    errors_m = [Sample(t, 400.0) for t in (600, 1200, 1800)]
+    errors_l = [Sample(t, 900.0) for t in (600, 1200, 1800)]
+    requests_m = [Sample(t, 10000.0) for t in (600, 1200, 1800)]
+    requests_l = [Sample(t, 30000.0) for t in (600, 1200, 1800)]
+    verdict = evaluate("errors", sequential(allowed="+0.002"), [], 1800, [], 0,
+                       Sides(errors_m, errors_l, requests_m, requests_l))
+    assert verdict.phase == "fail"
+    assert ("errors: modern vs legacy: +1.00 points [+0." in verdict.reason)
+    assert "at 95% (4.00% of 30000 vs 3.00% of 90000, anytime-valid); allowed +0.002 -> fail" \
+        in verdict.reason
+
+
+def test_a_sequential_compare_refuses_more_errors_than_requests():
+    verdict = evaluate("errors", sequential(), [], 1800, [], 0, Sides(
+        points([500.0]), points([1.0]), points([300.0]), points([300.0])))
+    assert verdict.phase == "error"
+    assert "the events are not a part of the trials" in verdict.reason
