@@ -649,9 +649,24 @@ class Plan(Model):
                                           description="Defaults for stages with traffic.")
     background: AnalysisSpec | None = field(Optional(Nested(AnalysisSpec)), None,
                                             description="Runs across all traffic stages.")
+    scrape_interval: float = field(
+        POSITIVE_DURATION, 60.0,
+        description="How often Prometheus scrapes what the queries read (its default, 1m); "
+                    "sets the default {{ rate_window }}.")
+    rate_window: float | None = field(
+        MAYBE_POSITIVE_DURATION, None,
+        description="{{ rate_window }} in queries; default: the analysis interval, and at "
+                    "least 4 scrape intervals.")
     stages: tuple[Stage, ...] = field(ListOf(Nested(Stage), min_items=1))
     rollback: tuple[RequestStep | RunStep, ...] = field(ListOf(STEP), [])
     notify: tuple[Notify, ...] = field(ListOf(Nested(Notify)), [])
+
+    def rate_window_for(self, analysis: Analysis) -> float:
+        """``{{ rate_window }}``: as given, else the interval and at least 4 scrapes (a
+        rate() over fewer points than that misses a scrape now and then)."""
+        if self.rate_window is not None:
+            return self.rate_window
+        return max(analysis.interval, 4 * self.scrape_interval)
 
     @cached_property
     def default_analysis(self) -> Analysis:
@@ -703,10 +718,21 @@ class Plan(Model):
         return spans
 
     @cached_property
+    def measured_names(self) -> dict[str, tuple[str, str | None]]:
+        """What checks may name, each to its metric and part: ``x`` to ``("x", None)``, and
+        for a metric split into parts, ``x.modern`` to ``("x", "modern")`` (not ``x``)."""
+        names: dict[str, tuple[str, str | None]] = {}
+        for name, metric in self.metrics.items():
+            parts = metric.provider.parts(metric)
+            names.update({f"{name}.{part}": (name, part) for part in parts} if parts
+                         else {name: (name, None)})
+        return names
+
+    @cached_property
     def whole_window_metrics(self) -> frozenset[str]:
-        """Metrics each of whose measurements is a whole stretch of points (a range query)."""
-        return frozenset(name for name, metric in self.metrics.items()
-                         if metric.provider.whole_window(metric))
+        """Names each of whose measurements is a whole stretch of points (a range query)."""
+        return frozenset(name for name, (metric, _) in self.measured_names.items()
+                         if self.metrics[metric].provider.whole_window(self.metrics[metric]))
 
     def metrics_of(self, analysis: Analysis) -> tuple[str, ...]:
         """The metrics an analysis's checks read, in order, each once."""

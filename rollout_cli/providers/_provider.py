@@ -49,6 +49,11 @@ class Provider:
         query), so that the latest measurement replaces the ones before it."""
         return False
 
+    def parts(self, metric: Metric) -> tuple[str, ...]:
+        """The names of the parts one answer is split into (``modern``, ``legacy``): then
+        ``read`` gives a value per part, and checks name them ``metric.part``."""
+        return ()
+
     def request_key(self, metric: Metric) -> str | None:
         """The key under the provider's own where a request that cannot be sent is reported
         (the one that gives its URL); None: the provider's key itself."""
@@ -64,6 +69,8 @@ class Provider:
         once per distinct value of those; None when they depend on ``now`` too."""
         return None
 
-    def read(self, metric: Metric, outcomes: Sequence[HttpOutcome]) -> Value:
-        """The value of the answers to ``requests``, in their order; raises ProviderError."""
+    def read(self, metric: Metric, outcomes: Sequence[HttpOutcome]
+             ) -> Value | dict[str, Value]:
+        """The value of the answers to ``requests``, in their order (by part, for a metric
+        with ``parts``); raises ProviderError."""
         raise NotImplementedError
