@@ -4,8 +4,11 @@
     latency-vs-legacy: modern_latency_ms vs legacy_latency_ms: +9.1% [+6.0%, +12.3%] at 98%
     (360 vs 360 samples in 1h, U test p=0.0001); allowed +5% -> fail
 
-Too few samples on a side is inconclusive and *warming up*: not counted against the
-analysis's inconclusive limit, as a threshold check's ``min_samples``.
+An inconclusive compare is *warming up*, never counted against the analysis's
+``inconclusive_limit``: too few samples on a side, or an interval that still straddles the
+allowed change, both mean "not enough evidence yet", and more baking brings more. The
+stage still cannot complete on it: a stage completes on a round that passes, and a bake
+range (2h..4h) that ends without one pauses the rollout for a person.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ def _verdict(check: Check, compare: Compare, interval: stats.Interval, detail: s
     return verdict(phase, f"{check.metric} vs {check.baseline}: {show(interval.estimate)} "
                    f"[{show(interval.low)}, {show(interval.high)}] at "
                    f"{interval.confidence * 100:.4g}% ({detail}); allowed {sign}{allowed}",
-                   interval.estimate)
+                   interval.estimate, warming=phase == INCONCLUSIVE)
 
 
 def _percent(value: float) -> str:

@@ -142,9 +142,19 @@ def _checks(plan: Plan) -> list[PlannedCheck]:
         for name in plan.background_analysis.checks:
             users[name].append("background")
     return [PlannedCheck(name, check.metric, describe_check(check), users[name], check.dry_run,
-                         describe_bands(check.pass_, check.fail),
-                         f"{check.metric}: {_subject(check)}; {_sampling(check)}")
+                         _verdicts(check), f"{check.metric}: {_subject(check)}; "
+                                           f"{_sampling(check)}")
             for name, check in plan.checks.items()]
+
+
+def _verdicts(check: Any) -> str:
+    """What the check makes of what it measures: its bands, or a compare check's rule."""
+    if check.compare is None:
+        return describe_bands(check.pass_, check.fail)
+    compare = check.compare
+    allowed = f"{'+' if compare.worse == 'higher' else '-'}{compare.allowed.text.lstrip('+')}"
+    return (f"fail when the {compare.confidence * 100:.4g}% interval of the change is "
+            f"wholly beyond {allowed}, pass when wholly within it, inconclusive otherwise")
 
 
 def describe_check(check: Any) -> str:
@@ -181,6 +191,9 @@ def _subject(check: Any) -> str:
 
 
 def _sampling(check: Any) -> str:
+    if check.compare is not None:
+        unit = "samples" if check.compare.method == "mann-whitney" else "trials"
+        return f"min {check.compare.least} {unit} a side, no data: {check.no_data}"
     extra = [f"min {check.min_samples} samples"] if check.min_samples > 1 else []
     extra.append(f"no data: {check.no_data}")
     return ", ".join(extra)

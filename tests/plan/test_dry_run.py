@@ -32,8 +32,14 @@ def test_dry_run_shows_timeline_calls_checks_and_rollback(rollout, secrets):
     assert "POST http://127.0.0.1:8080/api/admin/ab-testing/update" in out
     assert 'body: {"rolloutPercentage": 25}' in out
     assert 'body: {"testId": "<captured:test_id>"}' in out
-    assert "  latency-vs-legacy: pass <= +0%, fail > +20%, inconclusive between\n" \
-           "       modern_p95_ms: mean(10m) vs legacy_p95_ms; min 2 samples" in out
+    assert "  latency-vs-legacy: fail when the 98% interval of the change is wholly beyond " \
+           "+5%, pass when wholly within it, inconclusive otherwise\n" \
+           "       modern_latency_ms: mann-whitney(1h) vs legacy_latency_ms; min 50 samples " \
+           "a side" in out
+    assert "  errors-vs-legacy: fail when the 99% interval of the change is wholly beyond " \
+           "+0.01" in out
+    assert "modern_errors: sequential(8h) vs legacy_errors (of modern_requests vs " \
+           "legacy_requests); min 200 trials a side" in out
     rollback = out[out.index("Rollback, in order:"):]
     assert rollback.index("feature-flags/disable") < rollback.index("emergency-stop") \
         < rollback.index("memory/cleanup") < rollback.index("alerts/emergency")
