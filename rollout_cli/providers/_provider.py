@@ -54,6 +54,17 @@ class Provider:
         ``read`` gives a value per part, and checks name them ``metric.part``."""
         return ()
 
+    def syntax_requests(self, plan: Plan, metric: Metric, variables: Mapping[str, Any]
+                        ) -> tuple[HttpRequest, ...]:
+        """For `validate --online`: requests that ask the source whether it can read the
+        metric's query, tried in order until ``syntax_error`` gives a verdict."""
+        return ()
+
+    def syntax_error(self, metric: Metric, outcome: HttpOutcome) -> str | None:
+        """The answer to one of ``syntax_requests``: what is wrong with the query, "" when
+        nothing is, None when this way of asking says nothing (try the next)."""
+        return None
+
     def request_key(self, metric: Metric) -> str | None:
         """The key under the provider's own where a request that cannot be sent is reported
         (the one that gives its URL); None: the provider's key itself."""

@@ -88,6 +88,24 @@ class PrometheusProvider(Provider):
         return (HttpRequest("GET", url, dict(prom.headers), None, None, plan.target.timeout,
                             True),)
 
+    def syntax_requests(self, plan: Plan, metric: Metric, variables: Mapping[str, Any]
+                        ) -> tuple[HttpRequest, ...]:
+        """/api/v1/parse_query (Prometheus 3), then an instant query (any version)."""
+        prom: PrometheusQuery = metric.query
+        query = urlencode({"query": render_text(prom.query, variables)})
+        return tuple(HttpRequest("GET", f"{prom.url}/api/v1/{endpoint}?{query}",
+                                 dict(prom.headers), None, None, plan.target.timeout, True)
+                     for endpoint in ("parse_query", "query"))
+
+    def syntax_error(self, metric: Metric, outcome: HttpOutcome) -> str | None:
+        body = outcome.json if isinstance(outcome.json, dict) else {}
+        if body.get("status") == "error" and body.get("errorType") == "bad_data":
+            return str(body.get("error", "bad query"))
+        if outcome.status is not None and 200 <= outcome.status < 300 and \
+                body.get("status") == "success":
+            return ""
+        return None     # 404 (no parse_query), or an answer that is not about the query
+
     def read(self, metric: Metric, outcomes: Sequence[HttpOutcome]
              ) -> Value | dict[str, Value]:
         (outcome,) = outcomes
