@@ -141,8 +141,8 @@ def test_a_stage_is_judged_only_on_measurements_taken_after_it_began():
 
     simulate(BRAIN, "healthy", seed=0, env=ENV, on_event=collect)
 
-    assert "30 vs 30 samples in 1h, needs 50 a side" in rounds[0]["latency-vs-legacy"]
-    assert "60 vs 60 samples in 1h" in rounds[1]["latency-vs-legacy"]
+    assert "30 vs 30 samples in 30m, needs 50 a side" in rounds[0]["latency-vs-legacy"]
+    assert "60 vs 60 samples in 30m" in rounds[1]["latency-vs-legacy"]
 
 
 def test_analyses_due_together_share_each_measurement():

@@ -34,7 +34,7 @@ def test_dry_run_shows_timeline_calls_checks_and_rollback(rollout, secrets):
     assert 'body: {"testId": "<captured:test_id>"}' in out
     assert "  latency-vs-legacy: fail when the 98% interval of the change is wholly beyond " \
            "+5%, pass when wholly within it, inconclusive otherwise\n" \
-           "       modern_latency_ms: mann-whitney(1h) vs legacy_latency_ms; min 50 samples " \
+           "       modern_latency_ms: mann-whitney(30m) vs legacy_latency_ms; min 50 samples " \
            "a side" in out
     assert "  errors-vs-legacy: fail when the 99% interval of the change is wholly beyond " \
            "+0.01" in out
