@@ -250,3 +250,14 @@ def test_a_sequential_compare_refuses_more_errors_than_requests():
         points([500.0]), points([1.0]), points([300.0]), points([300.0])))
     assert verdict.phase == "error"
     assert "the events are not a part of the trials" in verdict.reason
+
+
+def test_an_interval_astride_the_allowance_keeps_baking_rather_than_counting():
+    """Inconclusive from an interval that straddles the allowed change is "not enough
+    evidence yet": warming up, so `inconclusive_limit` never pauses a bake for it."""
+    rng = random.Random(5)
+    legacy = points([rng.gauss(100, 5) for _ in range(60)])
+    modern = points([rng.gauss(112, 5) for _ in range(60)])
+    verdict = evaluate("c", compare_check(method="mann-whitney", allowed="+12%"), modern, 3600,
+                       legacy)
+    assert (verdict.phase, verdict.warming_up) == ("inconclusive", True)
