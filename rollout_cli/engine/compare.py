@@ -3,11 +3,12 @@ baseline, and a verdict from where that interval lies against the allowed change
 
 Two methods:
 
-* ``mann_whitney``: the Hodges-Lehmann shift (the median of every canary-minus-baseline
+* ``hodges_lehmann``: the Hodges-Lehmann shift (the median of every canary-minus-baseline
   difference) with the distribution-free confidence interval found by inverting the
   Mann-Whitney U test (normal approximation with continuity, as R's ``wilcox.test(...,
-  conf.int = TRUE, exact = FALSE)``), and scipy's U test for the p-value shown beside it.
-  Kayenta judges canaries this way. scipy.stats has the U test but not the interval.
+  conf.int = TRUE, exact = FALSE)``); ``u_test_p`` is scipy's U test, whose p-value a
+  failing verdict shows beside it. Kayenta judges canaries this way. scipy.stats has the
+  U test but not the interval.
 * ``proportion_sequence``: an anytime-valid confidence sequence for the difference of two
   proportions from counts (errors over requests), so that looking at it every interval,
   however long the bake, keeps the chance of ever excluding the true difference at most
@@ -19,7 +20,8 @@ Two methods:
   well-kept Python library ships one, so it is written here, in a few lines.
 
 scipy and numpy are imported inside the functions that need them: only a check that
-judges loads them, never `rollout --help`, `status` or `validate`.
+judges loads numpy, only a failing Mann-Whitney verdict scipy; never `rollout --help`,
+`status` or `validate`.
 """
 
 from __future__ import annotations
@@ -49,13 +51,12 @@ class Interval:
     high: float
     confidence: float
     reference: float          # the baseline's level: its median, or its proportion
-    p_value: float | None = None
 
     def relative(self) -> Interval:
         """The same interval as a fraction of the baseline's level (0.05 for +5%)."""
         scale = abs(self.reference)
         return Interval(self.estimate / scale, self.low / scale, self.high / scale,
-                        self.confidence, self.reference, self.p_value)
+                        self.confidence, self.reference)
 
 
 def hodges_lehmann(canary: Sequence[float], baseline: Sequence[float],
@@ -63,7 +64,6 @@ def hodges_lehmann(canary: Sequence[float], baseline: Sequence[float],
     """The Hodges-Lehmann shift of ``canary`` over ``baseline`` and its confidence
     interval from the Mann-Whitney U test (see the module). Each side needs 2 values."""
     import numpy as np
-    from scipy.stats import mannwhitneyu
 
     x = _thinned(np.asarray(canary, dtype=float))
     y = _thinned(np.asarray(baseline, dtype=float))
@@ -83,8 +83,19 @@ def hodges_lehmann(canary: Sequence[float], baseline: Sequence[float],
         low, high = -math.inf, math.inf
     else:
         low, high = float(ranked[k]), float(ranked[total - 1 - k])
-    p_value = float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
-    return Interval(estimate, low, high, confidence, float(np.median(y)), p_value)
+    return Interval(estimate, low, high, confidence, float(np.median(y)))
+
+
+def u_test_p(canary: Sequence[float], baseline: Sequence[float]) -> float:
+    """The two-sided p-value of the Mann-Whitney U test (scipy's), on the values the
+    interval was found from. Importing scipy.stats takes about half a second, so it is
+    asked for only when a verdict shows it."""
+    import numpy as np
+    from scipy.stats import mannwhitneyu
+
+    x = _thinned(np.asarray(canary, dtype=float))
+    y = _thinned(np.asarray(baseline, dtype=float))
+    return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
 
 
 def _thinned(values):  # type: ignore[no-untyped-def]
@@ -133,4 +144,4 @@ def judge(interval: Interval, allowed: float, higher_is_worse: bool) -> str:
 
 
 __all__ = ["FAIL", "INCONCLUSIVE", "PASS", "TUNED_FOR_TRIALS", "Interval", "hodges_lehmann",
-           "judge", "proportion_sequence"]
+           "judge", "proportion_sequence", "u_test_p"]

@@ -2,7 +2,7 @@
 (``engine.compare``), and a reason with the estimate and its interval (pure).
 
     latency-vs-legacy: modern_latency_ms vs legacy_latency_ms: +9.1% [+6.0%, +12.3%] at 98%
-    (360 vs 360 samples in 1h, U test p=0.0001); allowed +5% -> fail
+    (180 vs 180 samples in 30m, U test p=1e-09); allowed +5% -> fail
 
 An inconclusive compare is *warming up*, never counted against the analysis's
 ``inconclusive_limit``: too few samples on a side, or an interval that still straddles the
@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from rollout_cli.engine import compare as stats
-from rollout_cli.engine.checks import ERROR, INCONCLUSIVE, Sides, Verdict
+from rollout_cli.engine.checks import ERROR, FAIL, INCONCLUSIVE, Sides, Verdict
 from rollout_cli.plan.durations import format_duration
 from rollout_cli.plan.models import Check, Compare
 
@@ -61,7 +61,11 @@ def _mann_whitney(check: Check, compare: Compare, canary: Sequence[float],
             return verdict(INCONCLUSIVE, f"baseline {check.baseline}'s median is 0; no "
                            "relative change")
         interval = interval.relative()
-    detail = f"{counts}, U test p={interval.p_value:.2g}"
+    phase = stats.judge(interval, compare.allowed.value, compare.worse == "higher")
+    # The U test's p-value where an operator reads why: on a failure (scipy's import
+    # costs half a second, too much for every round of every rollout).
+    detail = counts if phase != FAIL else \
+        f"{counts}, U test p={stats.u_test_p(canary, baseline):.2g}"
     return _verdict(check, compare, interval, detail, verdict)
 
 
