@@ -137,6 +137,17 @@ def test_simulate_imports_no_prometheus_client(tmp_path: Path):
     assert loaded(modules, ("prometheus_client",)) == []
 
 
+def test_a_healthy_simulation_judges_its_compare_checks_without_scipy(tmp_path: Path):
+    # scipy.stats takes half a second to import: only a failing Mann-Whitney verdict
+    # (its p-value) needs it; numpy, for the intervals, is enough otherwise.
+    code, modules = imported(tmp_path, "simulate", str(PLANS / "brain-api.yaml"),
+                             "--output", "json")
+
+    assert code == 0                                   # succeeded: every check passed
+    assert "rollout_cli.engine.compare" in modules     # the compare checks were judged
+    assert loaded(modules, ("scipy",)) == []
+
+
 def test_simulate_imports_no_retry_threads_commands_or_store(tmp_path: Path):
     # The in-process sandbox answers every first try, one request at a time; a simulation
     # runs no local command and keeps its journal in memory.
