@@ -153,7 +153,8 @@ def refuse_unsimulated(loaded: LoadedPlan) -> None:
 
     plan = loaded.plan
     analyses = [*(plan.analysis_for(stage) for stage in plan.stages), plan.background_analysis]
-    queried = {name for analysis in analyses if analysis for name in plan.metrics_of(analysis)}
+    queried = {plan.measured_names[name][0] for analysis in analyses if analysis
+               for name in plan.metrics_of(analysis)}
     answered = " and ".join(key for key, provider in registered().items() if provider.simulated)
     problems = []
     for name, metric in plan.metrics.items():

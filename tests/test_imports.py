@@ -33,6 +33,8 @@ with open(out, "w") as file:
 """
 
 NEVER_AT_START = ("httpx", "yaml", "jmespath", "prometheus_client", "rich")
+# Only a compare check that judges needs them (engine/compare.py): never validate or status.
+STATISTICS = ("scipy", "numpy", "rollout_cli.engine.compare")
 NETWORK = ("httpx", "httpcore", "prometheus_client", "rollout_cli.drivers.http",
            "rollout_cli.drivers.metrics", "rollout_cli.notify", "rollout_cli.reconcile")
 
@@ -96,6 +98,7 @@ def test_validate_imports_no_network_code(tmp_path: Path):
     assert "rollout_cli.plan.models" in modules   # the plan really was loaded
     assert loaded(modules, NETWORK) == []
     assert loaded(modules, ("rich", "hashlib")) == []   # plain lines; no digest to keep
+    assert loaded(modules, STATISTICS) == []
 
 
 def test_status_with_nothing_to_show_imports_neither_plan_nor_engine(tmp_path: Path):
@@ -124,6 +127,7 @@ def test_status_of_a_finished_rollout_imports_no_network_code(tmp_path: Path):
     assert loaded(modules, NETWORK) == []
     # The PostgreSQL store is named in location.py's table; a directory never loads it.
     assert loaded(modules, ("psycopg", "rollout_cli.store.postgres")) == []
+    assert loaded(modules, STATISTICS) == []
 
 
 def test_simulate_imports_no_prometheus_client(tmp_path: Path):
@@ -133,6 +137,17 @@ def test_simulate_imports_no_prometheus_client(tmp_path: Path):
     assert code in (0, 1, 3)   # finished, rolled back or paused: the simulation ran
     assert "rollout_cli.sandbox.model" in modules
     assert loaded(modules, ("prometheus_client",)) == []
+
+
+def test_a_healthy_simulation_judges_its_compare_checks_without_scipy(tmp_path: Path):
+    # scipy.stats takes half a second to import: only a failing Mann-Whitney verdict
+    # (its p-value) needs it; numpy, for the intervals, is enough otherwise.
+    code, modules = imported(tmp_path, "simulate", str(PLANS / "brain-api.yaml"),
+                             "--output", "json")
+
+    assert code == 0                                   # succeeded: every check passed
+    assert "rollout_cli.engine.compare" in modules     # the compare checks were judged
+    assert loaded(modules, ("scipy",)) == []
 
 
 def test_simulate_imports_no_retry_threads_commands_or_store(tmp_path: Path):

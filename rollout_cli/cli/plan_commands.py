@@ -14,15 +14,18 @@ def validate(
                                        show_default=False),
     output: Output = OUTPUT,
     strict: bool = typer.Option(False, "--strict", help="Treat lint warnings as errors."),
+    online: bool = typer.Option(False, "--online",
+                                help="Also ask each Prometheus to parse the plan's queries."),
 ) -> None:
     """Check plan files: every error with file:line:column, plus lint warnings.
 
-    Exits 0 when every plan is valid, 2 otherwise. Nothing is sent anywhere.
+    Exits 0 when every plan is valid, 2 otherwise. Nothing is sent anywhere, unless
+    --online: then each metric source is asked whether it reads the plan's queries.
     """
     from rollout_cli.plan.validation import validate_files
     from rollout_cli.render import plan_view
 
-    reports = validate_files(plans)
+    reports = validate_files(plans, online)
     if output is not Output.text:
         plan_view.print_json([report.to_dict() for report in reports])
     else:

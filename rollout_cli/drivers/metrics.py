@@ -47,12 +47,19 @@ class MetricFetcher:
         policy = policy_of(self.plan.target.retry)
         values: dict[str, Value] = {}
         errors: dict[str, str] = {}
-        planned: list[tuple[str, tuple[HttpRequest, ...]]] = []
+        # A metric split into parts is asked once for all of its parts that are named.
+        wanted: dict[str, list[tuple[str, str | None]]] = {}
         for name in names:
+            metric_name, part = self.plan.measured_names[name]
+            wanted.setdefault(metric_name, []).append((name, part))
+        planned: list[tuple[str, tuple[HttpRequest, ...]]] = []
+        for name, asked in wanted.items():
             try:
                 planned.append((name, self._requests(name, variables, now)))
             except MissingVariable as missing:
-                values[name], errors[name] = None, f"template variable {missing.name!r} unset"
+                for one, _ in asked:
+                    values[one] = None
+                    errors[one] = f"template variable {missing.name!r} unset"
         requests = [request for _, made in planned for request in made]
         workers = self.concurrency or min(len(requests), MAX_FANOUT)
         outcomes = iter(self.http.send_many([(request, policy) for request in requests],
@@ -60,9 +67,13 @@ class MetricFetcher:
         for name, made in planned:
             metric = self.plan.metrics[name]
             try:
-                values[name] = metric.provider.read(metric, list(islice(outcomes, len(made))))
+                value = metric.provider.read(metric, list(islice(outcomes, len(made))))
             except ProviderError as problem:
-                values[name], errors[name] = None, str(problem)
+                for one, _ in wanted[name]:
+                    values[one], errors[one] = None, str(problem)
+                continue
+            for one, part in wanted[name]:
+                values[one] = value.get(part) if isinstance(value, dict) else value
         return values, errors
 
     def _requests(self, name: str, variables: Mapping[str, Any],

@@ -23,6 +23,7 @@ from rollout_cli.engine.checks import (
     IGNORED,
     INCONCLUSIVE,
     PASS,
+    Sides,
     Verdict,
     evaluate,
     worst,
@@ -100,9 +101,7 @@ def assess(plan: Plan, analysis: Analysis, scope: str, run: Run, measured: Measu
     """One round on the measurement ``measured_seq`` taken at ``now``: every check judged,
     counters updated, the action decided."""
     since = run.watched_since
-    verdicts = [evaluate(name, plan.checks[name], measured.of(plan.checks[name].metric), now,
-                         measured.of(plan.checks[name].baseline or ""), since)
-                for name in analysis.checks]
+    verdicts = [_evaluate(plan, name, measured, now, since) for name in analysis.checks]
     acting = [v for v in verdicts if not v.dry_run and v.phase != IGNORED]
     no_data = not acting and any(not v.dry_run for v in verdicts)
     phases = [v.phase for v in acting] or ([INCONCLUSIVE] if no_data else [])
@@ -126,6 +125,20 @@ def assess(plan: Plan, analysis: Analysis, scope: str, run: Run, measured: Measu
     return Run(run.started, next_due, run.rounds + 1, failures, inconclusives, errors, passed,
                worst(phases), action, message, tuple(_verdict_json(v) for v in verdicts),
                run.since, max(measured_seq, run.judged))
+
+
+def _evaluate(plan: Plan, name: str, measured: Measurements, now: float,
+              since: float) -> Verdict:
+    check = plan.checks[name]
+    sides = None
+    if check.compare is not None:
+        names = (check.metric, check.baseline or "", check.compare.trials or "",
+                 check.compare.baseline_trials or "")
+        whole = plan.whole_window_metrics
+        sides = Sides(*(measured.of(metric) for metric in names),
+                      whole=tuple(metric in whole for metric in names))  # type: ignore[arg-type]
+    return evaluate(name, check, measured.of(check.metric), now,
+                    measured.of(check.baseline or ""), since, sides)
 
 
 def _act(analysis: Analysis, scope: str, failures: int, inconclusives: int, errors: int,

@@ -38,20 +38,41 @@ class Verdict:
     dry_run: bool = False
 
 
+@dataclass(frozen=True)
+class Sides:
+    """What a compare check reads: the canary's and the baseline's samples, a sequential
+    compare's trials, and per series whether each measurement is a whole window of points
+    (a range query), so that only the latest one counts."""
+
+    canary: Sequence[Sample]
+    baseline: Sequence[Sample]
+    canary_trials: Sequence[Sample] = ()
+    baseline_trials: Sequence[Sample] = ()
+    whole: tuple[bool, bool, bool, bool] = (False, False, False, False)
+
+
 def worst(phases: Sequence[str]) -> str:
     return max(phases, key=ORDER.__getitem__, default=PASS)
 
 
 def evaluate(name: str, check: Check, samples: Sequence[Sample], now: float,
-             baseline: Sequence[Sample] = (), since: float | None = None) -> Verdict:
+             baseline: Sequence[Sample] = (), since: float | None = None,
+             sides: Sides | None = None) -> Verdict:
     """Judge ``check`` on ``samples`` (oldest first) as of ``now``.
 
-    ``since`` bounds the window from below, so a stage is judged on its own traffic.
+    ``since`` bounds the window from below, so a stage is judged on its own traffic. A
+    compare check takes its samples from ``sides`` (see ``Sides``) instead.
     """
     def verdict(phase: str, reason: str, value: float | None = None, warming: bool = False
                 ) -> Verdict:
         return Verdict(name, phase, f"{name}: {reason} -> {phase}", value, warming,
                        check.dry_run)
+
+    if check.compare is not None:
+        from rollout_cli.engine.compare_check import judge_compare
+
+        return judge_compare(check, sides or Sides(samples, baseline), now, since, verdict,
+                             lambda reason: _no_data(check, verdict, reason))
 
     span = check.span
     start = max(now - span, since if since is not None else -math.inf) if span else (

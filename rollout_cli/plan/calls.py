@@ -49,6 +49,7 @@ def variables_for(plan: Plan, stage: Stage | None, rollout_id: str,
         "rollout_id": rollout_id,
         "plan": plan.name,
         "interval": format_duration(interval.interval),
+        "rate_window": format_duration(plan.rate_window_for(interval)),
     }
 
 

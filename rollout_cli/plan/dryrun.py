@@ -185,13 +185,32 @@ def _checks(plan: Plan) -> list[PlannedCheck]:
         for name in plan.background_analysis.checks:
             users[name].append("background")
     return [PlannedCheck(name, check.metric, describe_check(check), users[name], check.dry_run,
-                         describe_bands(check.pass_, check.fail),
-                         f"{check.metric}: {_subject(check)}; {_sampling(check)}")
+                         _verdicts(check), f"{check.metric}: {_subject(check)}; "
+                                           f"{_sampling(check)}")
             for name, check in plan.checks.items()]
 
 
+def _verdicts(check: Any) -> str:
+    """What the check makes of what it measures: its bands, or a compare check's rule."""
+    if check.compare is None:
+        return describe_bands(check.pass_, check.fail)
+    compare = check.compare
+    allowed = f"{'+' if compare.worse == 'higher' else '-'}{compare.allowed.text.lstrip('+')}"
+    return (f"fail when the {compare.confidence * 100:.4g}% interval of the change is "
+            f"wholly beyond {allowed}, pass when wholly within it, inconclusive otherwise")
+
+
 def describe_check(check: Any) -> str:
-    """One line: what is measured and the bands, e.g. 'mean(30m) pass >= 0.95, fail < 0.90'."""
+    """One line: what is measured and the bands, e.g. 'mean(30m) pass >= 0.95, fail < 0.90',
+    or for a compare check its method, e.g. 'mann-whitney(1h) vs legacy_ms at 98%, allowed
+    +5% (higher is worse)'."""
+    if check.compare is not None:
+        compare = check.compare
+        unit = "samples" if compare.method == "mann-whitney" else "trials"
+        return (f"{_subject(check)} at {compare.confidence * 100:.4g}%, allowed "
+                f"{'+' if compare.worse == 'higher' else '-'}"
+                f"{compare.allowed.text.lstrip('+')} ({compare.worse} is worse); "
+                f"min {compare.least} {unit} a side, no data: {check.no_data}")
     bands = []
     if check.pass_:
         bands.append(f"pass {check.pass_}")
@@ -204,15 +223,20 @@ def _subject(check: Any) -> str:
     """What is judged: 'last', 'mean(30m) vs legacy_p95_ms', 'slope over 1h'."""
     if check.trend:
         return f"slope over {format_duration(check.trend)}"
-    subject = check.effective_aggregate
+    subject = check.compare.method if check.compare is not None else check.effective_aggregate
     if check.window:
         subject += f"({format_duration(check.window)})"
     if check.baseline:
         subject += f" vs {check.baseline}"
+    if check.compare is not None and check.compare.trials:
+        subject += f" (of {check.compare.trials} vs {check.compare.baseline_trials})"
     return subject
 
 
 def _sampling(check: Any) -> str:
+    if check.compare is not None:
+        unit = "samples" if check.compare.method == "mann-whitney" else "trials"
+        return f"min {check.compare.least} {unit} a side, no data: {check.no_data}"
     extra = [f"min {check.min_samples} samples"] if check.min_samples > 1 else []
     extra.append(f"no data: {check.no_data}")
     return ", ".join(extra)

@@ -402,6 +402,9 @@ class _Registered(Kind):
 
 def _threshold_fits(value: Threshold, check: dict[str, Any]) -> None:
     """A threshold's kind must match the check's: slope for a trend, % for a baseline."""
+    if check.get("compare") is not None:
+        raise ValueError("a compare check judges by its interval against `allowed:`, not by "
+                         "`pass:` or `fail:`; leave them out")
     if check.get("trend") is not None:
         if value.kind != "slope":
             raise ValueError(f"{value.text!r}: a trend check compares a slope; "
@@ -417,6 +420,99 @@ def _threshold_fits(value: Threshold, check: dict[str, Any]) -> None:
         raise ValueError(f"{value.text!r} is a slope, but the check has no `trend:` window")
 
 
+@dataclass(frozen=True)
+class Allowed:
+    """How much worse than the baseline a compare check tolerates: ``+5%`` of the
+    baseline's level (``relative``) or ``+200`` in the metric's unit, on the worse side."""
+
+    value: float
+    relative: bool
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+_ALLOWED = re.compile(r"^\s*\+?\s*(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*(%?)\s*$")
+
+
+def _allowed(value: object) -> Allowed:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return Allowed(float(value), False, f"+{value:g}")
+    match = _ALLOWED.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise Refused(f"{value!r} is not an allowed change",
+                      "write how much worse is tolerated: '+5%' of the baseline, or '+200' "
+                      "in the metric's unit ('+0.005' is half a point of a rate)")
+    number = float(value.strip().lstrip("+").rstrip("%").strip())  # type: ignore[union-attr]
+    relative = bool(match.group(4))
+    return Allowed(number / 100 if relative else number, relative,
+                   "+" + value.strip().lstrip("+").strip())  # type: ignore[union-attr]
+
+
+ALLOWED = Parsed(_allowed, {
+    "oneOf": [{"type": "number", "minimum": 0},
+              {"type": "string", "pattern": r"^\s*\+?\s*(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
+                                            r"\s*%?\s*$"}],
+    "description": "How much worse than the baseline is tolerated: '+5%' or '+200'."})
+
+COMPARE_METHODS = ("mann-whitney", "sequential")
+
+
+class Compare(Model):
+    """A compare check's statistics (engine/compare.py): an interval for the canary's change
+    against its baseline, judged against the allowed change."""
+
+    method: Literal["mann-whitney", "sequential"] = field(
+        OneOf(*COMPARE_METHODS),
+        description="mann-whitney: two sets of measurements (latency); sequential: two "
+                    "proportions from counts (errors over requests), anytime-valid.")
+    confidence: float = field(Number(ge=0.5, le=0.9999), 0.98,
+                              description="Of the interval: 0.98 is a 98% interval.")
+    allowed_: Allowed | None = field(
+        Optional(ALLOWED), None, key="allowed",
+        description="How much worse is tolerated: '+5%' or '+200'; default: none ('+0%' "
+                    "for mann-whitney, '+0' for sequential).")
+    worse: Literal["higher", "lower"] = field(OneOf("higher", "lower"), "higher",
+                                              description="Which way is a regression.")
+    min_samples: int | None = field(
+        Optional(Integer(ge=3)), None,
+        description="Per side: values for mann-whitney (default 50), trials for "
+                    "sequential (default 200).")
+    trials: str | None = field(MAYBE_TEXT, None,
+                               description="sequential: the metric counting the canary's "
+                                           "trials (requests); `metric:` counts its events.")
+    baseline_trials: str | None = field(MAYBE_TEXT, None,
+                                        description="sequential: the baseline's trials.")
+
+    def _check(self) -> None:
+        if self.method == "sequential":
+            if self.trials is None or self.baseline_trials is None:
+                raise ValueError("a sequential compare needs `trials:` and `baseline_trials:`"
+                                 " (the metrics that count requests; `metric:` and "
+                                 "`baseline:` count errors)")
+            if self.allowed_ is not None and self.allowed_.relative:
+                raise ValueError(f"allowed {self.allowed.text!r}: a sequential compare "
+                                 "allows a difference of proportions; write '+0.005' for "
+                                 "half a point")
+        elif self.trials is not None or self.baseline_trials is not None:
+            raise ValueError("`trials:` and `baseline_trials:` are for method: sequential")
+
+    @property
+    def allowed(self) -> Allowed:
+        if self.allowed_ is not None:
+            return self.allowed_
+        return Allowed(0.0, self.method == "mann-whitney",
+                       "+0%" if self.method == "mann-whitney" else "+0")
+
+    @property
+    def least(self) -> int:
+        """The samples (mann-whitney) or trials (sequential) each side needs."""
+        if self.min_samples is not None:
+            return self.min_samples
+        return 50 if self.method == "mann-whitney" else 200
+
+
 class Check(Model):
     description: str | None = field(MAYBE_TEXT, None)
     metric: str = field(TEXT)
@@ -426,6 +522,9 @@ class Check(Model):
     aggregate: str | None = field(Optional(OneOf(*AGGREGATES)), None)
     trend: float | None = field(MAYBE_POSITIVE_DURATION, None,
                                 description="Slope per hour over this window.")
+    compare: Compare | None = field(Optional(Nested(Compare)), None,
+                                    description="Judge the change against `baseline:` "
+                                                "with its uncertainty, not by thresholds.")
     pass_: Threshold | None = field(_band(">= 0.95"), None, key="pass", check=_threshold_fits)
     fail: Threshold | None = field(_band("< 0.90"), None, check=_threshold_fits)
     min_samples: int = field(Integer(ge=1), 1)
@@ -434,6 +533,20 @@ class Check(Model):
     dry_run: bool = field(Boolean(), False, description="Evaluate and show, never act.")
 
     def _check(self) -> None:
+        if self.compare is not None:
+            if self.baseline is None:
+                raise ValueError("a compare check needs `baseline:` (the metric to compare "
+                                 "with)")
+            clash = [f"`{key}:`" for key, value in (
+                ("pass", self.pass_), ("fail", self.fail), ("trend", self.trend),
+                ("aggregate", self.aggregate)) if value is not None]
+            if clash:
+                raise ValueError(f"a compare check judges by its interval; {', '.join(clash)}"
+                                 f" cannot be combined with `compare:`")
+            if self.window is None:
+                raise ValueError("a compare check needs `window:`: how far back it takes "
+                                 "samples (a sequential one: at least the stage's bake)")
+            return
         if self.pass_ is None and self.fail is None:
             raise ValueError("a check needs `pass:`, `fail:` or both")
         if self.trend is not None and (self.baseline is not None or self.aggregate is not None):
@@ -451,6 +564,14 @@ class Check(Model):
     def span(self) -> float:
         """How much history the check looks at, in seconds."""
         return self.trend or self.window or 0.0
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Every metric it reads: its own, the baseline, and a sequential compare's trials."""
+        names = [self.metric, self.baseline]
+        if self.compare is not None:
+            names += [self.compare.trials, self.compare.baseline_trials]
+        return tuple(name for name in names if name)
 
 
 class AnalysisSpec(Model):
@@ -549,12 +670,27 @@ class Plan(Model):
                                           description="Defaults for stages with traffic.")
     background: AnalysisSpec | None = field(Optional(Nested(AnalysisSpec)), None,
                                             description="Runs across all traffic stages.")
+    scrape_interval: float = field(
+        POSITIVE_DURATION, 60.0,
+        description="How often Prometheus scrapes what the queries read (its default, 1m); "
+                    "sets the default {{ rate_window }}.")
+    rate_window: float | None = field(
+        MAYBE_POSITIVE_DURATION, None,
+        description="{{ rate_window }} in queries; default: the analysis interval, and at "
+                    "least 4 scrape intervals.")
     stages: tuple[Stage, ...] = field(ListOf(Nested(Stage), min_items=1))
     rollback: tuple[RequestStep | RunStep, ...] = field(ListOf(STEP), [])
     notify: tuple[Notify, ...] = field(ListOf(Nested(Notify)), [])
     alerts: tuple[Alert, ...] = field(
         ListOf(Nested(Alert)), [],
         description="Alerts pushed to `rollout agent` that roll back or pause the rollout.")
+
+    def rate_window_for(self, analysis: Analysis) -> float:
+        """``{{ rate_window }}``: as given, else the interval and at least 4 scrapes (a
+        rate() over fewer points than that misses a scrape now and then)."""
+        if self.rate_window is not None:
+            return self.rate_window
+        return max(analysis.interval, 4 * self.scrape_interval)
 
     @cached_property
     def default_analysis(self) -> Analysis:
@@ -601,17 +737,32 @@ class Plan(Model):
         """Per metric, the longest stretch of history any check of it looks at."""
         spans: dict[str, float] = {}
         for check in self.checks.values():
-            for metric in (check.metric, check.baseline):
-                if metric:
-                    spans[metric] = max(spans.get(metric, 0.0), check.span)
+            for metric in check.metrics:
+                spans[metric] = max(spans.get(metric, 0.0), check.span)
         return spans
+
+    @cached_property
+    def measured_names(self) -> dict[str, tuple[str, str | None]]:
+        """What checks may name, each to its metric and part: ``x`` to ``("x", None)``, and
+        for a metric split into parts, ``x.modern`` to ``("x", "modern")`` (not ``x``)."""
+        names: dict[str, tuple[str, str | None]] = {}
+        for name, metric in self.metrics.items():
+            parts = metric.provider.parts(metric)
+            names.update({f"{name}.{part}": (name, part) for part in parts} if parts
+                         else {name: (name, None)})
+        return names
+
+    @cached_property
+    def whole_window_metrics(self) -> frozenset[str]:
+        """Names each of whose measurements is a whole stretch of points (a range query)."""
+        return frozenset(name for name, (metric, _) in self.measured_names.items()
+                         if self.metrics[metric].provider.whole_window(self.metrics[metric]))
 
     def metrics_of(self, analysis: Analysis) -> tuple[str, ...]:
         """The metrics an analysis's checks read, in order, each once."""
         found = self._analysis_metrics.get(analysis)
         if found is None:
-            names = [name for check in analysis.checks for name in
-                     (self.checks[check].metric, self.checks[check].baseline) if name]
+            names = [name for check in analysis.checks for name in self.checks[check].metrics]
             found = self._analysis_metrics[analysis] = tuple(dict.fromkeys(names))
         return found
 

@@ -77,6 +77,18 @@ def _stage_names(data: dict[str, Any], positions: Positions) -> Iterator[Problem
             seen[name] = i
 
 
+def _parts(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Every name a check may use: the metrics, and ``x.part`` for a metric whose provider
+    splits its answer into parts (``split: {label: ..., parts: [...]}``)."""
+    names = dict(metrics)
+    for name, spec in metrics.items():
+        for under in _mapping(spec).values():
+            split = _mapping(_mapping(under).get("split"))
+            names.update((f"{name}.{part}", spec) for part in _sequence(split.get("parts"))
+                         if isinstance(part, str))
+    return names
+
+
 def _references(data: dict[str, Any], positions: Positions) -> Iterator[Problem]:
     metrics = _mapping(data.get("metrics"))
     checks = _mapping(data.get("checks"))
@@ -85,12 +97,15 @@ def _references(data: dict[str, Any], positions: Positions) -> Iterator[Problem]
             if not _REF_NAME.match(name):
                 yield positions.problem((table, name), f"bad name {name!r} in {table}",
                                         "use letters, digits, '_', '-' and '.'", key=True)
+    measured = _parts(metrics)
     for name, spec in checks.items():
-        for key in ("metric", "baseline"):
-            ref = _mapping(spec).get(key)
-            if isinstance(ref, str) and ref not in metrics:
-                yield positions.problem(("checks", name, key), f"check {name!r}: unknown "
-                                        f"metric {ref!r}", _known(ref, metrics))
+        compare = _mapping(_mapping(spec).get("compare"))
+        for path, ref in [*(((key,), _mapping(spec).get(key)) for key in ("metric", "baseline")),
+                          *((("compare", key), compare.get(key))
+                            for key in ("trials", "baseline_trials"))]:
+            if isinstance(ref, str) and ref not in measured:
+                yield positions.problem(("checks", name, *path), f"check {name!r}: unknown "
+                                        f"metric {ref!r}", _known(ref, measured))
     for path, analysis in _analyses(data):
         for k, ref in enumerate(_sequence(_mapping(analysis).get("checks"))):
             if isinstance(ref, str) and ref not in checks:

@@ -14,7 +14,7 @@ from typing import Any
 TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-BUILTIN_VARIABLES = ("percentage", "stage", "rollout_id", "plan", "interval")
+BUILTIN_VARIABLES = ("percentage", "stage", "rollout_id", "plan", "interval", "rate_window")
 
 
 class MissingVariable(KeyError):

@@ -25,7 +25,7 @@ class ValidationReport:
                 "warnings": [p.to_dict() for p in self.problems if p.severity == "warning"]}
 
 
-def validate_file(path: Path) -> ValidationReport:
+def validate_file(path: Path, online: bool = False) -> ValidationReport:
     from rollout_cli.plan.dryrun import build
     from rollout_cli.plan.durations import format_duration
     from rollout_cli.plan.lint import lint
@@ -40,8 +40,16 @@ def validate_file(path: Path) -> ValidationReport:
     low, high = format_duration(dry.total_earliest), format_duration(dry.total_latest)
     summary = (f"{counted(len(loaded.plan.stages), 'stage')}, bake "
                + (low if low == high else f"{low}..{high}"))
-    return ValidationReport(str(path), lint(loaded), summary)
+    problems = lint(loaded)
+    if online:
+        from rollout_cli.plan.online import online_problems
+
+        refused = online_problems(loaded)
+        problems = refused + problems
+        if any(p.severity == "error" for p in refused):
+            return ValidationReport(str(path), problems, None)
+    return ValidationReport(str(path), problems, summary)
 
 
-def validate_files(paths: list[Path]) -> list[ValidationReport]:
-    return [validate_file(path) for path in paths]
+def validate_files(paths: list[Path], online: bool = False) -> list[ValidationReport]:
+    return [validate_file(path, online) for path in paths]

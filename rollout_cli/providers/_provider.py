@@ -44,6 +44,27 @@ class Provider:
     def check(self, metric: Metric) -> None:
         """Refuse, with ValueError, keys of the metric that do not fit together."""
 
+    def whole_window(self, metric: Metric) -> bool:
+        """Whether each measurement answers every point of a stretch of time (a range
+        query), so that the latest measurement replaces the ones before it."""
+        return False
+
+    def parts(self, metric: Metric) -> tuple[str, ...]:
+        """The names of the parts one answer is split into (``modern``, ``legacy``): then
+        ``read`` gives a value per part, and checks name them ``metric.part``."""
+        return ()
+
+    def syntax_requests(self, plan: Plan, metric: Metric, variables: Mapping[str, Any]
+                        ) -> tuple[HttpRequest, ...]:
+        """For `validate --online`: requests that ask the source whether it can read the
+        metric's query, tried in order until ``syntax_error`` gives a verdict."""
+        return ()
+
+    def syntax_error(self, metric: Metric, outcome: HttpOutcome) -> str | None:
+        """The answer to one of ``syntax_requests``: what is wrong with the query, "" when
+        nothing is, None when this way of asking says nothing (try the next)."""
+        return None
+
     def request_key(self, metric: Metric) -> str | None:
         """The key under the provider's own where a request that cannot be sent is reported
         (the one that gives its URL); None: the provider's key itself."""
@@ -64,6 +85,8 @@ class Provider:
         once per distinct value of those; None when they depend on ``now`` too."""
         return None
 
-    def read(self, metric: Metric, outcomes: Sequence[HttpOutcome]) -> Value:
-        """The value of the answers to ``requests``, in their order; raises ProviderError."""
+    def read(self, metric: Metric, outcomes: Sequence[HttpOutcome]
+             ) -> Value | dict[str, Value]:
+        """The value of the answers to ``requests``, in their order (by part, for a metric
+        with ``parts``); raises ProviderError."""
         raise NotImplementedError

@@ -146,6 +146,7 @@ class BrainModel:
             for name, profile in (("legacy", scenario.legacy), ("modern", scenario.modern))
         }
         self._profiles = self._latency_profiles(scenario)
+        self._jitter_profiles: dict[tuple[int, float], LatencyProfile] = {}
         self._legacy_behaviour = Behaviour(scenario.legacy.success_rate, self._profiles["legacy"])
         self.ab_test: AbTest | None = None
         self.flags: dict[str, bool] = {MODERN_FLAG: False}
@@ -187,9 +188,9 @@ class BrainModel:
         expected = self._requests_per_bucket
         parts = {
             "legacy": draw_variant(self._traffic_rng, expected * (100.0 - share) / 100.0,
-                                   self._legacy_behaviour),
+                                   self._jittered(self._legacy_behaviour)),
             "modern": draw_variant(self._traffic_rng, expected * share / 100.0,
-                                   self._modern_behaviour(share, start)),
+                                   self._jittered(self._modern_behaviour(share, start))),
         }
         live = self._pending.pop(index, {})
         for name, part in parts.items():
@@ -203,6 +204,21 @@ class BrainModel:
             legacy, modern = (self._heap[name].total_mb for name in VARIANTS)
             self.heap_samples.append(HeapSample(end, legacy, modern))
             self._check_auto_rollback(end)
+
+    def _jittered(self, behaviour: Behaviour) -> Behaviour:
+        """With ``latency_jitter``, a bucket's response times all slower or faster by a
+        log-normal factor (a busy host, a cold cache), in steps of a quarter of a standard
+        deviation so that a window's percentile mixes a bounded number of profiles."""
+        jitter = self.scenario.latency_jitter
+        if jitter <= 0:
+            return behaviour
+        step = round(max(-3.0, min(3.0, self._traffic_rng.gauss(0.0, 1.0))) * 4) / 4
+        key = (id(behaviour.latency), step)
+        profile = self._jitter_profiles.get(key)
+        if profile is None:
+            profile = self._jitter_profiles[key] = behaviour.latency.scaled(
+                math.exp(jitter * step))
+        return Behaviour(behaviour.success_rate, profile)
 
     def _behaviour(self, variant: str, share: float, t: float) -> Behaviour:
         """How a variant answers at simulated time t."""

@@ -21,7 +21,7 @@ from rollout_cli.sandbox.model import (
     BrainModel,
     HeapSample,
 )
-from rollout_cli.sandbox.traffic import BUCKET_SECONDS, ERROR_CODES, VARIANTS, VariantStats
+from rollout_cli.sandbox.traffic import BUCKET_SECONDS, ERROR_CODES, VARIANTS, Bucket, VariantStats
 
 TREND_SECONDS = 1800.0
 _ERROR_TYPES = {500: "internal", 503: "upstream-unavailable", 504: "upstream-timeout"}
@@ -133,12 +133,22 @@ def _auto_rollback_json(test: AbTest) -> dict[str, Any]:
 
 def ab_results(model: BrainModel, window: float) -> dict[str, Any]:
     stats = model.window_stats(window)
+    buckets = model.history.last(window)
     return {
         **ab_test_json(model),
         "window": format_duration(window),
         "time": _rounded(model.elapsed(), 3),
-        "variants": {name: variant_json(stats[name]) for name in VARIANTS},
+        "variants": {name: {**variant_json(stats[name]),
+                            "latencySamplesMs": _latency_samples(buckets, name)}
+                     for name in VARIANTS},
     }
+
+
+def _latency_samples(buckets: list[Bucket], variant: str) -> list[float]:
+    """The mean response time of each 10-second bucket of the window that had requests,
+    oldest first: the points a compare check tests, as a per-10s latency series."""
+    return [round(part.latency_sum_ms / part.requests, 1) for part in
+            (bucket.variant(variant) for bucket in buckets) if part.requests]
 
 
 def dashboard_metrics(model: BrainModel, window: float) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Scenarios: what the simulated brain API does, as data.
 
 A scenario is one frozen ``Scenario``; the named ones (``healthy``, ``degrade-at-50``,
-``error-spike``, ``memory-leak``, ``flaky-admin``, ``slow-metrics``, ``no-traffic``) are
-presets of it. A YAML file sets the same knobs, starting from a preset (``base:``,
-default ``healthy``) and overriding only what it names; see docs/sandbox.md.
+``subtle-degrade``, ``noisy-healthy``, ``error-spike``, ``memory-leak``, ``flaky-admin``,
+``slow-metrics``, ``no-traffic``) are presets of it. A YAML file sets the same knobs,
+starting from a preset (``base:``, default ``healthy``) and overriding only what it names;
+see docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -137,6 +138,9 @@ class Scenario:
     memory: MemorySettings = MemorySettings()
     thresholds: Thresholds = Thresholds()
     faults: AdminFaults = AdminFaults()
+    # Relative spread of a 10-second bucket's response times (0: every bucket drawn from
+    # the variant's own profile): 0.15 makes one bucket's latency 15% off, one time in three.
+    latency_jitter: float = 0.0
     auto_rollback_window: float = field(default=300.0, metadata=_DURATION)
     # A 5-point margin (the guide's limits vs healthy modern) is 4.5 standard deviations at
     # 500 requests, so noise practically never rolls a healthy test back.
@@ -150,6 +154,9 @@ class Scenario:
         if self.requests_per_second < 0:
             rate = self.requests_per_second
             raise ValueError(f"requests_per_second cannot be negative, got {rate:g}")
+        if not 0.0 <= self.latency_jitter <= 1.0:
+            raise ValueError(f"latency_jitter must be between 0 and 1, got "
+                             f"{self.latency_jitter:g}")
         minutes = self.auto_rollback_window / 60.0
         if not (1 <= minutes <= 60 and minutes == int(minutes)):
             raise ValueError("auto_rollback_window must be whole minutes between 1m and 1h")
@@ -169,6 +176,22 @@ PRESETS: dict[str, Scenario] = {
             name="degrade-at-50",
             description="At >= 50% modern latency rises 40% and its success rate drops 6 points.",
             degradation=Degradation(),
+        ),
+        replace(
+            HEALTHY,
+            name="subtle-degrade",
+            description="From 25% modern is 8% slower than legacy and fails 1 point more "
+                        "(4% vs 3%): below every threshold of the guide.",
+            degradation=Degradation(at_percentage=25.0, latency_factor=1.2, success_drop=0.02),
+        ),
+        replace(
+            HEALTHY,
+            name="noisy-healthy",
+            description="Modern exactly as good as legacy, at a quarter of the traffic and "
+                        "with jittery response times: noise, no real difference.",
+            requests_per_second=5.0,
+            modern=replace(HEALTHY.legacy, heap_base_mb=380.0),
+            latency_jitter=0.15,
         ),
         replace(
             HEALTHY,

@@ -32,14 +32,14 @@ def test_healthy_succeeds_through_every_stage(outcomes):
     assert completed[-3:] == ["canary-75", "full", "legacy-cleanup"]
 
 
-def test_degradation_at_50_rolls_back_there_naming_the_latency_check(outcomes):
+def test_degradation_at_50_rolls_back_there_naming_a_compare_check(outcomes):
     result = outcomes["degrade-at-50"]
 
     assert result.phase == "rolled-back"
     assert result.max_percentage == 50
     rollback = next(e for e in result.trace if e["action"] == "rollback-started")
     assert rollback["stage"] == "canary-50"
-    assert "latency-vs-legacy" in rollback["reason"] and "-> fail" in rollback["reason"]
+    assert "-vs-legacy: modern_" in rollback["reason"] and "-> fail" in rollback["reason"]
 
 
 def test_memory_leak_is_caught_by_the_trend_check(outcomes):
@@ -130,19 +130,19 @@ def test_noise_does_not_change_the_outcome_across_seeds(scenario):
 
 
 def test_a_stage_is_judged_only_on_measurements_taken_after_it_began():
-    # Calls take simulated time, so the last measurement of 25% is not stamped with the
-    # instant 50% began; the first round at 50% has only its own sample to go on.
+    # Calls take simulated time, so the last measurement of 10% is not stamped with the
+    # instant 25% began; the first round at 25% has only its own points to go on.
     rounds = []
 
     def collect(event, state):
         event = event.to_record()
-        if event["type"] == "analysis" and event["scope"] == "stage" and state.percentage == 50:
+        if event["type"] == "analysis" and event["scope"] == "stage" and state.percentage == 25:
             rounds.append({v["check"]: v["reason"] for v in event["run"]["verdicts"]})
 
-    simulate(BRAIN, "degrade-at-50", seed=0, env=ENV, on_event=collect)
+    simulate(BRAIN, "healthy", seed=0, env=ENV, on_event=collect)
 
-    assert "1 sample in 10m, needs 2" in rounds[0]["latency-vs-legacy"]
-    assert "(2 samples)" in rounds[1]["latency-vs-legacy"]
+    assert "30 vs 30 samples in 30m, needs 50 a side" in rounds[0]["latency-vs-legacy"]
+    assert "60 vs 60 samples in 30m" in rounds[1]["latency-vs-legacy"]
 
 
 def test_analyses_due_together_share_each_measurement():

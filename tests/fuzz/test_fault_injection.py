@@ -75,9 +75,9 @@ def test_a_simulated_run_records_each_measurement_once():
 
     state = seen[-1][1]
     measured = [e["time"] for e, _ in seen
-                if e["type"] == "measured" and "modern_p95_ms" in e["values"]]
-    samples = [s.time for s in state.measurements.of("modern_p95_ms")]
-    assert samples == measured[-len(samples):]
+                if e["type"] == "measured" and "modern_success_rate" in e["values"]]
+    samples = [s.time for s in state.measurements.of("modern_success_rate")]
+    assert samples and samples == measured[-len(samples):]
     assert len(set(samples)) == len(samples)
 
 

@@ -56,8 +56,41 @@ def with_rollback_step(line: str) -> str:
     return variant("  - request: POST /off", f"  - request: POST /off\n    {line}")
 
 
+def with_compare(lines: str) -> str:
+    """BASE with check `ok` made a compare check against ok_rate; ``lines`` (indented by 6)
+    go under its `compare:` (line 17)."""
+    return variant('    pass: ">= 0.95"\n    fail: "< 0.90"',
+                   "    baseline: ok_rate\n    window: 30m\n    compare:\n" + lines)
+
+
 # (id, plan text, expected "line:column: message fragment")
 CASES = [
+    ("compare-unknown-method", with_compare("      method: t-test"),
+     "18:15: checks.ok.compare.method: must be 'mann-whitney' or 'sequential', got 't-test'"),
+    ("compare-confidence-percent", with_compare("      method: mann-whitney\n      confidence: 98"),
+     "19:19: checks.ok.compare.confidence: must be less than or equal to 0.9999, got 98"),
+    ("compare-allowed-not-a-change", with_compare("      method: mann-whitney\n      allowed: five"),
+     "19:16: checks.ok.compare.allowed: 'five' is not an allowed change (hint: write how much worse"),
+    ("compare-allowed-negative", with_compare("      method: mann-whitney\n      allowed: '-5%'"),
+     "19:16: checks.ok.compare.allowed: '-5%' is not an allowed change"),
+    ("compare-worse-sideways", with_compare("      method: mann-whitney\n      worse: up"),
+     "19:14: checks.ok.compare.worse: must be 'higher' or 'lower', got 'up'"),
+    ("compare-too-few-samples", with_compare("      method: mann-whitney\n      min_samples: 1"),
+     "19:20: checks.ok.compare.min_samples: must be greater than or equal to 3, got 1"),
+    ("sequential-without-trials", with_compare("      method: sequential"),
+     "17:5: checks.ok.compare: a sequential compare needs `trials:` and `baseline_trials:`"),
+    ("sequential-relative", with_compare("      method: sequential\n      trials: ok_rate\n"
+                                         "      baseline_trials: ok_rate\n      allowed: +5%"),
+     "17:5: checks.ok.compare: allowed '+5%': a sequential compare allows a difference of proportions"),
+    ("sequential-unknown-trials", with_compare("      method: sequential\n      trials: requests\n"
+                                               "      baseline_trials: ok_rate"),
+     "19:15: check 'ok': unknown metric 'requests'"),
+    ("compare-with-bands", variant('    fail: "< 0.90"', '    fail: "< 0.90"\n    baseline: ok_rate\n'
+                                   '    window: 30m\n    compare: {method: mann-whitney}'),
+     "15:11: checks.ok.pass: a compare check judges by its interval against `allowed:`, not by `pass:` or `fail:`"),
+    ("compare-without-window", variant('    pass: ">= 0.95"\n    fail: "< 0.90"',
+                                       "    baseline: ok_rate\n    compare: {method: mann-whitney}"),
+     "13:3: checks.ok: a compare check needs `window:`"),
     ("unknown-top-key", BASE + "stagez: []\n", "26:1: plan: unknown key 'stagez' (hint: did you mean 'stages'?)"),
     ("unknown-stage-key", variant("    bake: 5m", "    bake: 5m\n    bakee: 1h"),
      "24:5: stages.0: unknown key 'bakee' (hint: did you mean 'bake'?)"),

@@ -32,8 +32,14 @@ def test_dry_run_shows_timeline_calls_checks_and_rollback(rollout, secrets):
     assert "POST http://127.0.0.1:8080/api/admin/ab-testing/update" in out
     assert 'body: {"rolloutPercentage": 25}' in out
     assert 'body: {"testId": "<captured:test_id>"}' in out
-    assert "  latency-vs-legacy: pass <= +0%, fail > +20%, inconclusive between\n" \
-           "       modern_p95_ms: mean(10m) vs legacy_p95_ms; min 2 samples" in out
+    assert "  latency-vs-legacy: fail when the 98% interval of the change is wholly beyond " \
+           "+5%, pass when wholly within it, inconclusive otherwise\n" \
+           "       modern_latency_ms: mann-whitney(30m) vs legacy_latency_ms; min 50 samples " \
+           "a side" in out
+    assert "  errors-vs-legacy: fail when the 99% interval of the change is wholly beyond " \
+           "+0.01" in out
+    assert "modern_errors: sequential(8h) vs legacy_errors (of modern_requests vs " \
+           "legacy_requests); min 200 trials a side" in out
     rollback = out[out.index("Rollback, in order:"):]
     assert rollback.index("feature-flags/disable") < rollback.index("emergency-stop") \
         < rollback.index("memory/cleanup") < rollback.index("alerts/emergency")
@@ -202,3 +208,12 @@ def test_dry_run_shows_metric_queries_analysis_timing_and_the_traffic_steps_name
                                    "interval": 60.0, "initial_delay": 120.0}
     assert [m["provider"] for m in data["metrics"]] == ["prometheus", "http"]
     assert "│ 5m " in text and "5m..5m" not in text          # a fixed bake reads as one
+
+
+def test_the_brain_plan_has_no_warning_about_its_sequential_compare_window(rollout):
+    """errors-vs-legacy looks at 8h in stages that bake 2h: how it keeps the stage's every
+    count, not a mistake; the lint says nothing of it (a threshold check it would)."""
+    result = rollout("validate", BRAIN, "-o", "json")
+
+    messages = [w["message"] for w in json.loads(result.out)[0]["warnings"]]
+    assert not [m for m in messages if "errors-vs-legacy" in m]

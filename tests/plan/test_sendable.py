@@ -41,7 +41,7 @@ def send_everything(loaded: LoadedPlan) -> None:
         for call in calls:
             executor.perform(call, executor.prepare(call, state))
         for index in range(len(plan.stages)):
-            executor.measure(Measure(tuple(plan.metrics), {}, index), state, now=1e9)
+            executor.measure(Measure(tuple(plan.measured_names), {}, index), state, now=1e9)
     notifier = Notifier(plan.notify, loaded.redactor, "r", plan.name,
                         transport=httpx.MockTransport(_answer), sleep=lambda _: None)
     notifier(Failed(time=0.0), state)

@@ -108,3 +108,44 @@ def test_the_registry_has_it_by_its_key_and_simulate_cannot_answer_it():
     assert registered()["prometheus"] is PROVIDER is plan.metrics["m"].provider
     assert plan.metrics["m"].query.range == 300.0
     assert not PROVIDER.simulated
+
+
+def by_variant(kind: str, **series: list[str]) -> dict[str, object]:
+    key = "values" if kind == "matrix" else "value"
+    return {"status": "success", "data": {"resultType": kind, "result": [
+        {"metric": {"variant": name.split("_")[0]},
+         key: [[i, v] for i, v in enumerate(values)] if kind == "matrix" else [1, values[0]]}
+        for name, values in series.items()]}}
+
+
+SPLIT = "m: {prometheus: {url: 'http://prom:9090', query: 'sum by (variant) (x)', " \
+        "split: {label: variant, parts: [modern, legacy]}}}"
+
+# (answer, expected values by part, or the error it gives)
+SPLIT_READS = [
+    (Answer(json=by_variant("vector", modern=["0.04"], legacy=["0.03"], canary=["9"])),
+     {"modern": 0.04, "legacy": 0.03}),
+    (Answer(json=by_variant("vector", legacy=["0.03"])), {"modern": None, "legacy": 0.03}),
+    (Answer(json=by_variant("matrix", modern=["1", "2"], legacy=["3", "NaN"])),
+     {"modern": [1.0, 2.0], "legacy": [3.0]}),
+    (Answer(json=by_variant("vector", modern=["1"], modern_again=["2"])),
+     ProviderError("the query returned more than one series with variant='modern'; aggregate "
+                   "it by that label, e.g. sum by (variant) (...)")),
+    (Answer(json={"status": "success", "data": {"resultType": "scalar", "result": [1, "3"]}}),
+     ProviderError("the query gave a scalar; split by variant needs a series per value")),
+]
+
+
+@pytest.mark.parametrize(("answer", "expected"), SPLIT_READS)
+def test_a_split_metric_reads_a_value_per_part(answer: Answer, expected: object):
+    plan = plan_with(SPLIT)
+
+    found = read(plan.metrics["m"], answer)
+
+    assert same(found, expected), found
+
+
+def test_checks_name_the_parts_of_a_split_metric():
+    plan = plan_with(SPLIT)
+
+    assert plan.measured_names == {"m.modern": ("m", "modern"), "m.legacy": ("m", "legacy")}

@@ -183,7 +183,7 @@ def test_simulate_refuses_at_once_the_metrics_it_cannot_answer(rollout):
 
     assert result.code == 2 and result.out == ""
     lines = result.err.splitlines()
-    assert lines[-1] == "6 errors; nothing was run."
+    assert lines[-1] == "8 errors; nothing was run."
     assert lines[0] == (
         f"{example}:32:5: metrics.modern_success_rate: a prometheus metric cannot be "
         "simulated; the in-process sandbox answers http metrics only (hint: rehearse this "
@@ -192,6 +192,7 @@ def test_simulate_refuses_at_once_the_metrics_it_cannot_answer(rollout):
     named = [line.split(": ")[1] for line in lines[:-1]]
     assert named == [f"metrics.{name}" for name in (
         "modern_success_rate", "modern_error_rate", "modern_mean_ms", "legacy_mean_ms",
+        "errors", "requests",                   # split into parts: named once each
         "modern_heap_mb", "critical_alerts")]   # not ab_test_running, an http metric
 
 

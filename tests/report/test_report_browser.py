@@ -28,7 +28,7 @@ def test_html_report_renders_in_headless_chromium(rollout, degraded_state, tmp_p
 
     dom = _chromium(tmp_path / "profile", "--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count("<svg") == 9 and "<polyline" in dom.stdout
+    assert dom.stdout.count("<svg") == 10 and "<polyline" in dom.stdout
     # Every chart, the failing baseline check that explains the rollback included, draws
     # its thresholds and a time axis.
     charts = dom.stdout.split("<svg")[1:]

@@ -66,7 +66,7 @@ def test_html_report_is_one_self_contained_file(rollout, degraded_state, tmp_pat
 
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     checks = json.loads(_report(rollout, degraded_state, "json"))["checks"]
-    assert html.count("<svg") == len(checks) == 9
+    assert html.count("<svg") == len(checks) == 10
     for forbidden in ("<script", "<link", "@import", "url(", "<img", "<iframe"):
         assert forbidden not in html
     # The only URLs are the rollback calls' request lines, shown as text in <code>.

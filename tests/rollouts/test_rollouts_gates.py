@@ -135,5 +135,6 @@ def test_with_analysis_the_gate_waits_until_the_checks_pass(operator: Operator, 
     verdicts = {row["check"]: row["verdict"] for row in status["checks"]
                 if row["scope"] == "stage"}
     assert verdicts == {"success-rate": "pass", "latency-vs-legacy": "pass",
-                        "error-rate": "pass", "critical-alerts": "pass"}
+                        "errors-vs-legacy": "pass", "error-rate": "pass",
+                        "critical-alerts": "pass"}
     assert "stage analysis:" in operator("status").out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,8 +80,8 @@ def test_a_bad_scenario_duration_says_where(tmp_path: Path, after: str) -> None:
 
 def test_every_named_scenario_loads() -> None:
     assert set(PRESETS) == {
-        "healthy", "degrade-at-50", "error-spike", "memory-leak", "flaky-admin", "slow-metrics",
-        "no-traffic",
+        "healthy", "degrade-at-50", "subtle-degrade", "noisy-healthy", "error-spike",
+        "memory-leak", "flaky-admin", "slow-metrics", "no-traffic",
     }
     for name in PRESETS:
         assert load_scenario(name).name == name
@@ -147,3 +148,25 @@ def test_a_scenario_can_drop_a_section_of_its_base(tmp_path: Path) -> None:
     path = tmp_path / "calm.yaml"
     path.write_text("base: degrade-at-50\ndegradation: null\n")
     assert load_scenario(str(path)).degradation is None
+
+
+def test_subtle_degrade_is_8_percent_slower_and_1_point_worse_than_legacy_from_25(make_sim):
+    sim = make_sim("subtle-degrade", seed=2)
+    sim.start_test(25)
+    sim.advance("30m")
+    modern, legacy = sim.modern("30m"), sim.legacy("30m")
+    assert modern["p95LatencyMs"] == pytest.approx(legacy["p95LatencyMs"] * 1.08, rel=1e-3)
+    assert modern["errorRate"] - legacy["errorRate"] == pytest.approx(0.01, abs=0.005)
+
+
+def test_noisy_healthy_jitters_latency_without_a_real_difference(make_sim):
+    sim = make_sim("noisy-healthy", seed=2)
+    sim.start_test(50)
+    sim.advance("1h")
+    modern, legacy = sim.modern("1h"), sim.legacy("1h")
+    samples = modern["latencySamplesMs"]
+    assert len(samples) > 300                       # a point per 10 s with requests
+    spread = statistics.pstdev(samples) / statistics.mean(samples)
+    assert spread > 0.2                             # jitter on top of a few requests each
+    assert statistics.median(samples) == pytest.approx(statistics.median(
+        legacy["latencySamplesMs"]), rel=0.05)

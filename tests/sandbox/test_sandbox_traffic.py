@@ -41,7 +41,7 @@ def test_without_a_test_or_flag_legacy_serves_everything(make_sim: MakeSim) -> N
     assert results["variants"]["legacy"]["requests"] > 5000
     assert results["variants"]["modern"] == {
         "requests": 0, "errors": 0, "successRate": None, "errorRate": None,
-        "meanLatencyMs": None, "p95LatencyMs": None,
+        "meanLatencyMs": None, "p95LatencyMs": None, "latencySamplesMs": [],
     }
 
 
