@@ -91,6 +91,8 @@ class Series:
     thresholds: str = ""
     pass_text: str | None = None
     fail_text: str | None = None
+    allowed_text: str | None = None
+    """A compare check's allowed change, as a threshold on its estimate (``> +5%``)."""
     points: list[tuple[float, float | None, str]] = field(default_factory=list)
     seen: int = 0
     stride: int = 1
@@ -212,6 +214,8 @@ class _Builder:
             series.thresholds = describe_check(check)
             series.pass_text = str(check.pass_) if check.pass_ is not None else None
             series.fail_text = str(check.fail) if check.fail is not None else None
+            if check.compare is not None:
+                series.allowed_text = allowed_threshold(check.compare)
             return
         bands = _BANDS.search(reason)
         if bands:
@@ -321,3 +325,10 @@ def build_report(meta: Any, events: Iterable[Event], plan: Any | None = None) ->
 
 __all__ = ["Decision", "Report", "Rollback", "RollbackCall", "Series", "Stage",
            "build_report"]
+
+
+def allowed_threshold(compare: Any) -> str:
+    """A compare check's allowed change as a threshold on its estimate, the way charts
+    draw thresholds: ``> +5%`` when higher is worse, ``< -5%`` when lower is."""
+    higher = compare.worse == "higher"
+    return f"{'>' if higher else '<'} {'+' if higher else '-'}{compare.allowed.text.lstrip('+')}"

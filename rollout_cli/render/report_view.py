@@ -221,7 +221,8 @@ def _thresholds(series: Series) -> list[tuple[str, float]]:
     from rollout_cli.plan.expressions import parse_threshold
 
     found = []
-    for label, text in (("pass", series.pass_text), ("fail", series.fail_text)):
+    for label, text in (("pass", series.pass_text), ("fail", series.fail_text),
+                        ("allowed", series.allowed_text)):
         if not text:
             continue
         try:
@@ -238,7 +239,7 @@ def _unit(series: Series) -> tuple[float, str]:
     from rollout_cli.plan.expressions import display_unit, parse_threshold
 
     thresholds = []
-    for text in (series.pass_text, series.fail_text):
+    for text in (series.pass_text, series.fail_text, series.allowed_text):
         try:
             thresholds.append(parse_threshold(text) if text else None)
         except ValueError:

@@ -30,11 +30,13 @@ def test_html_report_renders_in_headless_chromium(rollout, degraded_state, tmp_p
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("<svg") == 10 and "<polyline" in dom.stdout
     # Every chart, the failing baseline check that explains the rollback included, draws
-    # its thresholds and a time axis.
+    # its thresholds (a compare check its allowed change) and a time axis.
     charts = dom.stdout.split("<svg")[1:]
     assert all('class="threshold"' in c and 'class="time-tick"' in c for c in charts)
     latency = next(c for c in charts if 'aria-label="latency-vs-legacy"' in c)
     assert "fail &gt; +20%" in latency and "%</text>" in latency
+    errors_vs_legacy = next(c for c in charts if 'aria-label="errors-vs-legacy"' in c)
+    assert "allowed &gt; +0.01" in errors_vs_legacy       # a compare check's allowance
     errors = [line for line in dom.stderr.splitlines()
               if "Uncaught" in line or "CONSOLE(" in line]
     assert errors == []
