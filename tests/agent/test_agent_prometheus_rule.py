@@ -9,17 +9,15 @@ rollback request, so the test knows the instant it arrived.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.agent.conftest import agent_plan, wait_for
+from tests.agent.conftest import Exporter, agent_plan, wait_for
 from tests.rollouts.conftest import EMERGENCY_SEQUENCE, Operator, Target, held_target  # noqa: F401
 from tests.sandbox.conftest import start_prometheus
 
@@ -38,31 +36,6 @@ groups:
 BOUND = 10.0
 
 
-class Exporter:
-    """`brain_api_error_ratio` on http://127.0.0.1:PORT/metrics, set by the test."""
-
-    def __init__(self) -> None:
-        self.ratio = 0.0
-        exporter = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = (f"# TYPE brain_api_error_ratio gauge\n"
-                        f"brain_api_error_ratio {exporter.ratio}\n").encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 def _rule_evaluated(url: str) -> bool:
     """Prometheus has evaluated the rule at least once since the ratio was scraped (0):
     it is loaded, healthy and quiet."""
@@ -77,8 +50,7 @@ def _rule_evaluated(url: str) -> bool:
 def exporter() -> Iterator[Exporter]:
     running = Exporter()
     yield running
-    running.server.shutdown()
-    running.server.server_close()
+    running.close()
 
 
 def test_a_real_prometheus_rule_firing_rolls_the_rollout_back(
