@@ -109,7 +109,8 @@ def wait(condition, within: float, what: str, every: float = 0.01):
 
 def start(plan: Path, state: Path, env: dict[str, str]) -> str:
     created = subprocess.run([sys.executable, "-m", "rollout_cli", "start", str(plan),
-                              "--state", str(state), "--output", "json"], env=env,
+                              "--state", str(state), "--output", "json",
+                              "--lock-timeout", "10s"], env=env,
                              capture_output=True, text=True)
     assert created.returncode == 3, created.stderr
     return str(json.loads(created.stdout)["rollout"])
