@@ -14,7 +14,15 @@
    target: under the lease time plus one interval. Measured from the signal to the
    follower's lease in the store.
 
-    python bench/agent.py [TRIALS] [TAKEOVERS]     # default 15 and 3
+3. Prometheus rule to rollback (``--prometheus N``). A real Prometheus scrapes an error
+   ratio from a loopback exporter every second and evaluates a rule on it every second;
+   its alert goes through a real Alertmanager (group_wait and group_interval 1 s) to the
+   agent. Each trial starts a rollout, sets the ratio above the rule's threshold (with a
+   new `incident` label, so each alert has its own fingerprint), and measures from that
+   instant to the journal's intent of the first rollback call. Target: under 5 s (a
+   scrape, an evaluation, Alertmanager's group wait, each up to 1 s, then the agent).
+
+    python bench/agent.py [TRIALS] [TAKEOVERS] [--prometheus N]   # default 15, 3, 0
 """
 
 from __future__ import annotations
@@ -37,6 +45,15 @@ from rollout_cli.sandbox import create_sandbox, running_sandbox
 from rollout_cli.store import open_store
 
 TARGET_ALERT = 0.200
+TARGET_RULE = 5.0
+RULES = """\
+groups:
+  - name: brain-api
+    rules:
+      - alert: BrainApiErrors
+        expr: max by (incident) (brain_api_error_ratio) > 0.05
+        labels: {service: brain-api, severity: critical}
+"""
 TTL = 3.0
 INTERVAL = 1.0
 
@@ -92,7 +109,8 @@ def wait(condition, within: float, what: str, every: float = 0.01):
 
 def start(plan: Path, state: Path, env: dict[str, str]) -> str:
     created = subprocess.run([sys.executable, "-m", "rollout_cli", "start", str(plan),
-                              "--state", str(state), "--output", "json"], env=env,
+                              "--state", str(state), "--output", "json",
+                              "--lock-timeout", "10s"], env=env,
                              capture_output=True, text=True)
     assert created.returncode == 3, created.stderr
     return str(json.loads(created.stdout)["rollout"])
@@ -130,16 +148,55 @@ def alert_trials(trials: int, work: Path, env: dict[str, str]) -> list[float]:
                 sent = time.time()
                 answer = client.post("/alertmanager", json=body)
                 assert answer.json()["started"], answer.text
-                journal = open_store(state).open(rollout_id).journal
-
-                def first_call(journal=journal):
-                    return next((e for e in journal.events() if e["type"] == "intent"
-                                 and e["kind"] == "rollback"), None)
-                call = wait(first_call, 10, "rolled back")
+                call = wait(lambda rid=rollout_id: first_rollback_call(state, rid), 10,
+                            "rolled back")
                 latencies.append(call["time"] - sent)
                 wait(lambda rid=rollout_id: all(
                     m.id != rid for m in open_store(state).find_active()), 10, "ended")
     finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+    return latencies
+
+
+def first_rollback_call(state: Path, rollout_id: str) -> dict | None:
+    return next((e for e in open_store(state).open(rollout_id).journal.events()
+                 if e["type"] == "intent" and e["kind"] == "rollback"), None)
+
+
+def prometheus_trials(trials: int, work: Path, env: dict[str, str]) -> list[float]:
+    """Rule condition true -> first rollback request, through real Prometheus and
+    Alertmanager (started as the tests start them)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.agent.conftest import Exporter, start_alertmanager
+    from tests.sandbox.conftest import start_prometheus
+
+    state, plan = work / "prom-state", work / "plan.yaml"
+    agent, url = started_agent(state, env, work / "prom-agent.log")
+    exporter = Exporter()
+    (work / "am").mkdir()
+    (work / "prom").mkdir()
+    manager = start_alertmanager(url + "/alertmanager", work / "am")
+    prometheus = start_prometheus([exporter.address], work / "prom", rules=RULES,
+                                  alertmanager=manager.url.removeprefix("http://"))
+    latencies = []
+    try:
+        wait(lambda: prometheus.query("brain_api_error_ratio"), 30, "scraped", every=0.2)
+        for trial in range(trials):
+            rollout_id = start(plan, state, env)
+            wait(lambda rid=rollout_id: driver_of(state, rid), 10, "driven by the agent")
+            exporter.labels, exporter.ratio = f'{{incident="{trial}"}}', 0.2
+            true_at = time.time()
+            call = wait(lambda rid=rollout_id: first_rollback_call(state, rid), 30,
+                        "rolled back by the rule's alert")
+            latencies.append(call["time"] - true_at)
+            exporter.ratio = 0.0
+            wait(lambda rid=rollout_id: all(
+                m.id != rid for m in open_store(state).find_active()), 10, "ended")
+    finally:
+        prometheus.stop()
+        manager.stop()
+        exporter.close()
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=30)
     return latencies
@@ -182,6 +239,11 @@ def takeover(kind: signal.Signals, work: Path, env: dict[str, str], n: int) -> f
 
 
 def main(argv: list[str]) -> int:
+    rules = 0
+    if "--prometheus" in argv:
+        at = argv.index("--prometheus")
+        rules = int(argv[at + 1])
+        argv = argv[:at] + argv[at + 2:]
     trials = int(argv[0]) if argv else 15
     takeovers = int(argv[1]) if len(argv) > 1 else 3
     app = create_sandbox("healthy", seed=1, time_scale=600.0)
@@ -201,8 +263,13 @@ def main(argv: list[str]) -> int:
               f"(target < lease {TTL:g} s + interval {INTERVAL:g} s)")
         print(f"takeover after SIGSTOP (lease expiry): median {statistics.median(stopped):.2f} s "
               f"(target < lease {TTL:g} s + interval {INTERVAL:g} s)")
+        ruled = prometheus_trials(rules, work, env) if rules else []
+        if ruled:
+            print(f"Prometheus rule condition true -> first rollback request: median "
+                  f"{statistics.median(ruled):.2f} s, max {max(ruled):.2f} s over {rules} "
+                  f"alerts (target < {TARGET_RULE:g} s)")
     ok = (median < TARGET_ALERT and max(killed) < TTL + INTERVAL
-          and max(stopped) < TTL + INTERVAL)
+          and max(stopped) < TTL + INTERVAL and all(t < TARGET_RULE for t in ruled))
     return 0 if ok else 1
 
 

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,38 @@ def wait_for(condition: Callable[[], Any], within: float, what: str,
         time.sleep(every)
 
 
+class Exporter:
+    """`brain_api_error_ratio` on http://127.0.0.1:PORT/metrics, set by the test (or the
+    bench): ``ratio``, with ``labels`` (exposition text such as ``{incident="3"}``)."""
+
+    def __init__(self) -> None:
+        self.ratio = 0.0
+        self.labels = ""
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = (f"# TYPE brain_api_error_ratio gauge\n"
+                        f"brain_api_error_ratio{exporter.labels} {exporter.ratio}\n").encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @dataclass
 class Alertmanager:
     url: str
@@ -147,47 +180,63 @@ class Alertmanager:
     def alerts(self) -> list[dict[str, Any]]:
         return list(httpx.get(f"{self.url}/api/v2/alerts", timeout=5).json())
 
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_alertmanager(webhook: str, work: Path, token: str | None = None) -> Alertmanager:
+    """A real Alertmanager (Debian's prometheus-alertmanager) on a free loopback port,
+    its files in ``work``, routing every alert to ``webhook`` with group_wait 1s; the
+    caller stops its process."""
+    assert Path(ALERTMANAGER).exists(), (
+        "Alertmanager is needed: apt-get install prometheus-alertmanager "
+        "(scripts/test installs it)")
+    auth = (f"        http_config: {{authorization: {{credentials: {token}}}}}\n"
+            if token else "")
+    config = work / "alertmanager.yml"
+    config.write_text(
+        "route:\n  receiver: agent\n  group_by: [alertname]\n  group_wait: 1s\n"
+        "  group_interval: 1s\n  repeat_interval: 1h\n"
+        "receivers:\n  - name: agent\n    webhook_configs:\n"
+        f"      - url: {webhook}\n        send_resolved: true\n{auth}")
+    port = free_port()
+    log = work / "alertmanager.log"
+    process = subprocess.Popen(
+        [ALERTMANAGER, f"--config.file={config}", f"--storage.path={work / 'am'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    manager = Alertmanager(f"http://127.0.0.1:{port}", process, log)
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{manager.url}/-/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return process.poll() is not None
+    try:
+        wait_for(ready, 30, "Alertmanager ready", every=0.1)
+        assert process.poll() is None, log.read_text()[-2000:]
+    except BaseException:
+        manager.stop()
+        raise
+    return manager
+
 
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[Callable[..., Alertmanager]]:
-    """A real Alertmanager (Debian's prometheus-alertmanager) routing every alert to a
-    webhook, with group_wait 1s."""
+    """Starts a real Alertmanager (``start_alertmanager``) in the test's directory."""
     started: list[Alertmanager] = []
 
     def start(webhook: str, token: str | None = None) -> Alertmanager:
-        assert Path(ALERTMANAGER).exists(), (
-            "Alertmanager is needed: apt-get install prometheus-alertmanager "
-            "(scripts/test installs it)")
-        auth = (f"        http_config: {{authorization: {{credentials: {token}}}}}\n"
-                if token else "")
-        config = tmp_path / "alertmanager.yml"
-        config.write_text(
-            "route:\n  receiver: agent\n  group_by: [alertname]\n  group_wait: 1s\n"
-            "  group_interval: 1s\n  repeat_interval: 1h\n"
-            "receivers:\n  - name: agent\n    webhook_configs:\n"
-            f"      - url: {webhook}\n        send_resolved: true\n{auth}")
-        port = free_port()
-        log = tmp_path / "alertmanager.log"
-        process = subprocess.Popen(
-            [ALERTMANAGER, f"--config.file={config}", f"--storage.path={tmp_path / 'am'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        manager = Alertmanager(f"http://127.0.0.1:{port}", process, log)
+        manager = start_alertmanager(webhook, tmp_path, token)
         started.append(manager)
-
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{manager.url}/-/ready", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return process.poll() is not None
-        wait_for(ready, 30, "Alertmanager ready", every=0.1)
-        assert process.poll() is None, log.read_text()[-2000:]
         return manager
 
     yield start
     for manager in started:
-        manager.process.terminate()
-        try:
-            manager.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            manager.process.kill()
+        manager.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
 import signal
 import time
 from collections import Counter
@@ -18,9 +19,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.agent.conftest import agent_plan, wait_for
-from tests.rollouts.conftest import ON_EVERY_STORE, Operator, Target, read_until
+from tests.agent.conftest import Agent, agent_plan, wait_for
+from tests.rollouts.conftest import ON_EVERY_STORE, Operator, Target, read_until, serve
 
+STAGES = ["canary-10", "canary-25", "canary-50", "canary-75", "full"]
 NOBODY = "nobody is driving: run `rollout agent` or `rollout resume --follow`"
 
 
@@ -33,11 +35,12 @@ def rollout_dir(operator: Operator, rollout_id: str) -> Path:
     return found
 
 
-def _sent_once(operator: Operator, target: Target) -> None:
-    """Every call the journal names as not idempotent reached the target as often as the
-    journal intended it: a takeover re-sent none."""
+def _sent_once(operator: Operator, target: Target, rollout_id: str | None = None) -> None:
+    """Every call the journal (of ``rollout_id``; default: the only rollout) names as not
+    idempotent reached the target (that rollout's own) as often as the journal intended
+    it: a takeover re-sent none."""
     intended = Counter((event["line"].split(" ")[0], urlsplit(event["line"].split(" ")[1]).path)
-                       for event in operator.events()
+                       for event in operator.events(rollout_id)
                        if event["type"] == "intent" and not event["idempotent"]
                        and event["line"].split(" ")[1].startswith(target.url))
     received = Counter((method, path) for method, path, _ in target.changes())
@@ -243,3 +246,86 @@ def test_agents_on_one_database_share_it_and_one_takes_over_when_the_other_is_ki
     _sent_once(operator, target)
     code, log = second.stop()
     assert code == 0, log
+
+
+def _named_plan(path: Path, name: str, url: str) -> Path:
+    """The demo plan (auto gates, 2 s bakes, a start never re-sent) as ``name``, on the
+    sandbox at ``url``: several such rollouts may be active at once."""
+    agent_plan(path, gates="auto", bake="2s", strict_start=True)
+    text = path.read_text().replace("name: brain-api-demo", f"name: {name}")
+    path.write_text(re.sub(r"base_url: .*", f"base_url: {url}", text))
+    return path
+
+
+@pytest.mark.parametrize("operator", ["postgres"], indirect=True)
+def test_three_agents_share_three_rollouts_and_the_killed_ones_are_taken_over(
+        operator: Operator, target: Target, start_agent, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]):
+    """Three agents on one PostgreSQL, three rollouts on three sandboxes. SIGKILL the
+    agent driving most of them: the other two drive every one of them again within the
+    lease time plus a second, none re-sends a non-idempotent call, and every rollout
+    succeeds as an uninterrupted run would."""
+    ttl = {"ROLLOUT_LEASE_TTL": "3"}
+    with serve() as second, serve() as third:
+        targets = {"brain-api-a": target, "brain-api-b": second, "brain-api-c": third}
+        for name, sandbox in targets.items():
+            plan = _named_plan(tmp_path / f"{name}.yaml", name, sandbox.url)
+            assert operator("start", str(plan)).code == 3, name
+        ids = {meta.plan_name: meta.id for meta in operator.store.list()}
+        assert set(ids) == set(targets)
+        agents = [start_agent("--name", name, env=ttl) for name in ("one", "two", "three")]
+
+        def drivers() -> dict[str, str | None]:
+            now = time.time()
+            found = {}
+            for name, rollout_id in ids.items():
+                lease = operator.store.open(rollout_id).lease()
+                found[name] = (lease.driver.name if lease is not None and lease.live(now)
+                               else None)
+            return found
+
+        def phase(rollout_id: str) -> str:
+            shown = json.loads(operator("status", rollout_id, "--output", "json").out)
+            return str(shown["phase"])
+
+        wait_for(lambda: all(drivers().values()), 15, "all three driven")
+        wait_for(lambda: all(_stage_index(operator, i) >= 1 for i in ids.values()),
+                 60, "all three past canary-10")
+        held = Counter(drivers().values())
+        doomed_name, _ = held.most_common(1)[0]
+        assert doomed_name is not None
+        doomed = next(a for a in agents if _agent_name(a) == doomed_name)
+        mine = [name for name, driver in drivers().items() if driver == doomed_name]
+        assert all(phase(ids[name]) != "succeeded" for name in mine)
+        doomed.process.kill()
+        killed = time.time()
+        doomed.process.wait()
+
+        def taken() -> bool:
+            now = drivers()
+            return all(now[name] not in (None, doomed_name) for name in mine)
+        wait_for(taken, 10, "taken over by the surviving agents", every=0.02)
+        took = time.time() - killed
+        with capsys.disabled():     # the `rollout` fixture captures; the figure is for people
+            print(f"\n{doomed_name} killed holding {len(mine)} of 3 rollouts; taken over "
+                  f"by {sorted(set(drivers().values()))} in {took:.2f} s")
+        assert took < 3 + 1
+
+        for name, rollout_id in ids.items():
+            wait_for(lambda rid=rollout_id: phase(rid) == "succeeded", 120, f"{name} succeeded")
+            assert targets[name].outcome()["percentage"] == 100
+            _sent_once(operator, targets[name], rollout_id)
+        for agent in agents:
+            if agent is not doomed:
+                code, log = agent.stop()
+                assert code == 0, log
+
+
+def _agent_name(agent: Agent) -> str:
+    args = list(agent.process.args)  # type: ignore[arg-type]
+    return f"agent {args[args.index('--name') + 1]}"
+
+
+def _stage_index(operator: Operator, rollout_id: str) -> int:
+    shown = json.loads(operator("status", rollout_id, "--output", "json").out)
+    return STAGES.index(shown["stage"]) if shown["stage"] in STAGES else -1

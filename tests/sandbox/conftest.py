@@ -64,10 +64,14 @@ def free_port() -> int:
 
 
 def start_prometheus(
-    scrape_targets: list[str], tmp_path: Path, *, ready_within: float = 20.0
+    scrape_targets: list[str], tmp_path: Path, *, ready_within: float = 20.0,
+    rules: str | None = None, alertmanager: str | None = None,
 ) -> PrometheusHandle:
     """Start /usr/bin/prometheus on a free loopback port, scraping ``host:port`` targets
-    every second, with its data in ``tmp_path``; returns once it reports ready."""
+    every second, with its data in ``tmp_path``; returns once it reports ready.
+
+    ``rules`` (a rule file's YAML text) is evaluated every second; its alerts go to the
+    Alertmanager at ``alertmanager`` (``host:port``)."""
     if not Path(PROMETHEUS_BINARY).exists():
         raise RuntimeError("prometheus is not installed (Debian package prometheus; scripts/test installs it)")
     targets = ", ".join(f'"{t}"' for t in scrape_targets)
@@ -78,6 +82,14 @@ def start_prometheus(
         "  - job_name: sandbox\n"
         f"    static_configs: [{{targets: [{targets}]}}]\n"
     )
+    if rules is not None:
+        (tmp_path / "rules.yml").write_text(rules)
+        with config.open("a") as text:
+            text.write(f"rule_files: [{tmp_path / 'rules.yml'}]\n")
+    if alertmanager is not None:
+        with config.open("a") as text:
+            text.write("alerting:\n  alertmanagers:\n"
+                       f"    - static_configs: [{{targets: [\"{alertmanager}\"]}}]\n")
     port = free_port()
     log_path = tmp_path / "prometheus.log"
     process = subprocess.Popen(
