@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,7 +106,9 @@ class _Lost(Exception):
 
 class Database:
     """One connection to the store's database, made on first use and remade when lost;
-    ``on_connect`` runs on each new one (the schema check)."""
+    ``on_connect`` runs on each new one (the schema check). Threads (an agent's drivers,
+    their heartbeats, its alert handlers) take turns on it a transaction at a time: one
+    thread's BEGIN, COMMIT or ROLLBACK must never end another's work."""
 
     def __init__(self, where: PgLocation, on_connect: Callable[[psycopg.Connection], None],
                  sleep: Callable[[float], None] = time.sleep):
@@ -113,6 +116,7 @@ class Database:
         self._on_connect = on_connect
         self._sleep = sleep
         self._conn: psycopg.Connection | None = None
+        self._turn = threading.RLock()
         # Raised each time the connection is remade: the server may have restarted, and
         # sessions of ours that held advisory locks with it (postgres_locks.PgLock).
         self.generation = 0
@@ -184,6 +188,10 @@ class Database:
         raise AssertionError("unreachable")  # pragma: no cover - Retrying reraises
 
     def _once(self, work: Callable[[psycopg.Connection], T]) -> T:
+        with self._turn:
+            return self._transaction(work)
+
+    def _transaction(self, work: Callable[[psycopg.Connection], T]) -> T:
         import psycopg
 
         try:
@@ -232,6 +240,10 @@ class Database:
         return self.where.redact(text)
 
     def close(self) -> None:
+        with self._turn:
+            self._close()
+
+    def _close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             # A broken connection may fail to close; it is gone anyway.

@@ -9,6 +9,7 @@ the others in this directory for the directory store).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from rollout_cli.errors import LockedError, StateError
 from rollout_cli.store import PlanClaimed, RolloutMeta, Store, open_store
 from rollout_cli.store.identity import who
 from rollout_cli.store.lease import Driver, Lease
+from rollout_cli.store.protocol import Rollout
 
 NOW = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 
@@ -386,3 +388,48 @@ def test_only_the_holder_releases_a_lease_and_then_anyone_may_take_it(
     assert rollout.release_lease(agent) is False
     assert not rollout.lease().live(1001.0)
     assert rollout.take_lease(other, ttl=15, now=1001.0) == Lease(other, 2, 1016.0)
+
+
+# --- threads --------------------------------------------------------------------------
+
+def test_one_store_serves_many_threads_as_an_agent_uses_it(store: Store, meta: MakeMeta) -> None:
+    """An agent drives each rollout from a thread of its own (appends, under the rollout's
+    lock), beside each rollout's lease heartbeat and readers, all through one store: every
+    append stays one whole, numbered event and every lease read sees one."""
+    rollouts = [store.create(meta(f"plan-{n}")) for n in range(8)]
+    agent = Driver.here("agent a")
+    failures: list[BaseException] = []
+
+    def guarded(work: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as problem:
+                failures.append(problem)
+        return run
+
+    def drive(rollout: Rollout) -> None:
+        with rollout.lock("run"):
+            for n in range(40):
+                rollout.journal.append({"type": "ok", "n": n}, time=float(n))
+
+    def beat(rollout: Rollout) -> None:
+        for n in range(40):
+            assert rollout.take_lease(agent, ttl=15, now=1000.0 + n) is not None
+            assert store.open(rollout.id).lease() is not None
+            with pytest.raises(StateError, match="already exists"):   # rolled back
+                store.create(rollout.meta)
+
+    threads = [threading.Thread(target=guarded(lambda r=rollout, work=work: work(r)))
+               for rollout in rollouts for work in (drive, beat)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    for rollout in rollouts:
+        events = list(store.open(rollout.id).journal.events())
+        assert [event["seq"] for event in events] == list(range(1, 42))
+        assert [event["n"] for event in events[1:]] == list(range(40))
+        assert rollout.lease() == Lease(agent, 1, 1054.0)
