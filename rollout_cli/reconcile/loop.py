@@ -235,6 +235,9 @@ class Reconciler:
         return False
 
     def _nap(self, wait: Wait) -> None:
-        # Short naps: another process may journal an advance, pause or rollback meanwhile.
+        # Short naps, cut short by news: another process may journal an advance, a pause
+        # or a rollback meanwhile.
         remaining = self.max_nap if wait.until is None else wait.until - self.clock.now()
-        self.clock.sleep(max(0.0, min(self.max_nap, remaining)))
+        seq = 0 if self.state is None else self.state.seq
+        self.rollout.wait_for_news(seq, max(0.0, min(self.max_nap, remaining)),
+                                   self.clock.sleep)

@@ -9,7 +9,7 @@ contended and there is nothing to claim.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +50,9 @@ class MemoryRollout:
 
     def save_snapshot(self, state: Any, seq: int) -> None:
         return None
+
+    def wait_for_news(self, seq: int, timeout: float, sleep: Callable[[float], None]) -> None:
+        sleep(timeout)   # nobody else appends
 
 
 class MemoryStore:

@@ -59,6 +59,8 @@ from rollout_cli.store.snapshot import SnapshotUnreadable, load_snapshot, save_s
 # A rollout is assembled in a hidden directory, then renamed into place.
 _STAGING = ".creating-"
 _ABANDONED = ".abandoned-"
+# How often a napping driver looks at the journal's size for another process's append.
+NEWS_POLL = 0.1
 
 
 class RolloutDir:
@@ -138,6 +140,27 @@ class RolloutDir:
                 return False
             write_atomic(path, encode_json(released(lease).to_json()))
             return True
+
+    def wait_for_news(self, seq: int, timeout: float, sleep: Callable[[float], None]) -> None:
+        """Look at the journal's size every NEWS_POLL seconds: a change is news."""
+        try:
+            if self.journal.last_seq() > seq:
+                return
+        except StateError:
+            return   # a torn or damaged tail: let the reader that follows deal with it
+        size, left = self._journal_size(), timeout
+        while left > 0:
+            step = min(NEWS_POLL, left)
+            sleep(step)
+            left -= step
+            if self._journal_size() != size:
+                return
+
+    def _journal_size(self) -> int:
+        try:
+            return self.journal.path.stat().st_size
+        except OSError:
+            return -1
 
 
 class DirectoryStore:

@@ -3,7 +3,8 @@
     --state postgresql://USER:PASSWORD@HOST:PORT/DB?schema=rollout
 
 The tables are in ``postgres_schema``, the connection and its retries in
-``postgres_db``, locks in ``postgres_locks``. What the directory store gets from
+``postgres_db``, locks in ``postgres_locks``, appends heard by napping drivers in
+``postgres_news``. What the directory store gets from
 renames and fsync this store gets from transactions: a rollout is created with its
 ``created`` event in one, a plan is claimed in the same one, and an append is one that
 numbers the event (unique (rollout_id, seq), consecutive under the rollout's row lock)
@@ -27,6 +28,7 @@ from rollout_cli.store.locks import takeover_note
 from rollout_cli.store.paths import check_name
 from rollout_cli.store.postgres_db import Database, PgLocation, import_psycopg
 from rollout_cli.store.postgres_locks import PgLock, read_record
+from rollout_cli.store.postgres_news import News, notify
 from rollout_cli.store.postgres_schema import prepare
 from rollout_cli.store.protocol import (
     START_LOCK_WAIT,
@@ -57,6 +59,7 @@ class PgJournal:
         record, body = encode_event(event, time)
         rollout_id = self._rollout.id
         append_id = secrets.token_hex(12)
+        schema = self._rollout.store.where.schema
         held = self._rollout.store.held_lock(rollout_id)
         fence = None if held is None else held.id
         if held is not None:
@@ -78,6 +81,7 @@ class PgJournal:
             conn.execute("INSERT INTO journal (rollout_id, seq, body, append_id)"
                          " VALUES (%s, %s, %s, %s)",
                          (rollout_id, seq, numbered(seq, body).decode(), append_id))
+            notify(conn, schema, rollout_id, seq)
             return {"seq": seq, **record}
 
         stored = self._db.run(f"append to the journal of rollout {rollout_id}", work)
@@ -215,6 +219,10 @@ class PgRollout:
 
         return self.store.db.run(f"release the lease of rollout {self.id}", work)
 
+    def wait_for_news(self, seq: int, timeout: float, sleep: Callable[[float], None]) -> None:
+        """Wait for appends' notifications (``postgres_news``), not on ``sleep``."""
+        self.store.news.wait(self.id, seq, timeout)
+
     def _put_lease(self, conn: psycopg.Connection, lease: Lease) -> None:
         conn.execute("INSERT INTO leases (rollout_id, lease) VALUES (%s, %s)"
                      " ON CONFLICT (rollout_id) DO UPDATE SET lease = excluded.lease",
@@ -230,6 +238,7 @@ class PostgresStore:
         self.db = Database(self.where, lambda conn: prepare(conn, self.where.schema,
                                                             self.where.shown), sleep=sleep)
         self._held: dict[str, PgLock] = {}
+        self.news = News(self.db, self.where.schema)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where.shown!r})"

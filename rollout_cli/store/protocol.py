@@ -243,6 +243,13 @@ class Rollout(Protocol):
         token stays); False if it held none."""
         ...
 
+    def wait_for_news(self, seq: int, timeout: float, sleep: Callable[[float], None]) -> None:
+        """A driver's nap between rounds, cut short by news: return once the journal holds
+        events after ``seq`` (an operator's pause or advance, from another process or
+        machine), or after ``timeout`` seconds, slept with ``sleep`` (a store that is told
+        of appends may wait on that instead)."""
+        ...
+
 
 class Store(Protocol):
     """Every rollout, and the rule that a plan has at most one active rollout.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -433,3 +434,63 @@ def test_one_store_serves_many_threads_as_an_agent_uses_it(store: Store, meta: M
         assert [event["seq"] for event in events] == list(range(1, 42))
         assert [event["n"] for event in events[1:]] == list(range(40))
         assert rollout.lease() == Lease(agent, 1, 1054.0)
+
+
+# --- news -----------------------------------------------------------------------------
+
+def _reopened(store: Store, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    """The same location opened again: another process's, or another machine's, store."""
+    return STORES[request.node.callspec.params["store"]](tmp_path, request)
+
+
+def test_a_waiting_driver_hears_of_an_append_by_another_store_at_once(
+    store: Store, meta: MakeMeta, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A driver naps between rounds; an operator's pause journaled elsewhere (another
+    machine on PostgreSQL, another terminal on a directory) ends the nap, not its end."""
+    rollout = store.create(meta())
+    waiter = store.open(rollout.id)
+    other = _reopened(store, tmp_path, request).open(rollout.id)
+    heard = threading.Event()
+
+    def nap() -> None:
+        waiter.wait_for_news(1, 30.0, time.sleep)
+        heard.set()
+
+    napping = threading.Thread(target=nap, daemon=True)
+    napping.start()
+    assert not heard.wait(0.3)                      # nothing new yet: it naps
+    appended = time.monotonic()
+    other.journal.append({"type": "paused", "reason": "looking"}, time=5.0)
+
+    assert heard.wait(5.0)                          # not the 30 s it was willing to wait
+    assert time.monotonic() - appended < 1.0
+
+
+def test_news_already_journaled_ends_a_nap_before_it_starts(
+    store: Store, meta: MakeMeta
+) -> None:
+    rollout = store.create(meta())
+    rollout.journal.append({"type": "paused"}, time=5.0)
+    slept: list[float] = []
+
+    store.open(rollout.id).wait_for_news(1, 30.0, slept.append)
+
+    assert sum(slept) < 1.0
+
+
+def test_a_nap_without_news_lasts_its_time(store: Store, meta: MakeMeta) -> None:
+    """On the sleep it was given, or (a store told of appends) waiting for them."""
+    rollout = store.create(meta())
+    rollout.journal.append({"type": "measured"}, time=5.0)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    started = time.monotonic()
+    rollout.wait_for_news(2, 0.5, sleep)
+
+    assert time.monotonic() - started >= 0.5 - 0.01
+    assert sum(slept) in (0.0, pytest.approx(0.5))
