@@ -7,6 +7,9 @@
 2. `rollout status ID` (a real process) of one rollout among --rollouts stored.
 3. --writers processes at once, each advancing its own rollout (its lock, 20 appends,
    released), then every journal checked: no event lost or duplicated, seqs 1..N.
+4. News: a driver naps (``wait_for_news``, up to 1 s) while another process appends to
+   its rollout (an operator's pause); from the append's return to the nap's end, median
+   and max of --news trials. Target: well under the second a nap lasts without news.
 
 PostgreSQL is a real server started in a temporary directory (tests/pg_server.py), on
 this machine: its figures have no network round trip in them.
@@ -39,6 +42,7 @@ ADVANCE_EVENTS = 20
 # Targets: an append is a fraction of a stage's smallest step; status stays interactive.
 APPEND_P99_MS = 50.0
 STATUS_MS = 1500.0
+NEWS_MS = 250.0
 
 
 def _meta(plan_file: Path, n: int) -> RolloutMeta:
@@ -109,11 +113,40 @@ def bench_writers(location: str, plan_file: Path, writers: int) -> tuple[float, 
     return seconds, problems
 
 
+def _append_when_told(location: str, rollout_id: str, go, appended) -> None:
+    journal = open_store(location).open(rollout_id).journal
+    while go.wait(30):
+        go.clear()
+        journal.append({"type": "paused", "reason": "operator"}, time=time.time())
+        appended.put(time.perf_counter())
+
+
+def bench_news(location: str, plan_file: Path, trials: int) -> tuple[float, float]:
+    rollout = open_store(location).create(_meta(plan_file, 9000))
+    context = multiprocessing.get_context("fork")
+    go, appended = context.Event(), context.Queue()
+    operator = context.Process(target=_append_when_told,
+                               args=(location, rollout.id, go, appended), daemon=True)
+    operator.start()
+    waits = []
+    try:
+        for seq in range(1, trials + 1):
+            go.set()
+            rollout.wait_for_news(seq, 1.0, time.sleep)
+            woke = time.perf_counter()
+            waits.append(woke - appended.get(timeout=30))
+    finally:
+        operator.kill()
+        operator.join()
+    return statistics.median(waits) * 1000, max(waits) * 1000
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--appends", type=int, default=500)
     parser.add_argument("--rollouts", type=int, default=1000)
     parser.add_argument("--writers", type=int, default=50)
+    parser.add_argument("--news", type=int, default=50)
     args = parser.parse_args()
     server = PgServer(fsync=True)
     server.start()
@@ -132,13 +165,17 @@ def main() -> int:
             p50, p99, rate = bench_appends(where("appends"), plan_file, args.appends)
             status = bench_status(where("status"), plan_file, args.rollouts)
             seconds, problems = bench_writers(where("writers"), plan_file, args.writers)
-            ok &= p99 < APPEND_P99_MS and status < STATUS_MS and not problems
+            news, news_max = bench_news(where("news"), plan_file, args.news)
+            ok &= (p99 < APPEND_P99_MS and status < STATUS_MS and not problems
+                   and news < NEWS_MS)
             print(f"{name:<10} append p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({rate:6.0f}/s)"
                   f"  | status among {args.rollouts}: {status:6.0f} ms"
                   f"  | {args.writers} writers x {ADVANCE_EVENTS} events: {seconds:5.2f} s, "
-                  + ("none lost or duplicated" if not problems else "; ".join(problems[:3])))
+                  + ("none lost or duplicated" if not problems else "; ".join(problems[:3]))
+                  + f"  | news to a napping driver: median {news:5.1f} ms, max {news_max:5.1f}"
+                  " ms")
         print(f"targets: append p99 < {APPEND_P99_MS:g} ms, status < {STATUS_MS:g} ms, no event "
-              f"lost or duplicated: {'PASS' if ok else 'MISS'}")
+              f"lost or duplicated, news median < {NEWS_MS:g} ms: {'PASS' if ok else 'MISS'}")
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

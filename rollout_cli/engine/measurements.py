@@ -6,7 +6,7 @@ must not copy its windows on every event, though: each series is a view (start, 
 into a list that only ever grows at its end. A new sample is appended in place when the
 view ends where the list does (nobody else can see past ``end``); a view that branched
 off an older state copies its part first. Samples that aged out are dropped from the
-list once they are most of it, so a long bake keeps the list's size bounded.
+list once they are most of it, so a long bake keeps the list's size bounded by its window.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from typing import Any
 from rollout_cli.engine.checks import Sample
 
 MAX_SAMPLES = 4096
+# Samples that aged out stay in the list until they are this many and most of it: copying
+# the live ones then costs about one copy per sample added, and a hundred rollouts' series
+# do not each hold a thousand dead samples (an agent's memory would grow for hours).
+DEAD_SLACK = 32
 
 
 class Series:
@@ -40,7 +44,7 @@ class Series:
         horizon = sample.time - keep
         while end - start > 1 and (items[start].time < horizon or end - start > MAX_SAMPLES):
             start += 1
-        if start > 1024 and start * 2 > end:  # mostly dead: let the list shrink
+        if start > DEAD_SLACK and start * 2 > end:  # mostly dead: let the list shrink
             items, start, end = items[start:end], 0, end - start
         return Series(items, start, end)
 
