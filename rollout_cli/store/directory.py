@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import math
 import secrets
 import shutil
 import time
@@ -148,11 +149,9 @@ class RolloutDir:
                 return
         except StateError:
             return   # a torn or damaged tail: let the reader that follows deal with it
-        size, left = self._journal_size(), timeout
-        while left > 0:
-            step = min(NEWS_POLL, left)
-            sleep(step)
-            left -= step
+        size, steps = self._journal_size(), max(1, math.ceil(timeout / NEWS_POLL - 1e-9))
+        for _ in range(steps):
+            sleep(timeout / steps)
             if self._journal_size() != size:
                 return
 

@@ -33,7 +33,7 @@ from tests.rollouts.conftest import (  # noqa: F401  (fixtures, by name)
     read_until,
     target,
 )
-from tests.sandbox.conftest import free_port
+from tests.sandbox.conftest import free_port, stop_process
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 LISTENING = r"listening on (http://127\.0\.0\.1:\d+)"
@@ -181,13 +181,7 @@ class Alertmanager:
         return list(httpx.get(f"{self.url}/api/v2/alerts", timeout=5).json())
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def start_alertmanager(webhook: str, work: Path, token: str | None = None) -> Alertmanager:
