@@ -60,8 +60,9 @@ from rollout_cli.store.snapshot import SnapshotUnreadable, load_snapshot, save_s
 # A rollout is assembled in a hidden directory, then renamed into place.
 _STAGING = ".creating-"
 _ABANDONED = ".abandoned-"
-# How often a napping driver looks at the journal's size for another process's append.
-NEWS_POLL = 0.1
+# How often a napping driver looks at the journal's size for another process's append
+# (an agent's hundred drivers: 400 looks a second, a few % of a core).
+NEWS_POLL = 0.25
 
 
 class RolloutDir:

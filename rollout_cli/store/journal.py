@@ -64,6 +64,10 @@ class JournalFile:
 
     def __init__(self, path: Path):
         self.path = path
+        # (seq, offset): where the whole line of event ``seq`` ends, as last read. Lines
+        # are only ever added after it (a repair moves a damaged tail, never a sound
+        # line), so a reader that caught up starts there instead of at line 1.
+        self._mark = (0, 0)
 
     def append(self, event: Mapping[str, Any], *, time: float) -> Event:
         """Journal ``event`` at ``time`` with the next seq; returns the stored event."""
@@ -128,15 +132,26 @@ class JournalFile:
         return None
 
     def _events(self, file: BinaryIO, after_seq: int) -> Iterator[Event]:
-        line_no = 0
-        for line_no, raw in enumerate(file, start=1):
-            if line_no <= after_seq and raw.endswith(b"\n"):
+        start, offset = self._mark
+        if start > after_seq or offset > os.fstat(file.fileno()).st_size:
+            start, offset = 0, 0         # asked for older events, or the file was cut
+        file.seek(offset)
+        line_no = start
+        for line_no, raw in enumerate(file, start=start + 1):
+            whole = raw.endswith(b"\n")
+            if line_no <= after_seq and whole:
+                offset += len(raw)
+                self._mark = (line_no, offset)
                 continue  # covered by the caller's snapshot: not worth parsing
             try:
-                yield _parse(raw, line_no)
+                event = _parse(raw, line_no)
             except _BadLine as bad:
-                at_tail = not raw.endswith(b"\n") or not file.read(1)
+                at_tail = not whole or not file.read(1)
                 raise JournalCorrupt(self.path, line_no, bad.reason, at_tail) from None
+            if whole:
+                offset += len(raw)
+                self._mark = (line_no, offset)
+            yield event
         if line_no < after_seq:
             raise self._short(line_no, after_seq)
 

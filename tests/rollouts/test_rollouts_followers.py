@@ -152,9 +152,9 @@ def test_a_follower_waits_a_bounded_time_for_a_live_holder_and_takes_over_a_stal
     if holder == "live":
         assert [subject for subject, _ in told] == [f"rollout {rollout_id}"]
         assert told[0][1]["id"] == lock.id
-        # its nap, a look at the journal every 100 ms; then the wait for the lock
-        assert naps[:10] == [pytest.approx(0.1)] * 10
-        assert sum(naps[10:]) == pytest.approx(120.0)
+        # its nap, a look at the journal every 250 ms; then the wait for the lock
+        assert naps[:4] == [pytest.approx(0.25)] * 4
+        assert sum(naps[4:]) == pytest.approx(120.0)
         assert "(gave up after 120s)" in str(refused.value)
         assert "rollout unlock" not in str(refused.value)
     else:                                    # no waiting for a process that is gone

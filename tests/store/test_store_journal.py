@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from rollout_cli.errors import StateError
 from rollout_cli.store import JournalCorrupt, JournalFile, RolloutDir
 
 
@@ -212,3 +213,47 @@ def _journal_with_tail(tmp_path: Path, tail: bytes) -> JournalFile:
         file.write(tail)
     assert json.loads(_lines(journal.path)[0])["seq"] == 1
     return journal
+
+
+def _bytes_read() -> int:
+    """What this process has read so far (Linux's /proc/self/io ``rchar``)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def test_a_reader_that_caught_up_reads_only_what_was_appended_since(tmp_path: Path) -> None:
+    """A driver catches up with its journal every round: a 48-hour journal (tens of
+    thousands of lines) must not be read again from its first line each time."""
+    path = tmp_path / "journal.jsonl"
+    reader, writer = JournalFile(path), JournalFile(path)
+    for n in range(2000):
+        writer.append({"type": "measured", "values": {"rate": 0.99}, "n": n}, time=float(n))
+    assert len(list(reader.events(after_seq=0))) == 2000
+    for n in range(2000, 2003):
+        writer.append({"type": "measured", "values": {"rate": 0.99}, "n": n}, time=float(n))
+
+    before = _bytes_read()
+    caught_up = [event["n"] for event in reader.events(after_seq=2000)]
+    read = _bytes_read() - before
+
+    assert caught_up == [2000, 2001, 2002]
+    assert path.stat().st_size > 100_000 and read < 20_000
+    assert list(reader.events(after_seq=2003)) == []
+    assert [event["n"] for event in reader.events(after_seq=1998)] == [1998, 1999, 2000, 2001,
+                                                                        2002]  # behind: ok
+    assert [event["n"] for event in JournalFile(path).events(after_seq=2001)] == [2001, 2002]
+
+
+def test_a_journal_cut_short_behind_a_readers_back_is_still_reported(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    journal = JournalFile(path)
+    for n in range(10):
+        journal.append({"type": "ok"}, time=float(n))
+    assert len(list(journal.events())) == 10
+    with path.open("r+b") as file:
+        file.truncate(sum(len(line) for line in _lines(path)[:4]))
+
+    with pytest.raises(StateError, match="ends at seq 4 but the snapshot covers seq 10"):
+        list(journal.events(after_seq=10))
