@@ -11,9 +11,12 @@ agent's process for a measured period of real time:
   in % of one core. Target: under 25%.
 - RSS (/proc/PID/status VmRSS) at the start and the end of the period, and its growth
   extrapolated to a day: the least-squares slope of samples every 5 s over the second
-  half of the period (the first half includes the allocator settling: a hundred driver
-  threads, their sample windows filling). Target: under 50 MB/day. A real day is not
-  simulated: the agent runs on the wall clock, so this is an extrapolation.
+  half of the period. Target: under 50 MB/day. A real day is not simulated: the agent
+  runs on the wall clock, so this is an extrapolation, and one that needs time: each
+  rollout's memory grows over its first hundred-odd rounds (sample windows and histories
+  filling, the allocator's per-thread caches warming), which at a 10 s interval is the
+  first 15-20 minutes. A period shorter than 20 minutes prints the slope without judging
+  it (`bench/run --quick`); `bench/run agent-fleet` measures 30.
 - Lateness: the gap between two analysis rounds of one rollout (the journal's `analysis`
   events) minus the 10 s interval; median and max over every rollout. Target: max under
   2 s (no round skipped or piled up).
@@ -43,6 +46,7 @@ INTERVAL = 10.0
 TARGET_CPU = 25.0          # % of one core
 TARGET_RSS_DAY = 50.0      # MB of growth per day
 TARGET_LATE = 2.0          # s past the interval, at most
+JUDGE_RSS_AFTER = 1200.0   # s of measuring before the RSS slope means anything
 
 PLAN = """\
 version: 1
@@ -186,8 +190,12 @@ def measure(pid: int, state: Path, ids: list[str], args: argparse.Namespace) -> 
     print(f"rounds: {rounds} analysis rounds; late past the {INTERVAL:g} s "
           f"interval: median {statistics.median(late):.2f} s, max {max(late):.2f} s "
           f"(target max < {TARGET_LATE:g} s)")
-    ok = (share < TARGET_CPU and per_day < TARGET_RSS_DAY and max(late) < TARGET_LATE
-          and active == len(ids))
+    judged = wall >= JUDGE_RSS_AFTER
+    if not judged:
+        print(f"RSS growth not judged: {wall:.0f} s is too short for the memory to settle "
+              f"(--seconds {JUDGE_RSS_AFTER:.0f} or more)")
+    ok = (share < TARGET_CPU and (per_day < TARGET_RSS_DAY or not judged)
+          and max(late) < TARGET_LATE and active == len(ids))
     return 0 if ok else 1
 
 
