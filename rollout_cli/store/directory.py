@@ -137,11 +137,10 @@ class RolloutDir:
     def release_lease(self, driver: Driver) -> bool:
         path = self.path / LEASE_FILE
         with state_write(f"release lease {path}"), guarded(path):
-            lease = self.lease()
-            if lease is None or lease.driver.id != driver.id or not lease.expires:
-                return False
-            write_atomic(path, encode_json(released(lease).to_json()))
-            return True
+            lease = released(self.lease(), driver)
+            if lease is not None:
+                write_atomic(path, encode_json(lease.to_json()))
+            return lease is not None
 
     def wait_for_news(self, seq: int, timeout: float, sleep: Callable[[float], None]) -> None:
         """Look at the journal's size every NEWS_POLL seconds: a change is news."""

@@ -89,6 +89,10 @@ def next_lease(current: Lease | None, driver: Driver, ttl: float, now: float) ->
     return Lease(driver, (current.token if current else 0) + 1, now + ttl)
 
 
-def released(lease: Lease) -> Lease:
-    """``lease`` given up: expired at once, its token kept so that the next is higher."""
-    return Lease(lease.driver, lease.token, 0.0)
+def released(current: Lease | None, driver: Driver) -> Lease | None:
+    """The lease after ``driver`` gives it up: expired at once, its token kept so that the
+    next is higher; None (nothing to write) if ``driver`` held no live-or-expired lease.
+    Applied, like next_lease, inside each store's atomic update."""
+    if current is None or current.driver.id != driver.id or not current.expires:
+        return None
+    return Lease(driver, current.token, 0.0)

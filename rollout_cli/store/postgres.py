@@ -28,7 +28,7 @@ from rollout_cli.store.locks import takeover_note
 from rollout_cli.store.paths import check_name
 from rollout_cli.store.postgres_db import Database, PgLocation, import_psycopg
 from rollout_cli.store.postgres_locks import PgLock, read_record
-from rollout_cli.store.postgres_news import News, notify
+from rollout_cli.store.postgres_news import News, last_seq, notify
 from rollout_cli.store.postgres_schema import prepare
 from rollout_cli.store.protocol import (
     START_LOCK_WAIT,
@@ -75,9 +75,7 @@ class PgJournal:
             conn.execute("SELECT 1 FROM rollouts WHERE id = %s FOR UPDATE", (rollout_id,))
             if fence is not None:
                 self._check_fence(conn, fence)
-            row = conn.execute("SELECT coalesce(max(seq), 0) FROM journal WHERE rollout_id = %s",
-                               (rollout_id,)).fetchone()
-            seq = int(row[0]) + 1 if row else 1
+            seq = last_seq(conn, rollout_id) + 1
             conn.execute("INSERT INTO journal (rollout_id, seq, body, append_id)"
                          " VALUES (%s, %s, %s, %s)",
                          (rollout_id, seq, numbered(seq, body).decode(), append_id))
@@ -107,13 +105,12 @@ class PgJournal:
         """The events after ``after_seq``, read a page at a time (a week-long journal is
         never all in memory): the journal only grows, so pages by seq are consistent."""
         rollout_id = self._rollout.id
-        last = self._db.run(f"read the journal of rollout {rollout_id}", lambda conn: (
-            conn.execute("SELECT coalesce(max(seq), 0) FROM journal WHERE rollout_id = %s",
-                         (rollout_id,)).fetchone()))
-        if (int(last[0]) if last else 0) < after_seq:
+        last = self._db.run(f"read the journal of rollout {rollout_id}",
+                            lambda conn: last_seq(conn, rollout_id))
+        if last < after_seq:
             raise StateError(
                 f"journal of rollout {rollout_id} in {self._rollout.store.where.shown} ends at"
-                f" seq {last[0] if last else 0} but the snapshot covers seq {after_seq}: the"
+                f" seq {last} but the snapshot covers seq {after_seq}: the"
                 " journal lost events the snapshot has, so neither can be trusted alone")
         return self._pages(after_seq)
 
@@ -211,11 +208,10 @@ class PgRollout:
     def release_lease(self, driver: Driver) -> bool:
         def work(conn: psycopg.Connection) -> bool:
             conn.execute("SELECT 1 FROM rollouts WHERE id = %s FOR UPDATE", (self.id,))
-            lease = self._lease(conn)
-            if lease is None or lease.driver.id != driver.id or not lease.expires:
-                return False
-            self._put_lease(conn, released(lease))
-            return True
+            lease = released(self._lease(conn), driver)
+            if lease is not None:
+                self._put_lease(conn, lease)
+            return lease is not None
 
         return self.store.db.run(f"release the lease of rollout {self.id}", work)
 
@@ -370,8 +366,7 @@ class PostgresStore:
     def list(self) -> builtins.list[RolloutMeta]:
         rows = self.db.run("list rollouts", lambda conn: conn.execute(
             "SELECT id, meta FROM rollouts ORDER BY created, id").fetchall())
-        metas = [self._decode_meta(text, rollout_id) for rollout_id, text in rows]
-        return sorted(metas, key=lambda meta: (meta.created, meta.id))
+        return [self._decode_meta(text, rollout_id) for rollout_id, text in rows]
 
     # --- claims -------------------------------------------------------------------------
 

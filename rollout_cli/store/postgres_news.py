@@ -29,6 +29,14 @@ def notify(conn: object, schema: str, rollout_id: str, seq: int) -> None:
                  (CHANNEL, f"{schema} {rollout_id} {seq}"))
 
 
+def last_seq(conn: object, rollout_id: str) -> int:
+    """The seq of the rollout's last event, 0 for none, in the caller's transaction."""
+    row = conn.execute(  # type: ignore[attr-defined]
+        "SELECT coalesce(max(seq), 0) FROM journal WHERE rollout_id = %s",
+        (rollout_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 class News:
     """The highest seq heard per rollout of one schema, and waits on it."""
 
@@ -58,10 +66,8 @@ class News:
                                    max(0.0, deadline - time.monotonic()))
 
     def _last_seq(self, rollout_id: str) -> int:
-        row = self._db.run(f"read the journal of rollout {rollout_id}", lambda conn: (
-            conn.execute("SELECT coalesce(max(seq), 0) FROM journal WHERE rollout_id = %s",
-                         (rollout_id,)).fetchone()))
-        return int(row[0]) if row else 0
+        return self._db.run(f"read the journal of rollout {rollout_id}",
+                            lambda conn: last_seq(conn, rollout_id))
 
     def _listen(self) -> None:
         with self._start:
