@@ -88,11 +88,14 @@ def serve(store: Any, name: str, listen: Listen, token: str | None, env: dict[st
             except LockedError as busy:
                 raise _another_agent(lock, busy) from None
         supervisor = Supervisor(store, name, env, log)
-        router = AlertRouter(lambda: supervisor.context(), log)
-        app = AgentApp(router, lambda: overview(supervisor.context()),
-                       RolloutCollector(lambda: overview(supervisor.context()),
-                                        supervisor.driver.describe(), supervisor.leases),
-                       supervisor.driver.describe(), token)
+        described = supervisor.driver.describe()
+
+        def views() -> Any:
+            return overview(supervisor.context())
+
+        router = AlertRouter(supervisor.context, log)
+        app = AgentApp(router, views,
+                       RolloutCollector(views, described, supervisor.leases), described, token)
         try:
             server = create_server(app, host=listen.host, port=listen.port, threads=8,
                                    ident="rollout-agent")
@@ -114,7 +117,7 @@ def serve(store: Any, name: str, listen: Listen, token: str | None, env: dict[st
 
         previous = {sig: signal.signal(sig, stopping) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            log(f"agent {name} ({supervisor.driver.describe()}) listening on {url}; "
+            log(f"agent {name} ({described}) listening on {url}; "
                 f"driving the active rollouts of {getattr(store, 'root', 'the store')}")
             if ready is not None:
                 ready(url)

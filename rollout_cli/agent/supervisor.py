@@ -44,7 +44,7 @@ class Supervisor:
         """An operations Context on the agent's store, for one driver or one action."""
         from rollout_cli.operations import Context
 
-        return Context(self.store, options.pop("lock_timeout", LOCK_WAIT), env=self.env,
+        return Context(self.store, LOCK_WAIT, env=self.env,
                        should_stop=self.stop.is_set, warn=self.log, **options)
 
     def run(self) -> None:
@@ -92,14 +92,11 @@ class Supervisor:
         self.log(f"{rollout_id}  driving")
         try:
             result = operations.drive(ctx, rollout_id, self.driver)
-        except RolloutError as problem:
+        except Exception as problem:   # one rollout's failure must not stop the others
             self._retry_at[rollout_id] = time.monotonic() + RETRY_AFTER
             self.log(f"{rollout_id}  cannot drive it ({problem}); trying again in "
-                     f"{RETRY_AFTER:g}s")
-            return
-        except Exception as problem:   # one rollout's bug must not stop the others
-            self._retry_at[rollout_id] = time.monotonic() + RETRY_AFTER
-            self.log(f"{rollout_id}  driver failed: {type(problem).__name__}: {problem}")
+                     f"{RETRY_AFTER:g}s" if isinstance(problem, RolloutError) else
+                     f"{rollout_id}  driver failed: {type(problem).__name__}: {problem}")
             return
         if self.stop.is_set():
             self.log(f"{rollout_id}  let go ({result.state.phase})")

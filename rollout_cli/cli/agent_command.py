@@ -8,12 +8,13 @@ import socket
 
 import typer
 
+from rollout_cli.agent.service import DEFAULT_LISTEN
 from rollout_cli.cli.options import STATE, STATE_DIR, state_store
 
 
 def agent(
     cli: typer.Context,
-    listen: str = typer.Option("127.0.0.1:9797", "--listen", metavar="HOST:PORT",
+    listen: str = typer.Option(DEFAULT_LISTEN, "--listen", metavar="HOST:PORT",
                                help="Where to serve /alertmanager, /metrics, / and /healthz "
                                     "(port 0: any free port, printed)."),
     token_env: str | None = typer.Option(

@@ -186,12 +186,11 @@ class Reconciler:
         except with ``stop_when_paused`` (a CI run has nobody to wait for). A driver
         (``driving``) drives only while it holds the lease, and gives it up on return.
         """
-        if self.driving is None or not follow:
-            return self._run(follow, stop_when_paused, deadline)
         try:
             return self._run(follow, stop_when_paused, deadline)
         finally:
-            self.driving.release()
+            if self.driving is not None and follow:
+                self.driving.release()
 
     def _run(self, follow: bool, stop_when_paused: bool, deadline: float | None) -> Decision:
         while True:
